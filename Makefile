@@ -1,0 +1,50 @@
+# Switchboard developer commands. Needs only python3.11 and pip.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PROTOS := $(shell find protos -name '*.proto')
+
+.PHONY: run test bench lint protos lock clean
+
+# Bring the whole local stack up (simulator, auth, router, edge) with a demo key.
+run: $(VENV)/.built
+	$(PY) -m switchboard_stack
+
+# Run the whole test suite.
+test: $(VENV)/.built
+	$(PY) -m pytest
+
+# Fixed load against the gateway and, in the same run, straight at the simulator.
+bench: $(VENV)/.built
+	$(PY) -m switchboard_stack.bench
+
+lint: $(VENV)/.built
+	$(VENV)/bin/ruff check services simulator tools tests bench operator
+
+protos: gen/.stamp
+
+$(VENV)/.deps: requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.lock
+	touch $@
+
+gen/.stamp: $(VENV)/.deps $(PROTOS)
+	rm -rf gen && mkdir -p gen
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	find gen -type d -exec touch {}/__init__.py \;
+	rm -f gen/__init__.py
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps gen/.stamp
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# Re-resolve and pin every dependency (run after changing pyproject.toml).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -e '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable --all | grep -v '^switchboard' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) gen build *.egg-info

@@ -1,0 +1,1 @@
+"""Pieces every Switchboard service shares: settings, logging, gRPC serving and metrics."""
