@@ -1,1 +1,1 @@
-"""Switchboard."""
+"""Runs the whole Switchboard stack as local processes: `make run`, the end-to-end tests and `make bench`."""

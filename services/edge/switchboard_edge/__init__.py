@@ -1,1 +1,1 @@
-"""Switchboard."""
+"""The edge: terminates client HTTP/SSE, asks auth and router, relays to the upstream vendor."""

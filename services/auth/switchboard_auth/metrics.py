@@ -1,0 +1,49 @@
+"""Auth's Prometheus families (names from design/METRICS.md).
+
+Rule owned here: no label ever carries a key, a key hash, a key_id or a
+credential. Label children are created once so the hot path only increments.
+"""
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter
+
+from switchboard_auth.policy import Reason, Verdict
+from switchboard_auth.usage import UsageEntry
+
+DECISIONS = Counter(
+    "switchboard_auth_decisions_total",
+    "Authorize decisions, by decision (allow, deny) and reason.",
+    ["decision", "reason"],
+)
+USAGE_RECORDS = Counter(
+    "switchboard_auth_usage_records_total",
+    "Usage records received, by result (accepted, duplicate).",
+    ["result"],
+)
+USAGE_TOKENS = Counter(
+    "switchboard_usage_tokens_total",
+    "Tokens reported in newly accepted usage records, by platform, model and token type.",
+    ["platform", "model", "token_type"],
+)
+
+_DECISION_CHILDREN = {
+    reason: DECISIONS.labels("allow" if reason is Reason.OK else "deny", reason.value) for reason in Reason
+}
+_ACCEPTED = USAGE_RECORDS.labels("accepted")
+_DUPLICATE = USAGE_RECORDS.labels("duplicate")
+
+
+def count_decision(verdict: Verdict) -> None:
+    _DECISION_CHILDREN[verdict.reason].inc()
+
+
+def count_usage(received: int, accepted: Iterable[UsageEntry]) -> None:
+    """Counts tokens of new records only, so a retried batch is never counted twice."""
+    new = 0
+    for entry in accepted:
+        new += 1
+        for token_type, count in entry.token_counts():
+            USAGE_TOKENS.labels(entry.platform, entry.model, token_type).inc(count)
+    _ACCEPTED.inc(new)
+    _DUPLICATE.inc(received - new)

@@ -1,0 +1,169 @@
+"""The gRPC face of auth: `switchboard.auth.v1.AuthService` wired to the cache, policy and stores.
+
+Rules owned here:
+- Authorize is the hot path: hash, cache lookup, `policy.decide`, one
+  response. No store round trip on a cache hit, nothing blocking the loop.
+- Store failures become gRPC UNAVAILABLE (the only place auth errors meet
+  gRPC statuses); a malformed usage record makes the whole batch
+  INVALID_ARGUMENT with nothing written.
+- The credential is never logged, echoed or put in a label.
+"""
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf import duration_pb2
+
+from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchboard_auth.cache import KeyCache
+from switchboard_auth.errors import StoreError
+from switchboard_auth.keys import KeyHasher
+from switchboard_auth.metrics import count_decision, count_usage
+from switchboard_auth.policy import KEY_INVALID, KEY_MISSING, CompiledKey, Reason, Verdict, decide
+from switchboard_auth.store import KeyStore, Ledger
+from switchboard_auth.usage import UsageEntry, last_used_by_key
+
+SERVICE_NAME: str = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+# Real keys are 46 characters; anything this long is refused without a lookup.
+_MAX_CREDENTIAL_LENGTH = 512
+_PROTO_REASON = {reason: auth_pb2.Reason.Value(f"REASON_{reason.name}") for reason in Reason}
+
+log = logging.getLogger(__name__)
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(
+        self,
+        keys: KeyStore,
+        ledger: Ledger,
+        *,
+        hasher: KeyHasher,
+        cache_ttl_seconds: float,
+        cache_max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock` drives cache expiry, `now` (POSIX seconds) key expiry; tests swap both."""
+        self._keys = keys
+        self._ledger = ledger
+        self._hash = hasher
+        self._now = now
+        self._cache = KeyCache(
+            self._load, ttl_seconds=cache_ttl_seconds, max_entries=cache_max_entries, clock=clock
+        )
+
+    def register(self, server: grpc.aio.Server) -> None:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(self, server)
+
+    async def _load(self, key_hash: str) -> CompiledKey | None:
+        record = await self._keys.get_by_hash(key_hash)
+        if record is None or not hmac.compare_digest(record.key_hash, key_hash):
+            return None
+        return CompiledKey.of(record)
+
+    async def Authorize(
+        self, request: auth_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.AuthorizeResponse:
+        credential = request.credential
+        if not credential:
+            verdict = KEY_MISSING
+        elif len(credential) > _MAX_CREDENTIAL_LENGTH:
+            verdict = KEY_INVALID
+        else:
+            try:
+                key = await self._cache.get(self._hash(credential))
+            except StoreError as exc:
+                log.error("key lookup failed: %s", exc)
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "key store unavailable")
+            verdict = decide(key, request.platforms, request.model, self._now())
+        count_decision(verdict)
+        if not verdict.allowed and verdict.key is not None:
+            log.debug("denied key %s: %s", verdict.key.record.name, verdict.reason.value)
+        return _response(verdict)
+
+    async def RecordUsage(
+        self, request: auth_pb2.RecordUsageRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RecordUsageResponse:
+        received = datetime.now(UTC)
+        try:
+            entries = [_entry(record, received) for record in request.records]
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            new = await self._ledger.append(entries)
+        except StoreError as exc:
+            log.error("usage append failed: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "usage ledger unavailable")
+        count_usage(len(entries), new)
+        try:
+            await self._keys.touch(last_used_by_key(new))
+        except StoreError as exc:  # the ledger has the records; last_used_at is best effort
+            log.warning("last_used_at update failed: %s", exc)
+        return auth_pb2.RecordUsageResponse(accepted=len(new))
+
+
+def _response(verdict: Verdict) -> auth_pb2.AuthorizeResponse:
+    response = auth_pb2.AuthorizeResponse(
+        decision=auth_pb2.DECISION_ALLOW if verdict.allowed else auth_pb2.DECISION_DENY,
+        reason=_PROTO_REASON[verdict.reason],
+        message=verdict.message,
+        allowed_platforms=verdict.allowed_platforms,
+    )
+    if verdict.key is not None:
+        record = verdict.key.record
+        response.identity.key_id = record.key_id
+        response.identity.name = record.name
+        response.identity.groups.extend(record.groups)
+        response.permissions.allowed_platforms.extend(record.allowed_platforms)
+        response.permissions.allowed_models.extend(record.allowed_models)
+    return response
+
+
+def _seconds(duration: duration_pb2.Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
+
+
+def _entry(record: auth_pb2.UsageRecord, received: datetime) -> UsageEntry:
+    """One proto record as a ledger entry; ValueError names what is wrong with it."""
+    if not record.request_id:
+        raise ValueError("every usage record needs a request_id")
+    usage = record.usage
+    counts = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.reasoning_tokens,
+    )
+    if min(counts) < 0:
+        raise ValueError(f"usage record {record.request_id!r} has a negative token count")
+    started_at = record.started_at.ToDatetime(tzinfo=UTC) if record.HasField("started_at") else received
+    return UsageEntry(
+        request_id=record.request_id,
+        key_id=record.key_id,
+        platform=record.platform,
+        model=record.model,
+        started_at=started_at,
+        recorded_at=received,
+        account_id=record.account_id,
+        upstream_model=record.upstream_model,
+        input_tokens=counts[0],
+        output_tokens=counts[1],
+        cache_read_input_tokens=counts[2],
+        cache_creation_input_tokens=counts[3],
+        reasoning_tokens=counts[4],
+        status_code=record.status_code,
+        stream=record.stream,
+        truncated=record.truncated,
+        duration_seconds=_seconds(record.duration),
+        time_to_first_token_seconds=(
+            _seconds(record.time_to_first_token) if record.HasField("time_to_first_token") else None
+        ),
+        client_format=record.client_format,
+        admission_id=record.admission_id,
+        session_id=record.session_id,
+    )

@@ -1,0 +1,28 @@
+"""Auth settings, from SWITCHBOARD_AUTH_* environment variables (read once at start)."""
+
+import dataclasses
+from collections.abc import Mapping
+
+from switchboard_common.settings import from_env
+
+PREFIX = "SWITCHBOARD_AUTH_"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    # gRPC listen address (host:port).
+    listen: str = "127.0.0.1:50051"
+    # Prometheus endpoint on its own port; -1 disables it.
+    metrics_port: int = 9101
+    # SQLite file holding keys and the usage ledger; shared with the `switchboard` CLI.
+    db_path: str = "./switchboard.db"
+    # How long a key lookup (found or not) is reused; bounds how late a CLI change takes effect.
+    cache_ttl_seconds: float = 2.0
+    # Most key lookups cached, per kind (found / not found).
+    cache_max_entries: int = 10_000
+    # Optional HMAC pepper for key hashes; the CLI must see the same value. Changing it voids all keys.
+    key_pepper: str = dataclasses.field(default="", repr=False)
+
+
+def load(environ: Mapping[str, str] | None = None) -> AuthSettings:
+    return from_env(AuthSettings, PREFIX, environ)

@@ -1,0 +1,337 @@
+"""The SQLite backend: keys and the usage ledger in one local file, via aiosqlite.
+
+Rules owned here:
+- The schema is created on open, idempotently, under `BEGIN IMMEDIATE`, and
+  versioned in `schema_version`; a file written by a newer build is refused.
+- WAL mode with a busy timeout, so the CLI and a running service share the file.
+- All I/O runs on aiosqlite's worker thread, never on the event loop.
+- Timestamps are stored as fixed-width UTC text (`2027-01-01T00:00:00.000000Z`),
+  which sorts like time; lists as JSON arrays.
+- Only the key's hash is written; the plaintext never reaches this module.
+"""
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import aiosqlite
+
+from switchboard_auth.errors import KeyNameTaken, StoreError
+from switchboard_auth.keys import KeyRecord, KeyState
+from switchboard_auth.usage import UsageEntry
+
+# Each entry upgrades the schema from the previous version; never edit a shipped one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE api_keys (
+            key_id            TEXT PRIMARY KEY,
+            name              TEXT NOT NULL UNIQUE,
+            key_hash          TEXT NOT NULL UNIQUE,
+            state             TEXT NOT NULL CHECK (state IN ('active', 'disabled')),
+            created_at        TEXT NOT NULL,
+            expires_at        TEXT,
+            allowed_platforms TEXT NOT NULL DEFAULT '[]',
+            allowed_models    TEXT NOT NULL DEFAULT '[]',
+            key_groups        TEXT NOT NULL DEFAULT '[]',
+            last_used_at      TEXT
+        )""",
+        """CREATE TABLE usage_records (
+            request_id                  TEXT PRIMARY KEY,
+            key_id                      TEXT NOT NULL,
+            platform                    TEXT NOT NULL,
+            account_id                  TEXT NOT NULL,
+            model                       TEXT NOT NULL,
+            upstream_model              TEXT NOT NULL,
+            input_tokens                INTEGER NOT NULL,
+            output_tokens               INTEGER NOT NULL,
+            cache_read_input_tokens     INTEGER NOT NULL,
+            cache_creation_input_tokens INTEGER NOT NULL,
+            reasoning_tokens            INTEGER NOT NULL,
+            status_code                 INTEGER NOT NULL,
+            stream                      INTEGER NOT NULL,
+            truncated                   INTEGER NOT NULL,
+            started_at                  TEXT NOT NULL,
+            duration_seconds            REAL NOT NULL,
+            time_to_first_token_seconds REAL,
+            client_format               TEXT NOT NULL,
+            admission_id                TEXT NOT NULL,
+            session_id                  TEXT NOT NULL,
+            recorded_at                 TEXT NOT NULL
+        )""",
+        "CREATE INDEX usage_records_key_started ON usage_records (key_id, started_at)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@contextlib.contextmanager
+def _store_errors(action: str) -> Iterator[None]:
+    """Keeps sqlite3 out of the callers: its errors become `StoreError`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"{action} failed: {exc}") from exc
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    """Opens `path` in autocommit mode (transactions are explicit) and brings the schema up to date."""
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    try:
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await _migrate(conn)
+    except BaseException as exc:
+        await conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"cannot prepare database {path}: {exc}") from exc
+        raise
+    return conn
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        rows = list(await conn.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+        current = rows[0][0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"database schema version {current} is newer than this build ({SCHEMA_VERSION})")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version - 1]:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+
+
+_KEY_COLUMNS = (
+    "key_id, name, key_hash, state, created_at, expires_at,"
+    " allowed_platforms, allowed_models, key_groups, last_used_at"
+)
+# Names never look like key_ids (keys.validate_name), so at most one row matches.
+_BY_REF = "key_id = ? OR name = ?"
+
+
+def _record(row: Sequence[Any]) -> KeyRecord:
+    created_at = _dt(row[4])
+    assert created_at is not None
+    return KeyRecord(
+        key_id=row[0],
+        name=row[1],
+        key_hash=row[2],
+        state=KeyState(row[3]),
+        created_at=created_at,
+        expires_at=_dt(row[5]),
+        allowed_platforms=tuple(json.loads(row[6])),
+        allowed_models=tuple(json.loads(row[7])),
+        groups=tuple(json.loads(row[8])),
+        last_used_at=_dt(row[9]),
+    )
+
+
+class SqliteKeyStore:
+    """`store.KeyStore` on one SQLite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn: aiosqlite.Connection | None = conn
+
+    @classmethod
+    async def open(cls, path: str) -> Self:
+        return cls(await _connect(path))
+
+    @property
+    def _db(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StoreError("key store is closed")
+        return self._conn
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> KeyRecord | None:
+        with _store_errors("key lookup"):
+            rows = list(await self._db.execute_fetchall(sql, params))
+        return _record(rows[0]) if rows else None
+
+    async def get_by_hash(self, key_hash: str) -> KeyRecord | None:
+        return await self._one(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
+
+    async def get(self, ref: str) -> KeyRecord | None:
+        return await self._one(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {_BY_REF}", (ref, ref))
+
+    async def create(self, record: KeyRecord) -> None:
+        try:
+            await self._db.execute(
+                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.key_id,
+                    record.name,
+                    record.key_hash,
+                    record.state.value,
+                    _ts(record.created_at),
+                    None if record.expires_at is None else _ts(record.expires_at),
+                    json.dumps(list(record.allowed_platforms)),
+                    json.dumps(list(record.allowed_models)),
+                    json.dumps(list(record.groups)),
+                    None if record.last_used_at is None else _ts(record.last_used_at),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "api_keys.name" in str(exc):
+                raise KeyNameTaken(record.name) from exc
+            raise StoreError(f"cannot store key {record.name!r}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot store key {record.name!r}: {exc}") from exc
+
+    async def list_all(self) -> list[KeyRecord]:
+        with _store_errors("key listing"):
+            rows = await self._db.execute_fetchall(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY name")
+        return [_record(row) for row in rows]
+
+    async def set_state(self, ref: str, state: KeyState) -> KeyRecord | None:
+        return await self._one(
+            f"UPDATE api_keys SET state = ? WHERE {_BY_REF} RETURNING {_KEY_COLUMNS}", (state.value, ref, ref)
+        )
+
+    async def delete(self, ref: str) -> KeyRecord | None:
+        return await self._one(f"DELETE FROM api_keys WHERE {_BY_REF} RETURNING {_KEY_COLUMNS}", (ref, ref))
+
+    async def touch(self, last_used: Mapping[str, datetime]) -> None:
+        if not last_used:
+            return
+        with _store_errors("last_used_at update"):
+            await self._db.executemany(
+                "UPDATE api_keys SET last_used_at = ?1"
+                " WHERE key_id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+                [(_ts(when), key_id) for key_id, when in last_used.items()],
+            )
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+_USAGE_COLUMNS = (
+    "request_id",
+    "key_id",
+    "platform",
+    "account_id",
+    "model",
+    "upstream_model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+    "status_code",
+    "stream",
+    "truncated",
+    "started_at",
+    "duration_seconds",
+    "time_to_first_token_seconds",
+    "client_format",
+    "admission_id",
+    "session_id",
+    "recorded_at",
+)
+# 21 parameters a row; SQLite >= 3.32 allows 32766 per statement.
+_ROWS_PER_STATEMENT = 500
+_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(_USAGE_COLUMNS)) + ")"
+
+
+def _usage_params(entry: UsageEntry) -> tuple[Any, ...]:
+    return (
+        entry.request_id,
+        entry.key_id,
+        entry.platform,
+        entry.account_id,
+        entry.model,
+        entry.upstream_model,
+        entry.input_tokens,
+        entry.output_tokens,
+        entry.cache_read_input_tokens,
+        entry.cache_creation_input_tokens,
+        entry.reasoning_tokens,
+        entry.status_code,
+        int(entry.stream),
+        int(entry.truncated),
+        _ts(entry.started_at),
+        entry.duration_seconds,
+        entry.time_to_first_token_seconds,
+        entry.client_format,
+        entry.admission_id,
+        entry.session_id,
+        _ts(entry.recorded_at),
+    )
+
+
+async def _insert_new(conn: aiosqlite.Connection, entries: Sequence[UsageEntry]) -> set[str]:
+    """Inserts in one transaction; returns the request_ids that were not there before."""
+    inserted: set[str] = set()
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        for start in range(0, len(entries), _ROWS_PER_STATEMENT):
+            chunk = entries[start : start + _ROWS_PER_STATEMENT]
+            sql = (
+                f"INSERT INTO usage_records ({', '.join(_USAGE_COLUMNS)}) VALUES "
+                + ", ".join([_ROW_PLACEHOLDERS] * len(chunk))
+                + " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+            )
+            params = [value for entry in chunk for value in _usage_params(entry)]
+            inserted.update(row[0] for row in await conn.execute_fetchall(sql, params))
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    return inserted
+
+
+class SqliteLedger:
+    """`store.Ledger` on one SQLite connection: multi-row INSERT … ON CONFLICT DO NOTHING RETURNING."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn: aiosqlite.Connection | None = conn
+        self._lock = asyncio.Lock()  # one explicit transaction at a time on this connection
+
+    @classmethod
+    async def open(cls, path: str) -> Self:
+        return cls(await _connect(path))
+
+    async def append(self, entries: Sequence[UsageEntry]) -> list[UsageEntry]:
+        if not entries:
+            return []
+        conn = self._conn
+        if conn is None:
+            raise StoreError("ledger is closed")
+        async with self._lock:  # close() waits for this, so `conn` stays open until we are done
+            with _store_errors("usage append"):
+                inserted = await _insert_new(conn, entries)
+        # A request_id repeated inside the batch was written once: count its first occurrence only.
+        new: list[UsageEntry] = []
+        for entry in entries:
+            if entry.request_id in inserted:
+                inserted.discard(entry.request_id)
+                new.append(entry)
+        return new
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            async with self._lock:
+                await conn.close()

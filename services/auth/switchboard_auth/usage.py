@@ -1,0 +1,60 @@
+"""What one usage record is, and what it implies beyond the ledger row.
+
+Rules owned here:
+- The ledger is idempotent per `request_id`: a record without one is refused,
+  a repeated one is ignored (and not counted anywhere).
+- Token kinds are named as in the OpenTelemetry GenAI conventions
+  (input, output, cached_input, cache_creation_input, reasoning).
+- A key's `last_used_at` is the latest `started_at` among its new records.
+"""
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """One finished client request, as the ledger stores it."""
+
+    request_id: str
+    key_id: str
+    platform: str
+    model: str
+    started_at: datetime
+    recorded_at: datetime
+    account_id: str = ""
+    upstream_model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    status_code: int = 0
+    stream: bool = False
+    truncated: bool = False
+    duration_seconds: float = 0.0
+    time_to_first_token_seconds: float | None = None
+    client_format: str = ""
+    admission_id: str = ""
+    session_id: str = ""
+
+    def token_counts(self) -> Iterator[tuple[str, int]]:
+        """(token_type, count) for every non-zero count."""
+        for token_type, count in (
+            ("input", self.input_tokens),
+            ("output", self.output_tokens),
+            ("cached_input", self.cache_read_input_tokens),
+            ("cache_creation_input", self.cache_creation_input_tokens),
+            ("reasoning", self.reasoning_tokens),
+        ):
+            if count > 0:
+                yield token_type, count
+
+
+def last_used_by_key(entries: Iterable[UsageEntry]) -> dict[str, datetime]:
+    latest: dict[str, datetime] = {}
+    for entry in entries:
+        if entry.key_id and (entry.key_id not in latest or entry.started_at > latest[entry.key_id]):
+            latest[entry.key_id] = entry.started_at
+    return latest

@@ -1,0 +1,127 @@
+"""Wiring: the client-facing routes, their endpoints, and the process-wide clients.
+
+| route                              | dialect   | platforms it reaches        |
+|------------------------------------|-----------|-----------------------------|
+| POST /claude/v1/messages           | Anthropic | claude-console, claude-ccr  |
+| POST /openai/v1/chat/completions   | OpenAI    | openai                      |
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import orjson
+from fastapi import FastAPI, Request
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from switchboard_common import platforms
+from switchboard_edge import inbound
+from switchboard_edge.control import ControlPlane
+from switchboard_edge.errors import ClientFormat, NotFound, SwitchboardError, render
+from switchboard_edge.relay import Endpoint, Relay
+from switchboard_edge.settings import EdgeSettings
+from switchboard_edge.upstream.anthropic import AnthropicAdapter
+from switchboard_edge.upstream.openai import OpenAIAdapter
+
+_anthropic = AnthropicAdapter()
+_openai = OpenAIAdapter()
+
+CLAUDE_MESSAGES = Endpoint(
+    route="/claude/v1/messages",
+    client_format=ClientFormat.ANTHROPIC,
+    operation="chat",
+    platforms=(platforms.CLAUDE_CONSOLE, platforms.CLAUDE_CCR),
+    adapters={platforms.CLAUDE_CONSOLE: _anthropic, platforms.CLAUDE_CCR: _anthropic},
+    session=inbound.anthropic_session,
+)
+OPENAI_CHAT = Endpoint(
+    route="/openai/v1/chat/completions",
+    client_format=ClientFormat.OPENAI,
+    operation="chat",
+    platforms=(platforms.OPENAI,),
+    adapters={platforms.OPENAI: _openai},
+    session=inbound.openai_session,
+)
+
+
+def _format_for_path(path: str) -> ClientFormat:
+    return ClientFormat.ANTHROPIC if path.startswith("/claude") else ClientFormat.OPENAI
+
+
+def create_app(settings: EdgeSettings) -> FastAPI:
+    state: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        control = ControlPlane(
+            settings.auth_target,
+            settings.router_target,
+            rpc_timeout=settings.rpc_timeout_seconds,
+            usage_flush_seconds=settings.usage_flush_seconds,
+            usage_batch_size=settings.usage_batch_size,
+        )
+        control.start()
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        http = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        state["control"] = control
+        state["relay"] = Relay(settings, control, http)
+        try:
+            yield
+        finally:
+            await control.close()
+            await http.close()
+
+    app = FastAPI(title="Switchboard edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/claude/v1/messages")
+    async def claude_messages(request: Request) -> Response:
+        return await state["relay"].handle(request, CLAUDE_MESSAGES)  # type: ignore[attr-defined,no-any-return]
+
+    @app.post("/openai/v1/chat/completions")
+    async def openai_chat(request: Request) -> Response:
+        return await state["relay"].handle(request, OPENAI_CHAT)  # type: ignore[attr-defined,no-any-return]
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        control: ControlPlane = state["control"]  # type: ignore[assignment]
+        checks = await asyncio.gather(
+            _serving(control.auth_channel, settings.rpc_timeout_seconds),
+            _serving(control.router_channel, settings.rpc_timeout_seconds),
+        )
+        report = {"auth": checks[0], "router": checks[1]}
+        ready = all(checks)
+        return Response(
+            orjson.dumps({"status": "ready" if ready else "not ready", "checks": report}),
+            200 if ready else 503,
+            media_type="application/json",
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        client_format = _format_for_path(request.url.path)
+        error: SwitchboardError
+        if exc.status_code == 404:
+            error = NotFound(f"No route for {request.method} {request.url.path}.")
+        else:
+            error = SwitchboardError(str(exc.detail))
+            error.status = exc.status_code
+        status, payload, headers = render(error, client_format)
+        return Response(payload, status, headers)
+
+    return app
+
+
+async def _serving(channel: object, timeout: float) -> bool:
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

@@ -1,0 +1,151 @@
+"""Every error the edge itself produces, and how each one looks on the wire.
+
+```
+SwitchboardError
+├── ClientError
+│   ├── InvalidRequest        400
+│   ├── AuthenticationFailed  401
+│   ├── PermissionDenied      403
+│   ├── NotFound              404
+│   ├── RequestTooLarge       413
+│   ├── UnsupportedMediaType  415
+│   └── RateLimited           429
+└── UpstreamError
+    ├── UpstreamUnavailable   502  (upstream 5xx, connection failure, broken stream)
+    ├── NoAvailableAccount    503
+    └── UpstreamTimeout       504
+```
+The status lives on the class; the body is rendered in the receiving endpoint's
+own format by `render` (Anthropic on /claude, OpenAI on /openai), here and only here.
+"""
+
+from enum import StrEnum
+
+import orjson
+
+
+class ClientFormat(StrEnum):
+    """The API dialect a client speaks, decided by the route it called."""
+
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+class SwitchboardError(Exception):
+    status = 500
+    anthropic_type = "api_error"
+    openai_type = "server_error"
+    openai_code: str | None = None
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class ClientError(SwitchboardError):
+    status = 400
+    anthropic_type = "invalid_request_error"
+    openai_type = "invalid_request_error"
+
+
+class InvalidRequest(ClientError):
+    openai_code = "invalid_request"
+
+
+class AuthenticationFailed(ClientError):
+    status = 401
+    anthropic_type = "authentication_error"
+    openai_type = "invalid_request_error"
+    openai_code = "invalid_api_key"
+
+
+class PermissionDenied(ClientError):
+    status = 403
+    anthropic_type = "permission_error"
+    openai_type = "permission_error"
+    openai_code = "permission_denied"
+
+
+class NotFound(ClientError):
+    status = 404
+    anthropic_type = "not_found_error"
+    openai_type = "invalid_request_error"
+    openai_code = "not_found"
+
+
+class RequestTooLarge(ClientError):
+    status = 413
+    anthropic_type = "request_too_large"
+    openai_code = "request_too_large"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    openai_code = "unsupported_media_type"
+
+
+class RateLimited(ClientError):
+    status = 429
+    anthropic_type = "rate_limit_error"
+    openai_type = "rate_limit_error"
+    openai_code = "rate_limit_exceeded"
+
+
+class UpstreamError(SwitchboardError):
+    status = 502
+    anthropic_type = "api_error"
+    openai_type = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    openai_code = "upstream_unavailable"
+
+
+class NoAvailableAccount(UpstreamError):
+    status = 503
+    anthropic_type = "overloaded_error"
+    openai_type = "service_unavailable"
+    openai_code = "no_available_account"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    anthropic_type = "timeout_error"
+    openai_code = "upstream_timeout"
+
+
+def error_payload(error: SwitchboardError, client_format: ClientFormat) -> dict[str, object]:
+    """The error as the endpoint's vendor would shape it."""
+    if client_format is ClientFormat.ANTHROPIC:
+        return {"type": "error", "error": {"type": error.anthropic_type, "message": error.message}}
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.openai_type,
+            "param": None,
+            "code": error.openai_code,
+        }
+    }
+
+
+def render(error: SwitchboardError, client_format: ClientFormat) -> tuple[int, bytes, dict[str, str]]:
+    """Status, body and headers for an error response."""
+    headers = {"content-type": "application/json"}
+    retry_after = error.retry_after
+    if retry_after is None and error.status in (429, 503):
+        retry_after = 1.0
+    if retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
+    if error.status in (429, 502, 503, 504):
+        headers["x-should-retry"] = "true"
+    return error.status, orjson.dumps(error_payload(error, client_format)), headers
+
+
+class ServiceUnavailable(UpstreamError):
+    """Auth or router could not be reached: the gateway cannot decide, so it refuses for now."""
+
+    status = 503
+    anthropic_type = "api_error"
+    openai_type = "service_unavailable"
+    openai_code = "service_unavailable"

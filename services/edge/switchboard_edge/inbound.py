@@ -1,0 +1,115 @@
+"""What the edge reads from a client request: the key, the JSON body, the model string, the session.
+
+All of it is sans-I/O: plain headers, bytes and dicts in, values or ClientErrors out.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from switchboard_common.platforms import is_platform
+from switchboard_edge.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    RequestTooLarge,
+    UnsupportedMediaType,
+)
+
+_NO_KEY = (
+    "Missing API key: send it as 'Authorization: Bearer <key>', 'X-API-Key: <key>' or 'x-api-key: <key>'."
+)
+
+
+def extract_key(headers: Mapping[str, str]) -> str:
+    """The Switchboard key from Authorization: Bearer, or X-API-Key (any case). Raises 401 if absent."""
+    authorization = headers.get("authorization", "")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    api_key = headers.get("x-api-key", "").strip()
+    if api_key:
+        return api_key
+    raise AuthenticationFailed(_NO_KEY)
+
+
+def check_content_type(content_type: str) -> None:
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        shown = media_type or "none"
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {shown}.")
+
+
+def check_declared_length(content_length: str | None, limit: int) -> None:
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise RequestTooLarge(f"Request body is {content_length} bytes; the limit is {limit} bytes.")
+
+
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object. Raises 400 on anything else."""
+    if not raw:
+        raise InvalidRequest("Request body is empty; expected a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object.")
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A parsed model string: `model` or `platform,model`."""
+
+    platform: str | None
+    model: str
+
+
+def parse_model(body: Mapping[str, Any]) -> ModelRef:
+    value = body.get("model")
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest("model: field required (a model name, or 'platform,model').")
+    platform, sep, model = value.partition(",")
+    if not sep:
+        return ModelRef(None, value.strip())
+    platform, model = platform.strip(), model.strip()
+    if not is_platform(platform):
+        raise InvalidRequest(f"model: unknown platform '{platform}' in '{value}'.")
+    if not model:
+        raise InvalidRequest(f"model: missing model name after '{platform},'.")
+    return ModelRef(platform, model)
+
+
+def anthropic_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """Claude Code's session id, for stickiness.
+
+    `metadata.user_id` is either a JSON string holding `session_id`, or the older
+    `user_<hash>_account_<uuid>_session_<uuid>` form.
+    """
+    metadata = body.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str) and user_id:
+        if user_id.startswith("{"):
+            try:
+                parsed = orjson.loads(user_id)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
+                return str(parsed["session_id"])
+        marker = "_session_"
+        if marker in user_id:
+            return user_id.rsplit(marker, 1)[1]
+    return headers.get("x-claude-code-session-id", "")
+
+
+def openai_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """Session hint for OpenAI-format clients: session-id header, then prompt_cache_key, then user."""
+    hint = headers.get("session-id") or body.get("prompt_cache_key") or body.get("user")
+    return hint if isinstance(hint, str) else ""

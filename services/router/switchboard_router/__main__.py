@@ -1,0 +1,51 @@
+"""Boot the router: settings, logging, the account pool and its reload task, then serve.
+
+Exits with status 2 when the accounts file is invalid at start (a missing file
+starts an empty pool and is picked up once it appears).
+"""
+
+import asyncio
+import contextlib
+import sys
+
+from switchboard_common import logs
+from switchboard_common.grpc_server import serve
+
+from switchboard_router import settings as router_settings
+from switchboard_router.errors import AccountsInvalid
+from switchboard_router.file_source import YamlFileSource
+from switchboard_router.leases import LeaseTable
+from switchboard_router.pool import AccountPool
+from switchboard_router.server import SERVICE_NAME, RouterServicer
+
+
+async def main() -> int:
+    log = logs.setup("router")
+    settings = router_settings.load()
+    source = YamlFileSource(settings.accounts_file, interval_seconds=settings.reload_interval_seconds)
+    try:
+        pool = AccountPool(source.load())
+    except AccountsInvalid as exc:
+        for problem in exc.problems:
+            log.error("accounts file %s: %s", exc.source, problem)
+        return 2
+    servicer = RouterServicer(pool, LeaseTable(settings.lease_ttl_seconds))
+    watcher = asyncio.create_task(source.watch(pool.replace), name="accounts-reload")
+
+    async def stop_watching() -> None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+    await serve(
+        registrars=[servicer.register],
+        service_names=[SERVICE_NAME],
+        address=settings.address,
+        metrics_port=settings.metrics_port,
+        on_stop=stop_watching,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,95 @@
+"""An upstream account as the router sees it, and the two questions only it answers.
+
+Which models does this account serve (glob patterns, `fnmatchcase`), and what
+is a requested model called upstream (exact mapping first, then glob keys in
+their given order, else unchanged)? Sources build `Account`s; nothing else
+decides these rules.
+"""
+
+import enum
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_PRIORITY = 50
+DEFAULT_TIMEOUT_SECONDS = 600.0
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class State(enum.Enum):
+    """Lifecycle state of an account; `value` is the metric label."""
+
+    READY = "ready"
+    COOLING = "cooling"
+    ERROR = "error"
+    DISABLED = "disabled"
+
+
+Matcher = Callable[[str], object]
+
+
+def _matcher(pattern: str) -> Matcher:
+    return re.compile(fnmatch.translate(pattern)).match
+
+
+def is_glob(pattern: str) -> bool:
+    return not _GLOB_CHARS.isdisjoint(pattern)
+
+
+@dataclass(frozen=True, eq=False)
+class Account:
+    """One upstream account. `error` is set when it cannot be used (e.g. a missing secret)."""
+
+    name: str
+    platform: str
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    priority: int = DEFAULT_PRIORITY
+    enabled: bool = True
+    models: Sequence[str] = ("*",)
+    model_mapping: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    groups: frozenset[str] = frozenset()
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    error: str | None = None
+    _serves: tuple[Matcher, ...] = field(init=False, repr=False)
+    _mapping_globs: tuple[tuple[Matcher, str], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_serves", tuple(_matcher(p) for p in self.models))
+        globs = tuple((_matcher(k), v) for k, v in self.model_mapping.items() if is_glob(k))
+        object.__setattr__(self, "_mapping_globs", globs)
+
+    @property
+    def id(self) -> str:
+        return f"{self.platform}/{self.name}"
+
+    @property
+    def state(self) -> State:
+        if not self.enabled:
+            return State.DISABLED
+        if self.error is not None:
+            return State.ERROR
+        return State.READY
+
+    def serves(self, model: str) -> bool:
+        """True when any of the account's model patterns matches `model`."""
+        return any(match(model) for match in self._serves)
+
+    def upstream_model(self, model: str) -> str:
+        """The name to send upstream: exact mapping, then glob keys in order, else `model`."""
+        exact = self.model_mapping.get(model)
+        if exact is not None:
+            return exact
+        for match, target in self._mapping_globs:
+            if match(model):
+                return target
+        return model
+
+    def usable_by(self, key_groups: Iterable[str]) -> bool:
+        """Group rule: an account without groups is the default pool, open to every key;
+        an account with groups serves only keys sharing at least one of them."""
+        return not self.groups or not self.groups.isdisjoint(key_groups)

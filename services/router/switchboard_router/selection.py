@@ -1,0 +1,127 @@
+"""Everything that decides which account serves a request lives here.
+
+A pick runs a small pipeline:
+
+1. **Static eligibility**, cached per pool snapshot and (platforms, model, groups):
+   the account is enabled and not in error, its platform is one of the requested
+   platforms (a filter; their order does not rank), one of its model patterns
+   matches, and the key's groups may use it (an account without groups is the
+   default pool, open to every key; one with groups needs a shared group). The
+   result is grouped into priority tiers, lowest number first, each tier in
+   pool order, with the upstream model name already resolved.
+2. **Per-request filters**, run on the cached candidates: today only the
+   failover exclusion list; cooldowns slot in here as another `Filter`.
+3. **Choice**: the first tier with a survivor wins; inside it, round robin,
+   i.e. the account picked least recently. Stickiness slots in before this.
+
+Only step 1 scans the pool, and only on a cache miss; a hit is O(tier size),
+no I/O, no allocation beyond the reply.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+from switchboard_router.accounts import Account, State
+from switchboard_router.pool import PoolSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class PickQuery:
+    """What the caller asks for, already in plain Python types."""
+
+    platforms: tuple[str, ...]
+    model: str
+    groups: tuple[str, ...] = ()
+    exclude: frozenset[str] = frozenset()
+    session_hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    account: Account
+    upstream_model: str
+
+
+Tiers = tuple[tuple[Candidate, ...], ...]
+Filter = Callable[[Account, PickQuery], bool]
+
+
+def not_excluded(account: Account, query: PickQuery) -> bool:
+    """Failover: an account that already failed this request is not offered again."""
+    return account.id not in query.exclude
+
+
+def statically_eligible(
+    account: Account, platforms: Sequence[str], model: str, groups: Iterable[str]
+) -> bool:
+    return (
+        account.state is State.READY
+        and account.platform in platforms
+        and account.serves(model)
+        and account.usable_by(groups)
+    )
+
+
+def build_tiers(accounts: Sequence[Account], query: PickQuery) -> Tiers:
+    """Step 1: eligible accounts grouped by priority, best first, pool order within a tier."""
+    eligible = [a for a in accounts if statically_eligible(a, query.platforms, query.model, query.groups)]
+    eligible.sort(key=lambda a: a.priority)  # stable: pool order among equals
+    return tuple(
+        tuple(Candidate(a, a.upstream_model(query.model)) for a in tier)
+        for _, tier in groupby(eligible, key=lambda a: a.priority)
+    )
+
+
+class Selector:
+    """Runs the pipeline; holds the candidate cache and the round-robin memory."""
+
+    def __init__(self, filters: Sequence[Filter] = (not_excluded,), cache_size: int = 4096) -> None:
+        self._filters = tuple(filters)
+        self._cache_size = cache_size
+        self._cache: dict[tuple[tuple[str, ...], str, tuple[str, ...]], Tiers] = {}
+        self._cached_for: PoolSnapshot | None = None
+        # Round robin: account id → sequence number of its last pick (0 = never).
+        self._last_pick: dict[str, int] = {}
+        self._sequence = 0
+
+    def tiers(self, snapshot: PoolSnapshot, query: PickQuery) -> Tiers:
+        if snapshot is not self._cached_for:
+            self._cache.clear()
+            self._cached_for = snapshot
+        key = (query.platforms, query.model, query.groups)
+        tiers = self._cache.get(key)
+        if tiers is None:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()  # models come from clients: bound the cache
+            tiers = self._cache[key] = build_tiers(snapshot.accounts, query)
+        return tiers
+
+    def pick(self, snapshot: PoolSnapshot, query: PickQuery) -> Candidate | None:
+        filters = self._filters
+        last_pick = self._last_pick
+        for tier in self.tiers(snapshot, query):
+            best: Candidate | None = None
+            best_seq = 0
+            for candidate in tier:
+                if not all(f(candidate.account, query) for f in filters):
+                    continue
+                seq = last_pick.get(candidate.account.id, 0)
+                if best is None or seq < best_seq:
+                    best, best_seq = candidate, seq
+            if best is not None:
+                self._sequence += 1
+                last_pick[best.account.id] = self._sequence
+                return best
+        return None
+
+    def explain(self, snapshot: PoolSnapshot, query: PickQuery) -> str:
+        """Why `pick` found nothing, safe to show a client (no account names, no secrets)."""
+        where = f"model {query.model!r} on platform {', '.join(query.platforms)}"
+        if self.tiers(snapshot, query):
+            return f"every account serving {where} already failed this request"
+        # Eligible when judged by the account's own groups, i.e. ignoring the key's.
+        if any(statically_eligible(a, query.platforms, query.model, a.groups) for a in snapshot.accounts):
+            return f"no account available to this key's groups serves {where}"
+        return f"no enabled account serves {where}"
+

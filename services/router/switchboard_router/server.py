@@ -1,0 +1,99 @@
+"""The RouterService servicer: proto in, domain calls, proto out.
+
+No routing rule lives here (see `selection`); this module translates requests,
+takes and returns leases, counts metrics and maps `RouterError`s to gRPC codes.
+"""
+
+import logging
+
+import grpc
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
+
+from switchboard_router import metrics, wire
+from switchboard_router.errors import InvalidPick, RouterError
+from switchboard_router.leases import LeaseTable
+from switchboard_router.pool import AccountPool
+from switchboard_router.selection import PickQuery, Selector
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: str = router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name
+
+_NO_ACCOUNT = router_pb2.PICK_STATUS_NO_ACCOUNT
+_OK = router_pb2.PICK_STATUS_OK
+
+
+class RouterServicer(router_pb2_grpc.RouterServiceServicer):
+    """grpc.aio RouterService over one pool, one lease table and one selector."""
+
+    def __init__(self, pool: AccountPool, leases: LeaseTable, selector: Selector | None = None) -> None:
+        self.pool = pool
+        self.leases = leases
+        self.selector = selector or Selector()
+
+    def register(self, server: grpc.aio.Server) -> None:
+        router_pb2_grpc.add_RouterServiceServicer_to_server(self, server)
+
+    async def Pick(
+        self, request: router_pb2.PickRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.PickResponse:
+        try:
+            query = _query(request)
+        except RouterError as exc:
+            await context.abort(exc.grpc_code, str(exc))
+        snapshot = self.pool.snapshot
+        chosen = self.selector.pick(snapshot, query)
+        if chosen is None:
+            return router_pb2.PickResponse(status=_NO_ACCOUNT, message=self.selector.explain(snapshot, query))
+        account = chosen.account
+        metrics.count_pick(account)
+        return router_pb2.PickResponse(
+            status=_OK,
+            account=snapshot.messages[account.id],
+            upstream_model=chosen.upstream_model,
+            lease_id=self.leases.acquire(account.id),
+        )
+
+    async def ReportOutcome(
+        self, request: router_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ReportOutcomeResponse:
+        held = self.leases.release(request.lease_id) if request.lease_id else None
+        account_id = held or request.account_id
+        # Count only accounts the router knows, so a caller cannot mint label values.
+        if held is not None or account_id in self.pool.snapshot.by_id:
+            platform, _, name = account_id.partition("/")
+            metrics.count_outcome(platform, name, wire.outcome_label(request.outcome))
+        else:
+            log.debug("outcome for unknown account %r ignored", account_id)
+        return router_pb2.ReportOutcomeResponse()
+
+    async def Release(
+        self, request: router_pb2.ReleaseRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ReleaseResponse:
+        self.leases.release(request.lease_id)
+        return router_pb2.ReleaseResponse()
+
+    async def ListAccounts(
+        self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ListAccountsResponse:
+        return router_pb2.ListAccountsResponse(
+            accounts=[
+                wire.account_status(account, self.leases.in_flight(account.id))
+                for account in self.pool.snapshot.accounts
+                if not request.platform or account.platform == request.platform
+            ]
+        )
+
+
+def _query(request: router_pb2.PickRequest) -> PickQuery:
+    if not request.platforms:
+        raise InvalidPick("PickRequest.platforms must name at least one platform")
+    if not request.model:
+        raise InvalidPick("PickRequest.model must not be empty")
+    return PickQuery(
+        platforms=tuple(request.platforms),
+        model=request.model,
+        groups=tuple(request.groups),
+        exclude=frozenset(request.exclude_account_ids),
+        session_hint=request.session_hint,
+    )

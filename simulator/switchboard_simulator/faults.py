@@ -1,0 +1,118 @@
+"""Which fault, if any, a request suffers: the spec grammar and the choice between header, key and global faults.
+
+A fault spec is ``NAME[:ARG][@RATE]``:
+
+======================  ==============================================================================
+``NNN`` (400-599)       answer with that HTTP status and the vendor's matching error body; for ``429``
+                        ARG is the ``retry-after`` in seconds (default 1)
+``rate_limit[:S]``      same as ``429[:S]``
+``server_error``        same as ``500``
+``overloaded``          the vendor's overloaded answer: Anthropic 529 ``overloaded_error``, OpenAI 503
+``disconnect[:N]``      close the connection after N SSE events (default 5); a non-stream request gets
+                        its headers and half its body, then the connection closes
+``stream_error[:N]``    a stream sends N text deltas (default 3), then the vendor's in-stream error
+                        event; a non-stream request gets the ``overloaded`` answer
+``hang``                never answer (for client timeout tests); ends only when the client goes away
+``slow[:MS]``           wait MS milliseconds (default 5000) before the first byte, then answer normally
+======================  ==============================================================================
+
+RATE (0..1, default 1) is the probability the fault fires on a given request.
+
+Precedence: the ``x-simulator-fault`` request header (when enabled), then the fault configured for the
+request's API key, then the global faults in order. The first spec that fires wins.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+FaultKind = Literal["status", "overloaded", "disconnect", "stream_error", "hang", "slow"]
+
+FAULT_HEADER = "x-simulator-fault"
+
+_ALIASES: dict[str, tuple[FaultKind, int | None]] = {
+    "rate_limit": ("status", 429),
+    "server_error": ("status", 500),
+    "overloaded": ("overloaded", None),
+    "disconnect": ("disconnect", None),
+    "stream_error": ("stream_error", None),
+    "hang": ("hang", None),
+    "slow": ("slow", None),
+}
+_DEFAULT_ARG: dict[FaultKind, float] = {"disconnect": 5, "stream_error": 3, "slow": 5000}
+
+
+class FaultSpecError(ValueError):
+    """A fault spec that does not follow ``NAME[:ARG][@RATE]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One parsed fault spec. `status` is set only for kind ``status``; `arg` holds the kind's number."""
+
+    spec: str
+    kind: FaultKind
+    status: int | None = None
+    arg: float | None = None
+    rate: float = 1.0
+
+    def fires(self) -> bool:
+        return self.rate >= 1.0 or random.random() < self.rate
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds for ``retry-after`` on a 429 (ARG, default 1)."""
+        return int(self.arg) if self.arg is not None else 1
+
+
+@lru_cache(maxsize=256)
+def parse(spec: str) -> Fault:
+    """Parses ``NAME[:ARG][@RATE]``; raises FaultSpecError on anything else."""
+    text = spec.strip()
+    body, _, rate_text = text.partition("@")
+    name, _, arg_text = body.partition(":")
+    name = name.strip().lower()
+    try:
+        rate = float(rate_text) if rate_text else 1.0
+        arg = float(arg_text) if arg_text else None
+    except ValueError as exc:
+        raise FaultSpecError(f"fault {spec!r}: ARG and RATE must be numbers") from exc
+    if not 0.0 <= rate <= 1.0:
+        raise FaultSpecError(f"fault {spec!r}: RATE must be between 0 and 1")
+    if arg is not None and arg < 0:
+        raise FaultSpecError(f"fault {spec!r}: ARG must not be negative")
+    if name.isdigit():
+        status = int(name)
+        if not 400 <= status <= 599:
+            raise FaultSpecError(f"fault {spec!r}: status must be 400-599")
+        return Fault(text, "status", status, arg, rate)
+    if name not in _ALIASES:
+        raise FaultSpecError(f"fault {spec!r}: unknown fault {name!r}")
+    kind, status = _ALIASES[name]
+    if arg is None:
+        arg = _DEFAULT_ARG.get(kind)
+    return Fault(text, kind, status, arg, rate)
+
+
+def choose(
+    header: str | None,
+    key: str,
+    key_faults: Mapping[str, Fault],
+    global_faults: Sequence[Fault],
+) -> Fault | None:
+    """The fault this request suffers, or None. A bad header spec raises FaultSpecError."""
+    if header:
+        fault = parse(header)
+        if fault.fires():
+            return fault
+    fault = key_faults.get(key)
+    if fault is not None and fault.fires():
+        return fault
+    for fault in global_faults:
+        if fault.fires():
+            return fault
+    return None

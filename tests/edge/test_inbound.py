@@ -1,0 +1,103 @@
+"""The edge's reading of client requests: key headers, body checks, model strings, sessions."""
+
+import orjson
+import pytest
+
+from switchboard_edge import inbound
+from switchboard_edge.errors import AuthenticationFailed, InvalidRequest, RequestTooLarge, UnsupportedMediaType
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        pytest.param({"authorization": "Bearer sk-one"}, "sk-one", id="bearer"),
+        pytest.param({"authorization": "bearer   sk-two "}, "sk-two", id="bearer-any-case"),
+        pytest.param({"x-api-key": "sk-three"}, "sk-three", id="x-api-key"),
+        pytest.param({"authorization": "Basic abc", "x-api-key": "sk-four"}, "sk-four", id="non-bearer-falls-back"),
+    ],
+)
+def test_key_is_read_from_each_supported_header(headers: dict[str, str], expected: str) -> None:
+    assert inbound.extract_key(headers) == expected
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer "}, {"x-api-key": "  "}])
+def test_missing_key_is_401(headers: dict[str, str]) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        inbound.extract_key(headers)
+    assert caught.value.status == 401
+
+
+def test_content_type_must_be_json() -> None:
+    inbound.check_content_type("application/json; charset=utf-8")
+    with pytest.raises(UnsupportedMediaType) as caught:
+        inbound.check_content_type("text/plain")
+    assert caught.value.status == 415 and "text/plain" in caught.value.message
+
+
+def test_declared_length_over_limit_is_413() -> None:
+    inbound.check_declared_length("100", 100)
+    with pytest.raises(RequestTooLarge) as caught:
+        inbound.check_declared_length("101", 100)
+    assert caught.value.status == 413
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        pytest.param(b"", "empty", id="empty"),
+        pytest.param(b"{not json", "not valid JSON", id="bad-json"),
+        pytest.param(b"[1, 2]", "JSON object", id="array"),
+    ],
+)
+def test_bad_bodies_are_400(raw: bytes, fragment: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        inbound.parse_body(raw)
+    assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "model, platform, name",
+    [
+        pytest.param("claude-sonnet-4-20250514", None, "claude-sonnet-4-20250514", id="plain"),
+        pytest.param("claude-console,claude-sonnet-4", "claude-console", "claude-sonnet-4", id="prefixed"),
+        pytest.param("openai, gpt-4o", "openai", "gpt-4o", id="prefixed-spaces"),
+    ],
+)
+def test_model_strings(model: str, platform: str | None, name: str) -> None:
+    assert inbound.parse_model({"model": model}) == inbound.ModelRef(platform, name)
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        pytest.param({}, "field required", id="missing"),
+        pytest.param({"model": ""}, "field required", id="empty"),
+        pytest.param({"model": 5}, "field required", id="not-a-string"),
+        pytest.param({"model": "nope,gpt-4o"}, "unknown platform 'nope'", id="unknown-platform"),
+        pytest.param({"model": "openai,"}, "missing model name", id="platform-only"),
+    ],
+)
+def test_bad_model_strings_are_400(body: dict[str, object], fragment: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        inbound.parse_model(body)
+    assert fragment in caught.value.message
+
+
+def test_claude_code_session_from_json_user_id() -> None:
+    user_id = orjson.dumps({"device_id": "d", "account_uuid": "a", "session_id": "s-123"}).decode()
+    assert inbound.anthropic_session({"metadata": {"user_id": user_id}}, {}) == "s-123"
+
+
+def test_claude_code_session_from_legacy_user_id() -> None:
+    user_id = "user_abc123_account_1111-2222_session_3333-4444"
+    assert inbound.anthropic_session({"metadata": {"user_id": user_id}}, {}) == "3333-4444"
+
+
+def test_claude_code_session_falls_back_to_header() -> None:
+    assert inbound.anthropic_session({}, {"x-claude-code-session-id": "h-1"}) == "h-1"
+
+
+def test_openai_session_prefers_header_then_cache_key() -> None:
+    assert inbound.openai_session({"prompt_cache_key": "p"}, {"session-id": "h"}) == "h"
+    assert inbound.openai_session({"prompt_cache_key": "p", "user": "u"}, {}) == "p"
+    assert inbound.openai_session({}, {}) == ""
