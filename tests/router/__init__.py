@@ -1,0 +1,1 @@
+"""Tests of the router service (switchboard_router)."""

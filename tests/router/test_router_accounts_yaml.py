@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 import yaml
+
 from switchboard_router.accounts import State
 from switchboard_router.accounts_yaml import parse_accounts
 from switchboard_router.errors import AccountsInvalid

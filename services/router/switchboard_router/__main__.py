@@ -10,7 +10,6 @@ import sys
 
 from switchboard_common import logs
 from switchboard_common.grpc_server import serve
-
 from switchboard_router import settings as router_settings
 from switchboard_router.errors import AccountsInvalid
 from switchboard_router.file_source import YamlFileSource
@@ -40,7 +39,7 @@ async def main() -> int:
     await serve(
         registrars=[servicer.register],
         service_names=[SERVICE_NAME],
-        address=settings.address,
+        address=settings.listen,
         metrics_port=settings.metrics_port,
         on_stop=stop_watching,
     )

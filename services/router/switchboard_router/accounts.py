@@ -55,17 +55,16 @@ class Account:
     groups: frozenset[str] = frozenset()
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     error: str | None = None
+    # Stable id "<platform>/<name>"; derived, stored because every pick reads it.
+    id: str = field(init=False)
     _serves: tuple[Matcher, ...] = field(init=False, repr=False)
     _mapping_globs: tuple[tuple[Matcher, str], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.platform}/{self.name}")
         object.__setattr__(self, "_serves", tuple(_matcher(p) for p in self.models))
         globs = tuple((_matcher(k), v) for k, v in self.model_mapping.items() if is_glob(k))
         object.__setattr__(self, "_mapping_globs", globs)
-
-    @property
-    def id(self) -> str:
-        return f"{self.platform}/{self.name}"
 
     @property
     def state(self) -> State:

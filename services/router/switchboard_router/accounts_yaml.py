@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from switchboard_common import platforms
 
+from switchboard_common import platforms
 from switchboard_router.accounts import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, Account
 from switchboard_router.errors import AccountsInvalid
 
@@ -123,11 +123,12 @@ def _account(
         p.add("base_url", "must start with http:// or https://")
 
     api_key, error = "", None
-    if "api_key" in raw and "api_key_env" in raw:
+    inline, from_env = raw.get("api_key") is not None, raw.get("api_key_env") is not None
+    if inline and from_env:
         p.add("api_key", "set only one of 'api_key' and 'api_key_env'")
-    elif "api_key" in raw:
+    elif inline:
         api_key = _string(raw, "api_key", p, required=True) or ""
-    elif "api_key_env" in raw:
+    elif from_env:
         variable = _string(raw, "api_key_env", p, required=True)
         if variable is not None:
             api_key = environ.get(variable, "").strip()

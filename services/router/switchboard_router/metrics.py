@@ -6,8 +6,8 @@ The account label is the account's name, never anything from its credential.
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge
-from switchboard_common import platforms
 
+from switchboard_common import platforms
 from switchboard_router.accounts import Account, State
 
 PICKS = Counter(

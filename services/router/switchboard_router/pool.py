@@ -10,7 +10,6 @@ import logging
 from collections.abc import Sequence
 
 from switchboard.router.v1 import router_pb2
-
 from switchboard_router import metrics, wire
 from switchboard_router.accounts import Account, State
 

@@ -7,8 +7,8 @@ takes and returns leases, counts metrics and maps `RouterError`s to gRPC codes.
 import logging
 
 import grpc
-from switchboard.router.v1 import router_pb2, router_pb2_grpc
 
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_router import metrics, wire
 from switchboard_router.errors import InvalidPick, RouterError
 from switchboard_router.leases import LeaseTable

@@ -8,7 +8,7 @@ from switchboard_common.settings import from_env
 @dataclass(frozen=True)
 class RouterSettings:
     # gRPC listen address (host:port).
-    address: str = "127.0.0.1:50052"
+    listen: str = "127.0.0.1:50052"
     # Prometheus endpoint on its own port; -1 disables it.
     metrics_port: int = 9102
     # YAML account list (format: switchboard_router.accounts_yaml).

@@ -1,8 +1,8 @@
 """Domain ↔ protobuf: the only module that knows the router.proto field layout."""
 
 from google.protobuf.duration_pb2 import Duration
-from switchboard.router.v1 import router_pb2
 
+from switchboard.router.v1 import router_pb2
 from switchboard_router.accounts import Account, State
 
 STATES = {

@@ -1,0 +1,75 @@
+"""Helpers for the router tests: YAML accounts on disk, a manual clock, a harness around the servicer."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_router.file_source import YamlFileSource
+from switchboard_router.leases import LeaseTable
+from switchboard_router.pool import AccountPool
+from switchboard_router.server import RouterServicer
+
+
+def account(name: str, platform: str = "claude-console", **fields: Any) -> dict[str, Any]:
+    """One YAML account entry with the required fields filled in."""
+    return {
+        "name": name,
+        "platform": platform,
+        "base_url": f"http://127.0.0.1:8090/{name}/",
+        "api_key": f"sk-test-{name}-secret",
+        **fields,
+    }
+
+
+def write_accounts(path: Path, accounts: list[dict[str, Any]]) -> None:
+    """Atomic replace, as the loader's docstring asks; bumps mtime so a change is always seen."""
+    write_text(path, yaml.safe_dump({"accounts": accounts}, sort_keys=False))
+
+
+def write_text(path: Path, text: str) -> None:
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    if path.stat().st_mtime_ns <= before:  # coarse filesystem clocks: make the change visible
+        os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Router:
+    """The servicer's parts plus a stub talking to it over a real channel."""
+
+    def __init__(self, path: Path, environ: dict[str, str]) -> None:
+        self.path = path
+        self.source = YamlFileSource(path, interval_seconds=0.02, environ=environ)
+        self.pool = AccountPool(self.source.load())
+        self.clock = FakeClock()
+        self.leases = LeaseTable(ttl_seconds=600, clock=self.clock)
+        self.servicer = RouterServicer(self.pool, self.leases)
+        self.stub: router_pb2_grpc.RouterServiceStub
+
+    def set_accounts(self, accounts: list[dict[str, Any]]) -> None:
+        """Rewrites the file and reloads it now (the watcher's job, minus the wait)."""
+        write_accounts(self.path, accounts)
+        assert self.source.poll(self.pool.replace)
+
+    async def pick(self, model: str = "claude-sonnet-4", platforms: tuple[str, ...] = ("claude-console",),
+                   **fields: Any) -> router_pb2.PickResponse:
+        request = router_pb2.PickRequest(platforms=platforms, model=model, **fields)
+        return await self.stub.Pick(request, timeout=5)
+
+    async def list_accounts(self, platform: str = "") -> dict[str, router_pb2.AccountStatus]:
+        reply = await self.stub.ListAccounts(router_pb2.ListAccountsRequest(platform=platform), timeout=5)
+        return {status.account.id: status for status in reply.accounts}

@@ -1,0 +1,77 @@
+"""`python -m switchboard_router` as a real process: health, an RPC, metrics, clean SIGTERM."""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
+
+from .router_testing import account, write_accounts, write_text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def start(tmp_path: Path, grpc_port: int, metrics_port: int) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "SWITCHBOARD_ROUTER_LISTEN": f"127.0.0.1:{grpc_port}",
+        "SWITCHBOARD_ROUTER_METRICS_PORT": str(metrics_port),
+        "SWITCHBOARD_ROUTER_ACCOUNTS_FILE": str(tmp_path / "accounts.yaml"),
+        "SWITCHBOARD_ROUTER_RELOAD_INTERVAL_SECONDS": "0.1",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchboard_router", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_process_serves_health_and_picks_then_stops_on_sigterm(tmp_path: Path) -> None:
+    write_accounts(tmp_path / "accounts.yaml", [account("proc")])
+    grpc_port, metrics_port = free_port(), free_port()
+    proc = await start(tmp_path, grpc_port, metrics_port)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), timeout=10)
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "switchboard.router.v1.RouterService"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+
+            router = router_pb2_grpc.RouterServiceStub(channel)
+            pick = await router.Pick(router_pb2.PickRequest(platforms=["claude-console"], model="m"), timeout=5)
+            assert pick.status == router_pb2.PICK_STATUS_OK and pick.account.name == "proc"
+
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+        assert 'switchboard_router_picks_total{account="proc",platform="claude-console"} 1.0' in body
+        assert 'switchboard_router_accounts{platform="claude-console",state="ready"} 1.0' in body
+
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+        assert proc.returncode == 0, stderr.decode()
+        assert b"sk-test-proc-secret" not in stderr
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.communicate()
+
+
+async def test_process_refuses_to_start_on_an_invalid_file(tmp_path: Path) -> None:
+    write_text(tmp_path / "accounts.yaml",
+               "accounts:\n  - {name: bad, platform: nope, base_url: 'http://x', api_key: sk-never-logged-123}\n")
+    proc = await start(tmp_path, free_port(), -1)
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert proc.returncode == 2
+    assert b"accounts[0] (bad): field 'platform': unknown platform 'nope'" in stderr
+    assert b"sk-never-logged" not in stderr
