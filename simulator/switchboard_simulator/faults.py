@@ -1,4 +1,4 @@
-"""Which fault, if any, a request suffers: the spec grammar and the choice between header, key and global faults.
+"""Which fault, if any, a request suffers: the spec grammar, and the choice between header, key and global.
 
 A fault spec is ``NAME[:ARG][@RATE]``:
 
@@ -67,6 +67,24 @@ class Fault:
     def retry_after(self) -> int:
         """Seconds for ``retry-after`` on a 429 (ARG, default 1)."""
         return int(self.arg) if self.arg is not None else 1
+
+    def answers_early(self, stream: bool) -> bool:
+        """True when the fault replaces the answer with an error status (before any validation)."""
+        return self.kind in ("status", "overloaded") or (self.kind == "stream_error" and not stream)
+
+
+def count(fault: Fault | None, kind: FaultKind) -> int | None:
+    """The ARG of `fault` as a count when it is of `kind` (events before a cut or an error), else None."""
+    if fault is None or fault.kind != kind:
+        return None
+    return int(fault.arg or 0)
+
+
+def extra_delay(fault: Fault | None) -> float:
+    """Seconds a ``slow`` fault adds before the first byte."""
+    if fault is None or fault.kind != "slow":
+        return 0.0
+    return (fault.arg or 0.0) / 1000.0
 
 
 @lru_cache(maxsize=256)

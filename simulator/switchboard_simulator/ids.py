@@ -8,7 +8,6 @@ Ids only have to be unique, not secret, so a plain PRNG is used.
 
 from __future__ import annotations
 
-import itertools
 import random
 import string
 
@@ -38,14 +37,11 @@ def system_fingerprint() -> str:
     return f"fp_{_rng.getrandbits(40):010x}"
 
 
-# The vendor pads each chunk with 1-16 random characters; a fixed shuffled pool replayed in a cycle
-# gives the same shape with no per-chunk cost.
-_OBFUSCATION_POOL = tuple(
-    "".join(_choices(_ALNUM, k=_rng.randint(1, 16))).encode() for _ in range(97)
-)
-_obfuscation = itertools.cycle(_OBFUSCATION_POOL)
+# The vendor pads each chunk with 1-16 random characters. A fixed pool indexed by the chunk's position
+# gives the same shape at no per-chunk cost, and streams of the same shape have the same length.
+_OBFUSCATION_POOL = tuple("".join(_choices(_ALNUM, k=_rng.randint(1, 16))).encode() for _ in range(97))
 
 
-def obfuscation() -> bytes:
-    """The next ``obfuscation`` value (ASCII alphanumerics, safe to place inside a JSON string)."""
-    return next(_obfuscation)
+def obfuscation(position: int) -> bytes:
+    """The ``obfuscation`` value for the chunk at `position` (ASCII alphanumerics, JSON-safe)."""
+    return _OBFUSCATION_POOL[position % len(_OBFUSCATION_POOL)]

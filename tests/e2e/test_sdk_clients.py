@@ -1,5 +1,7 @@
 """The official anthropic and openai SDKs work through the gateway exactly as against the vendor."""
 
+from collections.abc import Iterator
+
 import anthropic
 import openai
 import pytest
@@ -8,13 +10,15 @@ from switchboard_stack.launcher import Stack
 
 
 @pytest.fixture()
-def claude(stack: Stack, keys) -> anthropic.Anthropic:  # type: ignore[no-untyped-def]
-    return anthropic.Anthropic(base_url=f"{stack.base_url}/claude", api_key=keys.full, max_retries=0)
+def claude(stack: Stack, keys) -> Iterator[anthropic.Anthropic]:  # type: ignore[no-untyped-def]
+    with anthropic.Anthropic(base_url=f"{stack.base_url}/claude", api_key=keys.full, max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture()
-def gpt(stack: Stack, keys) -> openai.OpenAI:  # type: ignore[no-untyped-def]
-    return openai.OpenAI(base_url=f"{stack.base_url}/openai/v1", api_key=keys.full, max_retries=0)
+def gpt(stack: Stack, keys) -> Iterator[openai.OpenAI]:  # type: ignore[no-untyped-def]
+    with openai.OpenAI(base_url=f"{stack.base_url}/openai/v1", api_key=keys.full, max_retries=0) as client:
+        yield client
 
 
 def test_anthropic_sdk_non_stream(claude: anthropic.Anthropic) -> None:
@@ -49,9 +53,9 @@ def test_anthropic_sdk_with_platform_prefix(claude: anthropic.Anthropic) -> None
 
 
 def test_anthropic_sdk_bearer_token(stack: Stack, keys) -> None:  # type: ignore[no-untyped-def]
-    client = anthropic.Anthropic(base_url=f"{stack.base_url}/claude", auth_token=keys.full, max_retries=0)
-    message = client.messages.create(model="claude-sonnet-4-20250514", max_tokens=16,
-                                     messages=[{"role": "user", "content": "Hi"}])
+    with anthropic.Anthropic(base_url=f"{stack.base_url}/claude", auth_token=keys.full, max_retries=0) as client:
+        message = client.messages.create(model="claude-sonnet-4-20250514", max_tokens=16,
+                                         messages=[{"role": "user", "content": "Hi"}])
     assert message.content[0].text
 
 

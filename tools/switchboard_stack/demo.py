@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from switchboard_auth import settings as auth_settings
 from switchboard_auth.keys import create_key
 from switchboard_auth.sqlite_store import SqliteKeyStore
 
@@ -13,7 +14,7 @@ async def _create(db_path: Path, name: str, platforms: Iterable[str], models: It
                   groups: Iterable[str], expires_at: datetime | None) -> str:
     store = await SqliteKeyStore.open(str(db_path))
     try:
-        plaintext, _ = await create_key(store, name, platforms=platforms, models=models, groups=groups,
+        plaintext, _ = await create_key(store, name, pepper=auth_settings.load().key_pepper, platforms=platforms, models=models, groups=groups,
                                         expires_at=expires_at, replace=True)
     finally:
         await store.close()

@@ -5,7 +5,7 @@ AuthError
 ├── KeyNotFound        no key has that name or key_id          → CLI exit 1
 ├── InvalidKeySpec     bad name, platform, model glob, expiry  → CLI exit 2
 ├── KeyNameTaken       another key already has that name       → CLI exit 2
-└── StoreError         the backend cannot serve (schema, I/O)  → gRPC UNAVAILABLE
+└── StoreError         the backend cannot serve (schema, I/O)  → CLI exit 3 · gRPC UNAVAILABLE
 ```
 The CLI maps these to exit codes in `cli.EXIT_CODES`; the service maps
 store failures to a gRPC status in `service.AuthServicer`. Nowhere else.

@@ -18,7 +18,7 @@ DECISIONS = Counter(
 )
 USAGE_RECORDS = Counter(
     "switchboard_auth_usage_records_total",
-    "Usage records received, by result (accepted, duplicate).",
+    "Usage records received, by result (accepted, duplicate, invalid).",
     ["result"],
 )
 USAGE_TOKENS = Counter(
@@ -32,6 +32,7 @@ _DECISION_CHILDREN = {
 }
 _ACCEPTED = USAGE_RECORDS.labels("accepted")
 _DUPLICATE = USAGE_RECORDS.labels("duplicate")
+_INVALID = USAGE_RECORDS.labels("invalid")
 
 
 def count_decision(verdict: Verdict) -> None:
@@ -47,3 +48,7 @@ def count_usage(received: int, accepted: Iterable[UsageEntry]) -> None:
             USAGE_TOKENS.labels(entry.platform, entry.model, token_type).inc(count)
     _ACCEPTED.inc(new)
     _DUPLICATE.inc(received - new)
+
+
+def count_invalid_usage() -> None:
+    _INVALID.inc()

@@ -4,8 +4,9 @@ Rules owned here:
 - Authorize is the hot path: hash, cache lookup, `policy.decide`, one
   response. No store round trip on a cache hit, nothing blocking the loop.
 - Store failures become gRPC UNAVAILABLE (the only place auth errors meet
-  gRPC statuses); a malformed usage record makes the whole batch
-  INVALID_ARGUMENT with nothing written.
+  gRPC statuses), so the caller keeps its batch and retries. A malformed
+  usage record (no request_id, negative tokens) is dropped, logged and
+  counted, never a batch error: a retried batch would fail forever.
 - The credential is never logged, echoed or put in a label.
 """
 
@@ -22,7 +23,7 @@ from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard_auth.cache import KeyCache
 from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyHasher
-from switchboard_auth.metrics import count_decision, count_usage
+from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
 from switchboard_auth.policy import KEY_INVALID, KEY_MISSING, CompiledKey, Reason, Verdict, decide
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import UsageEntry, last_used_by_key
@@ -89,10 +90,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RecordUsageRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RecordUsageResponse:
         received = datetime.now(UTC)
-        try:
-            entries = [_entry(record, received) for record in request.records]
-        except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        entries: list[UsageEntry] = []
+        for record in request.records:
+            try:
+                entries.append(_entry(record, received))
+            except ValueError as exc:  # refusing the batch would make the edge resend it forever
+                log.warning("usage record dropped: %s", exc)
+                count_invalid_usage()
         try:
             new = await self._ledger.append(entries)
         except StoreError as exc:

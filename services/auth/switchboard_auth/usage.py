@@ -1,8 +1,8 @@
 """What one usage record is, and what it implies beyond the ledger row.
 
 Rules owned here:
-- The ledger is idempotent per `request_id`: a record without one is refused,
-  a repeated one is ignored (and not counted anywhere).
+- The ledger is idempotent per `request_id`: a record without one cannot be
+  written (the service drops it), a repeated one is ignored and counted nowhere.
 - Token kinds are named as in the OpenTelemetry GenAI conventions
   (input, output, cached_input, cache_creation_input, reasoning).
 - A key's `last_used_at` is the latest `started_at` among its new records.

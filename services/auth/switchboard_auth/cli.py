@@ -1,0 +1,179 @@
+"""`switchboard keys …`: administer API keys in the auth database from a shell.
+
+Rules owned here:
+- `create` prints the new key exactly once, alone on the first line of stdout
+  (the key_id follows); nothing else ever prints a key or a key hash.
+- Exit codes: 0 ok, 1 no such key, 2 usage error (bad arguments, invalid
+  name/platform/expiry, name taken), 3 the database cannot be used.
+- The database is `--db`, else `SWITCHBOARD_AUTH_DB_PATH`, else `./switchboard.db`;
+  the hash pepper is `SWITCHBOARD_AUTH_KEY_PEPPER`, as for the service.
+
+Changes reach a running auth service within its cache TTL (2 s by default).
+"""
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from switchboard_auth import settings as auth_settings
+from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
+from switchboard_auth.keys import KeyRecord, KeyState, create_key
+from switchboard_auth.sqlite_store import SqliteKeyStore
+from switchboard_common import platforms
+
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
+EXIT_CODES: dict[type[AuthError], int] = {
+    KeyNotFound: EXIT_NOT_FOUND,
+    InvalidKeySpec: EXIT_USAGE,
+    KeyNameTaken: EXIT_USAGE,
+    StoreError: EXIT_STORE,
+}
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _expires_in(text: str) -> timedelta:
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 45m, 12h, 30d, 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid timestamp {text!r}; use e.g. 2027-01-01T00:00:00Z") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # naive means UTC
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parser() -> argparse.ArgumentParser:
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file (default: $SWITCHBOARD_AUTH_DB_PATH)")
+    parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard administration.")
+    parser.add_argument("--db", default=None, help="SQLite file (default: $SWITCHBOARD_AUTH_DB_PATH)")
+    area = parser.add_subparsers(dest="area", required=True)
+    keys = area.add_parser("keys", help="manage API keys").add_subparsers(dest="command", required=True)
+
+    create = keys.add_parser("create", parents=[db], help="create a key and print it once")
+    create.add_argument("name")
+    create.add_argument(
+        "--platform", action="append", default=[], metavar="P", help=f"allow platform P; one of {platforms.ALL}"
+    )
+    create.add_argument("--model", action="append", default=[], metavar="GLOB", help="allow models matching GLOB")
+    create.add_argument("--group", action="append", default=[], metavar="G", help="account group to draw from")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--expires", type=_timestamp, metavar="TIME", help="UTC expiry, e.g. 2027-01-01T00:00:00Z")
+    expiry.add_argument("--expires-in", type=_expires_in, metavar="DURATION", help="e.g. 12h, 30d, 2w")
+    create.add_argument("--replace", action="store_true", help="delete a key of the same name first")
+    create.add_argument("--json", action="store_true", help="print key and record as one JSON object")
+
+    listing = keys.add_parser("list", parents=[db], help="list keys (never the keys themselves)")
+    listing.add_argument("--json", action="store_true")
+    for command, text in (("disable", "disable"), ("enable", "re-enable"), ("delete", "delete")):
+        sub = keys.add_parser(command, parents=[db], help=f"{text} a key")
+        sub.add_argument("ref", metavar="NAME|KEY_ID")
+    return parser
+
+
+def _public(record: KeyRecord, now: datetime) -> dict[str, Any]:
+    """Everything an operator may see about a key: no key, no hash."""
+    return {
+        "key_id": record.key_id,
+        "name": record.name,
+        "state": record.state.value,
+        "expired": record.is_expired(now),
+        "expires_at": _iso(record.expires_at),
+        "allowed_platforms": list(record.allowed_platforms),
+        "allowed_models": list(record.allowed_models),
+        "groups": list(record.groups),
+        "created_at": _iso(record.created_at),
+        "last_used_at": _iso(record.last_used_at),
+    }
+
+
+def _table(records: Sequence[KeyRecord], now: datetime) -> str:
+    header = ("NAME", "KEY_ID", "STATE", "EXPIRES", "PLATFORMS", "MODELS", "GROUPS", "CREATED", "LAST_USED")
+    rows = [header]
+    for record in records:
+        state = "expired" if record.state is KeyState.ACTIVE and record.is_expired(now) else record.state.value
+        rows.append(
+            (
+                record.name,
+                record.key_id,
+                state,
+                _iso(record.expires_at) or "-",
+                ",".join(record.allowed_platforms) or "*",
+                ",".join(record.allowed_models) or "*",
+                ",".join(record.groups) or "-",
+                _iso(record.created_at) or "-",
+                _iso(record.last_used_at) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+async def _run(args: argparse.Namespace, db_path: str, pepper: str) -> int:
+    store = await SqliteKeyStore.open(db_path)
+    try:
+        now = datetime.now(UTC)
+        if args.command == "create":
+            expires_at = args.expires or (now + args.expires_in if args.expires_in else None)
+            plaintext, record = await create_key(
+                store,
+                args.name,
+                pepper=pepper,
+                platforms=args.platform,
+                models=args.model,
+                groups=args.group,
+                expires_at=expires_at,
+                replace=args.replace,
+            )
+            if args.json:
+                print(json.dumps({"key": plaintext, **_public(record, now)}))
+            else:
+                print(plaintext)
+                print(f"key_id: {record.key_id}  name: {record.name}")
+                print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
+        elif args.command == "list":
+            records = await store.list_all()
+            if args.json:
+                print(json.dumps([_public(r, now) for r in records], indent=2))
+            else:
+                print(_table(records, now))
+        else:
+            changed = await (
+                store.delete(args.ref)
+                if args.command == "delete"
+                else store.set_state(args.ref, KeyState.DISABLED if args.command == "disable" else KeyState.ACTIVE)
+            )
+            if changed is None:
+                raise KeyNotFound(args.ref)
+            print(f"{args.command}d key {changed.name} ({changed.key_id})")
+    finally:
+        await store.close()
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = auth_settings.load()
+    try:
+        return asyncio.run(_run(args, args.db or config.db_path, config.key_pepper))
+    except AuthError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return EXIT_CODES.get(type(exc), EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

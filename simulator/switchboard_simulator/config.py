@@ -1,0 +1,235 @@
+"""Simulator settings: built-in defaults, then a YAML file (``--config``), then command-line flags.
+
+YAML keys (all optional; flags in brackets override them)::
+
+    host: 127.0.0.1            # [--host] listen address
+    port: 8090                 # [--port] 0 picks a free port; the real one is printed as
+                               #   "SIMULATOR_READY http://HOST:PORT" once listening
+    latency_ms: 0              # [--latency-ms] delay before the first byte of every generation
+    tokens_per_second: 0       # [--tokens-per-second] stream pacing; 0 = as fast as possible.
+                               #   A non-stream answer waits for the whole generation too.
+    reply_tokens: 35           # [--reply-tokens] reply length in tokens (before max_tokens cuts it)
+    chunk_tokens: 1            # [--chunk-tokens] tokens per streamed text delta
+    fault_header: true         # [--no-fault-header] honour the x-simulator-fault request header
+    faults: []                 # [--fault SPEC, repeatable] global faults, e.g. ["500@0.05", "slow:800@0.1"]
+    record_requests: true      # [--no-record] keep the last requests for GET /_simulator/requests
+    record_limit: 1000         # [--record-limit]
+    anthropic:                 # POST /v1/messages
+      keys: [sk-sim-anthropic] # [--anthropic-key KEY, repeatable, adds] valid x-api-key / Bearer values
+      accept_any_key: false    # [--accept-any-key, both vendors] any non-empty key is valid
+      models: ["claude-*"]     # [--anthropic-model GLOB, repeatable, replaces] served models
+      key_faults:              # [--key-fault KEY=SPEC, repeatable, both vendors] a key that always
+        sk-sim-broken: "500"   #   suffers a fault; such keys are valid keys. These three are the defaults.
+        sk-sim-ratelimited: "429"
+        sk-sim-overloaded: overloaded
+      sse_padding: true        # pad data objects with spaces before "}" as the vendor does
+    openai:                    # POST /v1/chat/completions
+      keys: [sk-sim-openai]    # [--openai-key KEY, repeatable, adds] valid Bearer values
+      accept_any_key: false
+      models: ["gpt-*", "o*"]  # [--openai-model GLOB, repeatable, replaces]
+      key_faults: {...}        # same defaults as anthropic
+      max_tokens_unsupported: ["o1*", "o3*", "o4*", "gpt-5*"]  # models that reject max_tokens (400
+                               #   unsupported_parameter, as the vendor does for reasoning models)
+
+Fault specs are described in `faults`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import faults
+from .faults import Fault
+
+DEFAULT_KEY_FAULTS = {"sk-sim-broken": "500", "sk-sim-ratelimited": "429", "sk-sim-overloaded": "overloaded"}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used."""
+
+
+def _model_matcher(patterns: Sequence[str]) -> re.Pattern[str]:
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+@dataclass(frozen=True, slots=True)
+class VendorConfig:
+    """Who may call one vendor API, which models it serves, and which keys are faulty."""
+
+    keys: frozenset[str]
+    models: tuple[str, ...]
+    accept_any_key: bool = False
+    key_faults: Mapping[str, Fault] = field(default_factory=dict)
+    sse_padding: bool = True
+    max_tokens_unsupported: tuple[str, ...] = ()
+    _models: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _no_max_tokens: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_models", _model_matcher(self.models))
+        object.__setattr__(self, "_no_max_tokens", _model_matcher(self.max_tokens_unsupported))
+
+    def key_ok(self, key: str) -> bool:
+        return bool(key) and (self.accept_any_key or key in self.keys or key in self.key_faults)
+
+    def serves(self, model: str) -> bool:
+        return self._models.match(model) is not None
+
+    def rejects_max_tokens(self, model: str) -> bool:
+        return self._no_max_tokens.match(model) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """Everything the simulator reads at start; immutable afterwards."""
+
+    anthropic: VendorConfig
+    openai: VendorConfig
+    host: str = "127.0.0.1"
+    port: int = 8090
+    latency_ms: float = 0.0
+    tokens_per_second: float = 0.0
+    reply_tokens: int = 35
+    chunk_tokens: int = 1
+    fault_header: bool = True
+    faults: tuple[Fault, ...] = ()
+    record_requests: bool = True
+    record_limit: int = 1000
+
+    @property
+    def first_byte_delay(self) -> float:
+        return self.latency_ms / 1000.0
+
+    @property
+    def seconds_per_token(self) -> float:
+        return 1.0 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
+
+
+_VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
+    "anthropic": {"keys": ["sk-sim-anthropic"], "models": ["claude-*"], "key_faults": DEFAULT_KEY_FAULTS},
+    "openai": {
+        "keys": ["sk-sim-openai"],
+        "models": ["gpt-*", "o*"],
+        "key_faults": DEFAULT_KEY_FAULTS,
+        "max_tokens_unsupported": ["o1*", "o3*", "o4*", "gpt-5*"],
+    },
+}
+_VENDOR_KEYS = {"keys", "accept_any_key", "models", "key_faults", "sse_padding", "max_tokens_unsupported"}
+_TOP_KEYS = {f.name for f in dataclasses.fields(SimulatorConfig)} - {"anthropic", "openai"}
+
+
+def _fault(spec: Any, where: str) -> Fault:
+    try:
+        return faults.parse(str(spec))
+    except faults.FaultSpecError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _vendor(name: str, raw: Mapping[str, Any]) -> VendorConfig:
+    unknown = set(raw) - _VENDOR_KEYS
+    if unknown:
+        raise ConfigError(f"{name}: unknown keys {sorted(unknown)}")
+    merged = {**_VENDOR_DEFAULTS[name], **raw}
+    raw_faults = merged["key_faults"] or {}
+    key_faults = {str(k): _fault(v, f"{name}.key_faults.{k}") for k, v in raw_faults.items()}
+    return VendorConfig(
+        keys=frozenset(str(k) for k in merged["keys"] or ()),
+        models=tuple(str(m) for m in merged["models"] or ()),
+        accept_any_key=bool(merged.get("accept_any_key", False)),
+        key_faults=key_faults,
+        sse_padding=bool(merged.get("sse_padding", True)),
+        max_tokens_unsupported=tuple(str(m) for m in merged.get("max_tokens_unsupported") or ()),
+    )
+
+
+def from_mapping(raw: Mapping[str, Any]) -> SimulatorConfig:
+    """Builds the config from a YAML-shaped mapping; unknown keys are an error."""
+    unknown = set(raw) - _TOP_KEYS - {"anthropic", "openai"}
+    if unknown:
+        raise ConfigError(f"unknown config keys {sorted(unknown)}")
+    top = {k: v for k, v in raw.items() if k in _TOP_KEYS}
+    top["faults"] = tuple(_fault(spec, "faults") for spec in top.get("faults") or ())
+    try:
+        config = SimulatorConfig(
+            anthropic=_vendor("anthropic", raw.get("anthropic") or {}),
+            openai=_vendor("openai", raw.get("openai") or {}),
+            **top,
+        )
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from exc
+    if config.reply_tokens < 1 or config.chunk_tokens < 1:
+        raise ConfigError("reply_tokens and chunk_tokens must be at least 1")
+    if config.latency_ms < 0 or config.tokens_per_second < 0:
+        raise ConfigError("latency_ms and tokens_per_second must not be negative")
+    return config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m switchboard_simulator", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, help="YAML file with the keys listed in config.py")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--latency-ms", type=float)
+    p.add_argument("--tokens-per-second", type=float)
+    p.add_argument("--reply-tokens", type=int)
+    p.add_argument("--chunk-tokens", type=int)
+    p.add_argument("--fault", action="append", metavar="SPEC", help="global fault, NAME[:ARG][@RATE]")
+    p.add_argument("--key-fault", action="append", metavar="KEY=SPEC", help="fault for one API key")
+    p.add_argument("--anthropic-key", action="append", metavar="KEY")
+    p.add_argument("--openai-key", action="append", metavar="KEY")
+    p.add_argument("--anthropic-model", action="append", metavar="GLOB")
+    p.add_argument("--openai-model", action="append", metavar="GLOB")
+    p.add_argument("--accept-any-key", action="store_true", default=None)
+    p.add_argument("--no-fault-header", dest="fault_header", action="store_false", default=None)
+    p.add_argument("--no-record", dest="record_requests", action="store_false", default=None)
+    p.add_argument("--record-limit", type=int)
+    return p
+
+
+def load(argv: Sequence[str] | None = None) -> SimulatorConfig:
+    """Defaults, then the YAML file, then flags."""
+    args = _parser().parse_args(argv)
+    raw: dict[str, Any] = {}
+    if args.config is not None:
+        loaded = yaml.safe_load(args.config.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{args.config}: expected a mapping at the top level")
+        raw = loaded
+    for name in ("host", "port", "latency_ms", "tokens_per_second", "reply_tokens", "chunk_tokens",
+                 "fault_header", "record_requests", "record_limit"):
+        value = getattr(args, name)
+        if value is not None:
+            raw[name] = value
+    if args.fault:
+        raw["faults"] = [*(raw.get("faults") or ()), *args.fault]
+    for vendor in ("anthropic", "openai"):
+        section = dict(raw.get(vendor) or {})
+        defaults = _VENDOR_DEFAULTS[vendor]
+        extra_keys = getattr(args, f"{vendor}_key")
+        if extra_keys:
+            base_keys = section["keys"] if "keys" in section else defaults["keys"]
+            section["keys"] = [*(base_keys or ()), *extra_keys]
+        models = getattr(args, f"{vendor}_model")
+        if models:
+            section["models"] = models
+        if args.accept_any_key:
+            section["accept_any_key"] = True
+        for item in args.key_fault or ():
+            key, sep, spec = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--key-fault {item!r}: expected KEY=SPEC")
+            base_faults = section["key_faults"] if "key_faults" in section else defaults["key_faults"]
+            section["key_faults"] = {**(base_faults or {}), key: spec}
+        raw[vendor] = section
+    return from_mapping(raw)

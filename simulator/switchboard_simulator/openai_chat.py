@@ -1,0 +1,327 @@
+"""The OpenAI Chat Completions API as the vendor speaks it: ``POST /v1/chat/completions``.
+
+Everything OpenAI-chat-specific lives here: Bearer authentication, validation with the vendor's error
+codes, the ``chat.completion`` object, ``chat.completion.chunk`` streaming and response headers.
+Shapes follow vendor-recordings/openai-chat:
+
+- completion: id, object, created, model, choices[{index, message{role, content, refusal, annotations},
+  logprobs, finish_reason}], usage{… prompt_tokens_details, completion_tokens_details}, service_tier,
+  system_fingerprint; printed with 2-space indentation and a trailing newline, as the vendor does;
+- stream: ``data: {chunk}`` lines (keys id, object, created, model, service_tier, system_fingerprint,
+  choices, usage, obfuscation): a first chunk with the role, one per text delta, one with the
+  finish_reason, then with ``stream_options.include_usage`` a usage chunk with empty choices (and
+  ``"usage":null`` on every earlier chunk), then ``data: [DONE]``. An in-stream failure is a
+  ``data: {"error":{…}}`` line, then the connection ends;
+- errors: the envelope and its two print styles are `openai_errors`; which error a request earns is
+  decided here (auth, validation, model).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from . import delivery, faults, ids, ratelimit, textgen
+from .config import SimulatorConfig
+from .openai_errors import (
+    BAD_JSON,
+    NO_KEY,
+    SERVER_ERROR,
+    OpenAIError,
+    fault_error,
+    model_not_found,
+    wrong_key,
+)
+from .recorder import APPLIED_FAULT
+from .sse import OPENAI_DONE, Frame, openai_frame
+
+API = "openai_chat"
+SSE_TYPE = "text/event-stream; charset=utf-8"
+ORGANIZATION = "user-simulator"
+PROJECT = "proj_simulator"
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+
+_STREAM_ERROR = orjson.dumps(
+    {"error": {"message": SERVER_ERROR, "type": "server_error", "param": None, "code": None}}
+)
+_ROLE_CHOICE = (
+    b'{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}'
+)
+_DELTA_HEAD = b'{"index":0,"delta":{"content":'
+_DELTA_TAIL = b'},"logprobs":null,"finish_reason":null}'
+
+
+def _a(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> OpenAIError:
+    return OpenAIError(400, f"Invalid type for '{param}': expected {expected}, but got {_a(value)} instead.",
+                       param=param, code="invalid_type")
+
+
+def _check_limit(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _invalid_type(name, "an integer", value)
+    if value < 1:
+        message = (
+            f"Invalid '{name}': integer below minimum value. Expected a value >= 1, but got {value} instead."
+        )
+        raise OpenAIError(400, message, param=name, code="integer_below_min_value")
+
+
+def validate(body: Any, parse_error: str | None, rejects_max_tokens: Callable[[str], bool]) -> int | None:
+    """Raises the vendor's 400 for the first problem; returns the token limit asked for, if any."""
+    if parse_error is not None or not isinstance(body, dict):
+        raise OpenAIError(400, BAD_JSON, legacy=True)
+    if "model" not in body or body["model"] in ("", None):
+        raise OpenAIError(400, "you must provide a model parameter", legacy=True)
+    if not isinstance(body["model"], str):
+        raise _invalid_type("model", "a string", body["model"])
+    if "messages" not in body:
+        raise OpenAIError(400, "Missing required parameter: 'messages'.", param="messages",
+                          code="missing_required_parameter")
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        raise _invalid_type("messages", "an array", messages)
+    if not messages:
+        message = (
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead."
+        )
+        raise OpenAIError(400, message, param="messages", code="empty_array")
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise _invalid_type(where, "an object", message)
+        if "role" not in message:
+            raise OpenAIError(400, f"Missing required parameter: '{where}.role'.", param=f"{where}.role",
+                              code="missing_required_parameter")
+        if message["role"] not in ROLES:
+            supported = "'system', 'assistant', 'user', 'function', 'tool', and 'developer'"
+            text = f"Invalid value: '{message['role']}'. Supported values are: {supported}."
+            raise OpenAIError(400, text, param=f"{where}.role", code="invalid_value")
+    if "max_tokens" in body and body["max_tokens"] is not None and rejects_max_tokens(body["model"]):
+        message = (
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead."
+        )
+        raise OpenAIError(400, message, param="max_tokens", code="unsupported_parameter")
+    limit = None
+    for name in ("max_tokens", "max_completion_tokens"):
+        if body.get(name) is not None:
+            _check_limit(name, body[name])
+            limit = body[name] if limit is None else min(limit, body[name])
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _invalid_type("stream", "a boolean", stream)
+    return limit
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def completion_body(
+    completion_id: str,
+    created: int,
+    model: str,
+    fingerprint: str,
+    text: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> bytes:
+    """The non-stream ``chat.completion`` object, formatted as the vendor prints it."""
+    body = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": _usage(prompt_tokens, completion_tokens),
+        "service_tier": "default",
+        "system_fingerprint": fingerprint,
+    }
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def stream_frames(
+    completion_id: str,
+    created: int,
+    model: str,
+    fingerprint: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    finish_reason: str,
+    *,
+    chunk_tokens: int = 1,
+    include_usage: bool = False,
+    obfuscate: bool = True,
+    error_after: int | None = None,
+) -> list[Frame]:
+    """The ``data:`` lines of one streamed reply; with `error_after`, that many deltas then an error line."""
+    head = orjson.dumps({
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "service_tier": "default",
+        "system_fingerprint": fingerprint,
+    })[:-1] + b',"choices":['
+    tail = b'],"usage":null' if include_usage else b"]"
+
+    frames: list[Frame] = []
+
+    def chunk(choice: bytes, end: bytes = tail) -> bytes:
+        data = head + choice + end
+        if obfuscate:
+            data += b',"obfuscation":"' + ids.obfuscation(len(frames)) + b'"'
+        return openai_frame(data + b"}")
+
+    frames.append((chunk(_ROLE_CHOICE), 0))
+    deltas = textgen.chunks(completion_tokens, chunk_tokens)
+    if error_after is not None:
+        deltas = deltas[:error_after]
+    for text_json, count in deltas:
+        frames.append((chunk(_DELTA_HEAD + text_json + _DELTA_TAIL), count))
+    if error_after is not None:
+        frames.append((openai_frame(_STREAM_ERROR), 0))
+        return frames
+    finish = b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"' + finish_reason.encode() + b'"}'
+    frames.append((chunk(finish), 0))
+    if include_usage:
+        usage = orjson.dumps(_usage(prompt_tokens, completion_tokens))
+        frames.append((chunk(b"", b'],"usage":' + usage), 0))
+    frames.append((OPENAI_DONE, 0))
+    return frames
+
+
+class OpenAIChat:
+    """Request handler for the Chat Completions endpoint, bound to one configuration."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.vendor = config.openai
+        self.fingerprint = ids.system_fingerprint()
+
+    def _authenticate(self, request: web.Request) -> str:
+        authorization = request.headers.get("authorization", "")
+        token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        if not token:
+            raise OpenAIError(401, NO_KEY, legacy=True)
+        if not self.vendor.key_ok(token):
+            raise wrong_key(token)
+        return token
+
+    async def completions(self, request: web.Request, body: Any, bad_json: str | None) -> web.StreamResponse:
+        """POST /v1/chat/completions. Order: auth, faults, JSON, validation, model."""
+        try:
+            return await self._completions(request, body, bad_json)
+        except OpenAIError as error:
+            return error.response()
+
+    async def _completions(self, request: web.Request, body: Any, bad_json: str | None) -> web.StreamResponse:
+        config = self.config
+        key = self._authenticate(request)
+        try:
+            header = request.headers.get(faults.FAULT_HEADER) if config.fault_header else None
+            fault = faults.choose(header, key, self.vendor.key_faults, config.faults)
+        except faults.FaultSpecError as exc:
+            raise OpenAIError(400, f"{faults.FAULT_HEADER}: {exc}", param=faults.FAULT_HEADER) from None
+        stream = isinstance(body, dict) and body.get("stream") is True
+        if fault is not None:
+            request[APPLIED_FAULT] = fault.spec
+            if fault.kind == "hang":
+                await delivery.hang()
+            if fault.answers_early(stream):
+                error = fault_error(fault, str(body.get("model")) if isinstance(body, dict) else "unknown")
+                headers, payload = error.parts()
+                return await delivery.send_body(
+                    request, error.status, headers, payload, delay=config.first_byte_delay
+                )
+        limit = validate(body, bad_json, self.vendor.rejects_max_tokens)
+        model = body["model"]
+        if not self.vendor.serves(model):
+            raise model_not_found(model)
+
+        completion_tokens = config.reply_tokens if limit is None else min(config.reply_tokens, limit)
+        finish_reason = "length" if limit is not None and limit < config.reply_tokens else "stop"
+        prompt_tokens = textgen.estimate_tokens(body["messages"], body.get("tools"))
+        completion_id = ids.openai_completion_id()
+        created = int(time.time())
+        delay = config.first_byte_delay + faults.extra_delay(fault)
+        generation = 0.0 if stream else completion_tokens * config.seconds_per_token
+        headers = {
+            "Content-Type": SSE_TYPE if stream else "application/json",
+            "x-request-id": ids.openai_request_id(),
+            "openai-organization": ORGANIZATION,
+            "openai-project": PROJECT,
+            "openai-processing-ms": str(int((delay + generation) * 1000)),
+            "openai-version": "2020-10-01",
+            "access-control-expose-headers": "X-Request-ID",
+            "X-Content-Type-Options": "nosniff",
+        }
+        ratelimit.openai(headers, prompt_tokens)
+        if stream:
+            options = body.get("stream_options") or {}
+            if not isinstance(options, dict):
+                options = {}
+            frames = stream_frames(
+                completion_id, created, model, self.fingerprint, prompt_tokens, completion_tokens,
+                finish_reason,
+                chunk_tokens=config.chunk_tokens,
+                include_usage=options.get("include_usage") is True,
+                obfuscate=options.get("include_obfuscation", True) is not False,
+                error_after=faults.count(fault, "stream_error"),
+            )
+            return await delivery.send_stream(
+                request, headers, frames,
+                delay=delay,
+                seconds_per_token=config.seconds_per_token,
+                disconnect_after=faults.count(fault, "disconnect"),
+            )
+        text = textgen.reply(completion_tokens).text
+        payload = completion_body(
+            completion_id, created, model, self.fingerprint, text, finish_reason, prompt_tokens,
+            completion_tokens,
+        )
+        return await delivery.send_body(
+            request, 200, headers, payload,
+            delay=delay + generation,
+            disconnect=faults.count(fault, "disconnect") is not None,
+        )
