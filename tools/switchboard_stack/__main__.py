@@ -36,7 +36,7 @@ router :{ports.router_metrics}/metrics
 Try it:
   curl {base}/claude/v1/messages -H "x-api-key: {key}" -H "anthropic-version: 2023-06-01" \\
     -H "content-type: application/json" \\
-    -d '{{"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+    -d '{{"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": [{{"role": "user", "content": "Hi"}}]}}'
 
   curl {base}/openai/v1/chat/completions -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello!"}}], "stream": true}}'

@@ -8,7 +8,6 @@ printed, never asserted; ratios are only meaningful within one run.
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time

@@ -14,8 +14,10 @@ async def _create(db_path: Path, name: str, platforms: Iterable[str], models: It
                   groups: Iterable[str], expires_at: datetime | None) -> str:
     store = await SqliteKeyStore.open(str(db_path))
     try:
-        plaintext, _ = await create_key(store, name, pepper=auth_settings.load().key_pepper, platforms=platforms, models=models, groups=groups,
-                                        expires_at=expires_at, replace=True)
+        plaintext, _ = await create_key(
+            store, name, pepper=auth_settings.load().key_pepper, platforms=platforms, models=models,
+            groups=groups, expires_at=expires_at, replace=True,
+        )
     finally:
         await store.close()
     return plaintext

@@ -29,6 +29,7 @@ async def run(config: auth_settings.AuthSettings) -> None:
             hasher=KeyHasher(config.key_pepper),
             cache_ttl_seconds=config.cache_ttl_seconds,
             cache_max_entries=config.cache_max_entries,
+            decision_reuse_seconds=config.decision_reuse_seconds,
         )
         log.info("keys and usage ledger in %s", config.db_path)
         await grpc_server.serve(

@@ -45,6 +45,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         hasher: KeyHasher,
         cache_ttl_seconds: float,
         cache_max_entries: int,
+        decision_reuse_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -53,6 +54,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._ledger = ledger
         self._hash = hasher
         self._now = now
+        self._reuse_seconds = decision_reuse_seconds
         self._cache = KeyCache(
             self._load, ttl_seconds=cache_ttl_seconds, max_entries=cache_max_entries, clock=clock
         )
@@ -84,7 +86,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         count_decision(verdict)
         if not verdict.allowed and verdict.key is not None:
             log.debug("denied key %s: %s", verdict.key.record.name, verdict.reason.value)
-        return _response(verdict)
+        response = _response(verdict)
+        if verdict.allowed and self._reuse_seconds > 0:
+            response.reuse_for.FromNanoseconds(int(self._reuse_for(verdict) * 1e9))
+        return response
+
+    def _reuse_for(self, verdict: Verdict) -> float:
+        """How long the edge may reuse an ALLOW: the configured time, cut short by the key's expiry."""
+        reuse = self._reuse_seconds
+        expires_at = verdict.key.record.expires_at if verdict.key is not None else None
+        if expires_at is not None:
+            reuse = min(reuse, max(0.0, expires_at.timestamp() - self._now()))
+        return reuse
 
     async def RecordUsage(
         self, request: auth_pb2.RecordUsageRequest, context: grpc.aio.ServicerContext

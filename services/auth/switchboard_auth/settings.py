@@ -18,6 +18,9 @@ class AuthSettings:
     db_path: str = "./switchboard.db"
     # How long a key lookup (found or not) is reused; bounds how late a CLI change takes effect.
     cache_ttl_seconds: float = 2.0
+    # How long the edge may reuse an ALLOW without asking again (0: ask on every request). A disabled
+    # key is refused everywhere within cache_ttl_seconds + decision_reuse_seconds.
+    decision_reuse_seconds: float = 1.0
     # Most key lookups cached, per kind (found / not found).
     cache_max_entries: int = 10_000
     # Optional HMAC pepper for key hashes; the CLI must see the same value. Changing it voids all keys.

@@ -7,7 +7,7 @@
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -76,13 +76,10 @@ def create_app(settings: EdgeSettings) -> FastAPI:
 
     app = FastAPI(title="Switchboard edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.post("/claude/v1/messages")
-    async def claude_messages(request: Request) -> Response:
-        return await state["relay"].handle(request, CLAUDE_MESSAGES)  # type: ignore[attr-defined,no-any-return]
-
-    @app.post("/openai/v1/chat/completions")
-    async def openai_chat(request: Request) -> Response:
-        return await state["relay"].handle(request, OPENAI_CHAT)  # type: ignore[attr-defined,no-any-return]
+    # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
+    # parameter resolution would be pure per-request cost.
+    for endpoint in (CLAUDE_MESSAGES, OPENAI_CHAT):
+        app.add_route(endpoint.route, _relay_route(state, endpoint), methods=["POST"])
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -116,6 +113,13 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         return Response(payload, status, headers)
 
     return app
+
+
+def _relay_route(state: dict[str, object], endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def relay(request: Request) -> Response:
+        return await state["relay"].handle(request, endpoint)  # type: ignore[attr-defined,no-any-return]
+
+    return relay
 
 
 async def _serving(channel: object, timeout: float) -> bool:

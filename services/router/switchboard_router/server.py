@@ -57,6 +57,18 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ReportOutcome(
         self, request: router_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ReportOutcomeResponse:
+        self._settle(request)
+        return router_pb2.ReportOutcomeResponse()
+
+    async def ReportOutcomes(
+        self, request: router_pb2.ReportOutcomesRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ReportOutcomeResponse:
+        for outcome in request.outcomes:
+            self._settle(outcome)
+        return router_pb2.ReportOutcomeResponse()
+
+    def _settle(self, request: router_pb2.ReportOutcomeRequest) -> None:
+        """Returns the lease and counts the outcome."""
         held = self.leases.release(request.lease_id) if request.lease_id else None
         account_id = held or request.account_id
         # Count only accounts the router knows, so a caller cannot mint label values.
@@ -65,7 +77,6 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             metrics.count_outcome(platform, name, wire.outcome_label(request.outcome))
         else:
             log.debug("outcome for unknown account %r ignored", account_id)
-        return router_pb2.ReportOutcomeResponse()
 
     async def Release(
         self, request: router_pb2.ReleaseRequest, context: grpc.aio.ServicerContext

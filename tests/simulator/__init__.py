@@ -1,0 +1,1 @@
+"""Tests of the upstream simulator (switchboard_simulator)."""
