@@ -9,9 +9,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from prometheus_client import REGISTRY
 
 from switchboard.auth.v1 import auth_pb2
-from switchboard_auth.keys import KeyState
+from switchboard_auth.keys import KeyHasher, KeyState
+from switchboard_auth.service import AuthServicer
 
-from .auth_testing import Harness
+from .auth_testing import PEPPER, Harness
 
 ALLOW, DENY = auth_pb2.DECISION_ALLOW, auth_pb2.DECISION_DENY
 
@@ -236,3 +237,26 @@ async def test_grpc_server_metrics_count_authorize_calls(harness: Harness) -> No
     before = REGISTRY.get_sample_value("grpc_server_handled_total", labels) or 0
     await harness.authorize("")
     assert REGISTRY.get_sample_value("grpc_server_handled_total", labels) == before + 1
+
+
+async def test_allow_says_how_long_it_may_be_reused_capped_by_expiry(harness: Harness) -> None:
+    servicer = AuthServicer(harness.keys, harness.ledger, hasher=KeyHasher(PEPPER), cache_ttl_seconds=0,
+                            cache_max_entries=10, decision_reuse_seconds=1.5, now=harness.wall_clock)
+    lasting, _ = await harness.create("lasting")
+    soon = datetime.fromtimestamp(harness.wall_clock() + 0.25, UTC)
+    brief, _ = await harness.create("brief", expires_at=soon)
+
+    def ask(credential: str) -> auth_pb2.AuthorizeRequest:
+        return auth_pb2.AuthorizeRequest(credential=credential, platforms=["openai"], model="gpt-4o")
+
+    allowed = await servicer.Authorize(ask(lasting), None)  # type: ignore[arg-type]
+    assert allowed.decision == ALLOW and allowed.reuse_for.ToTimedelta().total_seconds() == 1.5
+    capped = await servicer.Authorize(ask(brief), None)  # type: ignore[arg-type]
+    assert 0 < capped.reuse_for.ToTimedelta().total_seconds() <= 0.25
+    denied = await servicer.Authorize(ask("sk-sb-unknown"), None)  # type: ignore[arg-type]
+    assert denied.decision == DENY and not denied.HasField("reuse_for")
+
+
+async def test_no_reuse_when_not_configured(harness: Harness) -> None:
+    plaintext, _ = await harness.create("plain")
+    assert not (await harness.authorize(plaintext)).HasField("reuse_for")

@@ -38,17 +38,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # The simulator answers 500 for this key.
         {"name": "broken", "platform": "openai", "base_url": simulator, "api_key": "sk-sim-broken",
          "models": ["broken-*"]},
+        # Failover: the preferred account answers 500, the next one works.
+        {"name": "flaky", "platform": "openai", "base_url": simulator, "api_key": "sk-sim-broken",
+         "models": ["gpt-failover-*"], "priority": 10},
+        {"name": "steady", "platform": "openai", "base_url": simulator, "api_key": SIMULATOR_OPENAI_KEY,
+         "models": ["gpt-failover-*"], "priority": 20},
+        # The simulator drops the connection mid-stream for this key.
+        {"name": "cut", "platform": "claude-ccr", "base_url": simulator, "api_key": "sk-sim-disconnect",
+         "models": ["claude-cut-*"], "priority": 1},
         # The simulator refuses this key: the account's own credential is wrong.
         {"name": "revoked", "platform": "claude-ccr", "base_url": simulator, "api_key": "sk-not-valid",
          "models": ["revoked-*"]},
     ]
-    with Stack(workdir, ports, accounts=accounts,
-               env={"SWITCHBOARD_EDGE_MAX_BODY_BYTES": str(MAX_BODY), "SWITCHBOARD_EDGE_USAGE_FLUSH_SECONDS": "0.2",
-                    "SWITCHBOARD_AUTH_CACHE_TTL_SECONDS": "0.5"}) as running:
+    env = {
+        "SWITCHBOARD_AUTH_DECISION_REUSE_SECONDS": "0.5",
+        "SWITCHBOARD_AUTH_CACHE_TTL_SECONDS": "0.5",
+        "SWITCHBOARD_EDGE_MAX_BODY_BYTES": str(MAX_BODY),
+        "SWITCHBOARD_EDGE_USAGE_FLUSH_SECONDS": "0.2",
+    }
+    faults = ["--key-fault", "sk-sim-disconnect=disconnect:4"]
+    with Stack(workdir, ports, accounts=accounts, simulator_args=faults, env=env) as running:
         yield running
 
 
-def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "switchboard_auth.cli", "--db", str(stack.db_path), *args],
                           capture_output=True, text=True, check=True)
 
@@ -58,7 +71,7 @@ def keys(stack: Stack) -> Keys:
     full = create_demo_key(stack.db_path, "e2e-full")
     openai_only = create_demo_key(stack.db_path, "e2e-openai-only", platforms=["openai"], models=["gpt-4o*"])
     disabled = create_demo_key(stack.db_path, "e2e-disabled")
-    _cli(stack, "keys", "disable", "e2e-disabled")
+    cli(stack, "keys", "disable", "e2e-disabled")
     expired = create_demo_key(stack.db_path, "e2e-expired", expires_at=datetime.now(UTC) + timedelta(seconds=1))
     time.sleep(1.1)
     return Keys(full, openai_only, disabled, expired)

@@ -128,3 +128,16 @@ async def test_accounts_gauge_counts_states_per_platform(router: Router) -> None
     assert sample("switchboard_router_accounts", platform="azure-openai", state="cooling") == 0
     router.set_accounts([])
     assert sample("switchboard_router_accounts", platform="azure-openai", state="ready") == 0
+
+
+async def test_batched_outcomes_return_every_lease(router: Router) -> None:
+    router.set_accounts([account("a")])
+    picks = [await router.pick() for _ in range(4)]
+    assert await in_flight(router) == 4
+    batch = router_pb2.ReportOutcomesRequest(outcomes=[
+        router_pb2.ReportOutcomeRequest(lease_id=pick.lease_id, account_id=CONSOLE_A,
+                                        outcome=router_pb2.OUTCOME_SUCCESS)
+        for pick in picks[:3]
+    ])
+    await router.stub.ReportOutcomes(batch, timeout=5)
+    assert await in_flight(router) == 1
