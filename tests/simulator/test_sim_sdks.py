@@ -30,12 +30,13 @@ async def test_anthropic_sdk_nonstream(claude: anthropic.AsyncAnthropic) -> None
     message = await claude.messages.create(model="claude-sonnet-4-6", max_tokens=1024, messages=MESSAGES)
     assert message.content[0].type == "text" and message.content[0].text == REPLY
     assert message.stop_reason == "end_turn"
-    assert message.usage.output_tokens == 35 and message.usage.input_tokens == textgen.estimate_tokens(MESSAGES)
+    assert message.usage.output_tokens == 35
+    assert message.usage.input_tokens == textgen.estimate_tokens(MESSAGES)
     assert message.id.startswith("msg_") and message.model == "claude-sonnet-4-6"
 
 
 async def test_anthropic_sdk_stream(claude: anthropic.AsyncAnthropic) -> None:
-    async with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, messages=MESSAGES) as stream:
+    async with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=99, messages=MESSAGES) as stream:
         pieces = [text async for text in stream.text_stream]
         final = await stream.get_final_message()
     assert "".join(pieces) == REPLY and len(pieces) == 35
@@ -107,8 +108,10 @@ async def test_openai_sdk_stream_with_usage(gpt: openai.AsyncOpenAI) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == REPLY
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 35
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None and usage.completion_tokens == 35
 
 
 async def test_openai_sdk_length_limit(gpt: openai.AsyncOpenAI) -> None:
@@ -120,7 +123,7 @@ async def test_openai_sdk_length_limit(gpt: openai.AsyncOpenAI) -> None:
 
 
 async def test_openai_sdk_errors(base_url: str, gpt: openai.AsyncOpenAI) -> None:
-    async with openai.AsyncOpenAI(api_key="sk-wrong-key-000000", base_url=f"{base_url}/v1", max_retries=0) as wrong:
+    async with openai.AsyncOpenAI(api_key="sk-wrong-000", base_url=f"{base_url}/v1", max_retries=0) as wrong:
         with pytest.raises(openai.AuthenticationError) as auth:
             await wrong.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
     assert auth.value.code == "invalid_api_key"
@@ -133,7 +136,8 @@ async def test_openai_sdk_errors(base_url: str, gpt: openai.AsyncOpenAI) -> None
     with pytest.raises(openai.RateLimitError) as limited:
         await gpt.chat.completions.create(model="gpt-4o", messages=MESSAGES,  # type: ignore[arg-type]
                                           extra_headers={"x-simulator-fault": "rate_limit"})
-    assert limited.value.code == "rate_limit_exceeded" and limited.value.response.headers["retry-after"] == "1"
+    assert limited.value.code == "rate_limit_exceeded"
+    assert limited.value.response.headers["retry-after"] == "1"
     with pytest.raises(openai.InternalServerError) as broken:
         await gpt.chat.completions.create(model="gpt-4o", messages=MESSAGES,  # type: ignore[arg-type]
                                           extra_headers={"x-simulator-fault": "500"})

@@ -13,6 +13,7 @@ Rules owned here:
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -87,6 +88,10 @@ def _store_errors(action: str) -> Iterator[None]:
 
 async def _connect(path: str) -> aiosqlite.Connection:
     """Opens `path` in autocommit mode (transactions are explicit) and brings the schema up to date."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        # Checked up front: a failed aiosqlite.connect leaves its worker thread posting to the loop.
+        raise StoreError(f"cannot open database {path}: folder {folder} does not exist")
     try:
         conn = await aiosqlite.connect(path, isolation_level=None)
     except sqlite3.Error as exc:

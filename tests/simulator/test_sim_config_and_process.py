@@ -1,0 +1,147 @@
+"""Configuration (defaults, YAML, flags) and the program itself: readiness line, pacing, clean stop."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from switchboard_simulator import faults, textgen
+from switchboard_simulator.__main__ import main
+from switchboard_simulator.config import ConfigError, load
+
+from .conftest import Start
+from .sim_testing import ANTHROPIC_HEADERS, CLAUDE_BODY, CLAUDE_STREAM, OPENAI_BODY, OPENAI_HEADERS
+
+
+def test_defaults() -> None:
+    config = load([])
+    assert (config.host, config.port, config.reply_tokens, config.chunk_tokens) == ("127.0.0.1", 8090, 35, 1)
+    assert (config.latency_ms, config.tokens_per_second, config.faults) == (0.0, 0.0, ())
+    assert config.fault_header and config.record_requests and config.record_limit == 1000
+    assert config.anthropic.keys == {"sk-sim-anthropic"} and config.openai.keys == {"sk-sim-openai"}
+    assert not config.anthropic.accept_any_key and not config.openai.accept_any_key
+    assert config.anthropic.models == ("claude-*",) and config.openai.models == ("gpt-*", "o*")
+    assert config.openai.key_faults["sk-sim-broken"] == faults.parse("500")
+    assert config.anthropic.key_faults["sk-sim-overloaded"].kind == "overloaded"
+    assert config.openai.rejects_max_tokens("gpt-5-nano") and not config.openai.rejects_max_tokens("gpt-4o")
+
+
+def test_yaml_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump({
+        "port": 9000, "latency_ms": 50, "faults": ["500@0.1"], "reply_tokens": 20,
+        "anthropic": {"keys": ["a1"], "key_faults": {"bad": "hang"}},
+        "openai": {"models": ["gpt-4o*"]},
+    }))
+    config = load(["--config", str(path), "--port", "0", "--latency-ms", "5", "--fault", "slow:10",
+                   "--anthropic-key", "a2", "--key-fault", "k=429:3", "--openai-model", "o3*", "--no-record",
+                   "--accept-any-key"])
+    assert (config.port, config.latency_ms, config.reply_tokens) == (0, 5.0, 20)
+    assert [f.spec for f in config.faults] == ["500@0.1", "slow:10"]
+    assert config.anthropic.keys == {"a1", "a2"}
+    assert set(config.anthropic.key_faults) == {"bad", "k"}
+    assert config.anthropic.key_faults["k"].retry_after == 3
+    assert set(config.openai.key_faults) == {"sk-sim-broken", "sk-sim-ratelimited", "sk-sim-overloaded", "k"}
+    assert config.openai.models == ("o3*",) and config.openai.serves("o3-mini")
+    assert not config.openai.serves("gpt-4o")
+    assert not config.record_requests and config.anthropic.accept_any_key and config.openai.accept_any_key
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param({"portt": 1}, id="unknown-key"),
+        pytest.param({"anthropic": {"keyz": []}}, id="unknown-vendor-key"),
+        pytest.param({"faults": ["teapot"]}, id="bad-fault"),
+        pytest.param({"openai": {"key_faults": {"k": "999"}}}, id="bad-key-fault"),
+        pytest.param({"reply_tokens": 0}, id="zero-reply"),
+        pytest.param({"latency_ms": -1}, id="negative-latency"),
+    ],
+)
+def test_bad_config_is_refused(tmp_path: Path, raw: dict[str, object]) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError):
+        load(["--config", str(path)])
+
+
+def test_bad_flag_exits_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--key-fault", "no-equals-sign"]) == 2
+    assert "KEY=SPEC" in capsys.readouterr().err
+
+
+def test_textgen_reply_and_estimate() -> None:
+    for tokens in (1, 7, 35, 36, 100):
+        reply = textgen.reply(tokens)
+        chunks = textgen.chunks(tokens, 3)
+        assert reply.tokens == tokens and sum(count for _, count in chunks) == tokens
+        assert "".join(json.loads(data) for data, _ in chunks) == reply.text
+        assert json.loads(reply.text_json) == reply.text
+    assert textgen.reply(35).text.endswith("judge my vow.")
+    assert textgen.estimate_tokens("abcd" * 10) == 10
+    # Every string value counts: "user" + "text" + "abcdefgh" = 16 characters.
+    assert textgen.estimate_tokens([{"role": "user", "content": [{"type": "text", "text": "abcdefgh"}]}]) == 4
+    assert textgen.estimate_tokens(None, {"n": 5}) == 1
+
+
+async def test_latency_delays_the_first_byte(start: Start) -> None:
+    url = await start(latency_ms=150)
+    async with httpx.AsyncClient(base_url=url) as http:
+        started = time.monotonic()
+        response = await http.post("/v1/chat/completions", json=OPENAI_BODY, headers=OPENAI_HEADERS)
+    assert response.status_code == 200 and time.monotonic() - started >= 0.15
+    assert int(response.headers["openai-processing-ms"]) >= 150
+
+
+async def test_tokens_per_second_paces_a_stream(start: Start) -> None:
+    url = await start(tokens_per_second=100, reply_tokens=10)
+    arrivals = []
+    async with httpx.AsyncClient(base_url=url) as http:
+        started = time.monotonic()
+        request = http.stream("POST", "/v1/messages", json=CLAUDE_STREAM, headers=ANTHROPIC_HEADERS)
+        async with request as response:
+            async for chunk in response.aiter_raw():
+                arrivals.append((time.monotonic() - started, chunk.count(b"content_block_delta") // 2))
+    assert arrivals[-1][0] >= 0.1  # 10 tokens at 100/s
+    delta_times = [at for at, deltas in arrivals if deltas]
+    assert len(delta_times) >= 5 and delta_times[-1] - delta_times[0] >= 0.05, "deltas arrive spread out"
+
+
+async def test_tokens_per_second_paces_a_nonstream_answer(start: Start) -> None:
+    url = await start(tokens_per_second=200, reply_tokens=20)
+    async with httpx.AsyncClient(base_url=url) as http:
+        started = time.monotonic()
+        response = await http.post("/v1/messages", json=CLAUDE_BODY, headers=ANTHROPIC_HEADERS)
+    assert response.json()["usage"]["output_tokens"] == 20 and time.monotonic() - started >= 0.1
+
+
+def test_program_prints_ready_line_serves_and_stops_on_sigterm() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "switchboard_simulator", "--port", "0", "--reply-tokens", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("SIMULATOR_READY http://127.0.0.1:"), line
+        url = line.split(" ", 1)[1]
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        message = httpx.post(f"{url}/v1/messages", json=CLAUDE_BODY, headers=ANTHROPIC_HEADERS).json()
+        assert message["content"][0]["text"] == "The quick brown"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
