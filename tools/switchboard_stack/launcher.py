@@ -149,7 +149,8 @@ class Stack:
             stdout=output or None,
             stderr=subprocess.STDOUT if output else None,
             stdin=subprocess.DEVNULL,
-            start_new_session=self.log_to_files,
+            # Ctrl-C reaches only the launcher, which then stops the children in order.
+            start_new_session=True,
         )
         if output:
             output.close()
@@ -176,16 +177,20 @@ class Stack:
                 time.sleep(0.05)
 
     def stop(self, grace: float = 10.0) -> None:
-        for process in reversed(self.processes):
-            if process.popen.poll() is None:
-                process.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes:
-            try:
-                process.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.popen.kill()
-                process.popen.wait()
+        """Edge first, so it can hand its last usage and outcome reports to auth and router; then the rest."""
+        edge = [process for process in self.processes if process.name == "edge"]
+        rest = [process for process in reversed(self.processes) if process.name != "edge"]
+        for group in (edge, rest):
+            for process in group:
+                if process.popen.poll() is None:
+                    process.popen.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for process in group:
+                try:
+                    process.popen.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.popen.kill()
+                    process.popen.wait()
         self.processes.clear()
 
     def __enter__(self) -> "Stack":
