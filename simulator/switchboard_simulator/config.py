@@ -37,7 +37,6 @@ Fault specs are described in `faults`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
@@ -126,7 +125,6 @@ _VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 _VENDOR_KEYS = {"keys", "accept_any_key", "models", "key_faults", "sse_padding", "max_tokens_unsupported"}
-_TOP_KEYS = {f.name for f in dataclasses.fields(SimulatorConfig)} - {"anthropic", "openai"}
 
 
 def _fault(spec: Any, where: str) -> Fault:
@@ -153,21 +151,45 @@ def _vendor(name: str, raw: Mapping[str, Any]) -> VendorConfig:
     )
 
 
+_SCALARS: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "latency_ms": float,
+    "tokens_per_second": float,
+    "reply_tokens": int,
+    "chunk_tokens": int,
+    "fault_header": bool,
+    "record_requests": bool,
+    "record_limit": int,
+}
+
+
+def _scalar(name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from exc
+
+
 def from_mapping(raw: Mapping[str, Any]) -> SimulatorConfig:
     """Builds the config from a YAML-shaped mapping; unknown keys are an error."""
-    unknown = set(raw) - _TOP_KEYS - {"anthropic", "openai"}
+    unknown = set(raw) - set(_SCALARS) - {"faults", "anthropic", "openai"}
     if unknown:
         raise ConfigError(f"unknown config keys {sorted(unknown)}")
-    top = {k: v for k, v in raw.items() if k in _TOP_KEYS}
-    top["faults"] = tuple(_fault(spec, "faults") for spec in top.get("faults") or ())
-    try:
-        config = SimulatorConfig(
-            anthropic=_vendor("anthropic", raw.get("anthropic") or {}),
-            openai=_vendor("openai", raw.get("openai") or {}),
-            **top,
-        )
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from exc
+    top: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in _SCALARS:
+            top[name] = _scalar(name, value, _SCALARS[name])
+    top["faults"] = tuple(_fault(spec, "faults") for spec in raw.get("faults") or ())
+    config = SimulatorConfig(
+        anthropic=_vendor("anthropic", raw.get("anthropic") or {}),
+        openai=_vendor("openai", raw.get("openai") or {}),
+        **top,
+    )
     if config.reply_tokens < 1 or config.chunk_tokens < 1:
         raise ConfigError("reply_tokens and chunk_tokens must be at least 1")
     if config.latency_ms < 0 or config.tokens_per_second < 0:
@@ -175,25 +197,38 @@ def from_mapping(raw: Mapping[str, Any]) -> SimulatorConfig:
     return config
 
 
+_EPILOG = """fault specs are NAME[:ARG][@RATE]: a status 400-599 (429:SECONDS sets retry-after), rate_limit,
+server_error, overloaded (Anthropic 529, OpenAI 503), disconnect[:EVENTS], stream_error[:DELTAS], hang,
+slow[:MS]. A request picks its fault from the x-simulator-fault header, then its key, then --fault."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m switchboard_simulator", description=__doc__.split("\n")[0])
-    p.add_argument("--config", type=Path, help="YAML file with the keys listed in config.py")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--latency-ms", type=float)
-    p.add_argument("--tokens-per-second", type=float)
-    p.add_argument("--reply-tokens", type=int)
-    p.add_argument("--chunk-tokens", type=int)
-    p.add_argument("--fault", action="append", metavar="SPEC", help="global fault, NAME[:ARG][@RATE]")
-    p.add_argument("--key-fault", action="append", metavar="KEY=SPEC", help="fault for one API key")
-    p.add_argument("--anthropic-key", action="append", metavar="KEY")
-    p.add_argument("--openai-key", action="append", metavar="KEY")
-    p.add_argument("--anthropic-model", action="append", metavar="GLOB")
-    p.add_argument("--openai-model", action="append", metavar="GLOB")
-    p.add_argument("--accept-any-key", action="store_true", default=None)
-    p.add_argument("--no-fault-header", dest="fault_header", action="store_false", default=None)
-    p.add_argument("--no-record", dest="record_requests", action="store_false", default=None)
-    p.add_argument("--record-limit", type=int)
+    p = argparse.ArgumentParser(
+        prog="python -m switchboard_simulator",
+        description="Switchboard upstream simulator: the Anthropic Messages and OpenAI Chat Completions "
+        "APIs, offline. YAML keys are documented in switchboard_simulator/config.py.",
+        epilog=_EPILOG,
+    )
+    add = p.add_argument
+    add("--config", type=Path, help="YAML file (flags override it)")
+    add("--host", help="listen address (default 127.0.0.1)")
+    add("--port", type=int, help="listen port (default 8090; 0 = any free port, printed on stdout)")
+    add("--latency-ms", type=float, help="delay before the first byte (default 0)")
+    add("--tokens-per-second", type=float, help="generation speed; 0 = as fast as possible (default)")
+    add("--reply-tokens", type=int, help="reply length in tokens (default 35)")
+    add("--chunk-tokens", type=int, help="tokens per streamed delta (default 1)")
+    add("--fault", action="append", metavar="SPEC", help="global fault, repeatable, e.g. 500@0.05")
+    add("--key-fault", action="append", metavar="KEY=SPEC", help="a key that always suffers SPEC (both APIs)")
+    add("--anthropic-key", action="append", metavar="KEY", help="another valid Anthropic key")
+    add("--openai-key", action="append", metavar="KEY", help="another valid OpenAI key")
+    add("--anthropic-model", action="append", metavar="GLOB", help="served models (replaces claude-*)")
+    add("--openai-model", action="append", metavar="GLOB", help="served models (replaces gpt-*, o*)")
+    add("--accept-any-key", action="store_true", default=None, help="any non-empty key is valid")
+    add("--no-fault-header", dest="fault_header", action="store_false", default=None,
+        help="ignore the x-simulator-fault request header")
+    add("--no-record", dest="record_requests", action="store_false", default=None,
+        help="do not keep received requests for /_simulator/requests")
+    add("--record-limit", type=int, help="how many received requests to keep (default 1000)")
     return p
 
 
@@ -202,12 +237,14 @@ def load(argv: Sequence[str] | None = None) -> SimulatorConfig:
     args = _parser().parse_args(argv)
     raw: dict[str, Any] = {}
     if args.config is not None:
-        loaded = yaml.safe_load(args.config.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(args.config.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{args.config}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{args.config}: expected a mapping at the top level")
         raw = loaded
-    for name in ("host", "port", "latency_ms", "tokens_per_second", "reply_tokens", "chunk_tokens",
-                 "fault_header", "record_requests", "record_limit"):
+    for name in _SCALARS:
         value = getattr(args, name)
         if value is not None:
             raw[name] = value

@@ -34,7 +34,7 @@ def anthropic(headers: dict[str, str], input_tokens: int, *, exhausted: bool = F
     reset = rfc3339_now()
     tokens_limit = ANTHROPIC_INPUT_TOKENS + ANTHROPIC_OUTPUT_TOKENS
     headers["anthropic-ratelimit-input-tokens-limit"] = str(ANTHROPIC_INPUT_TOKENS)
-    headers["anthropic-ratelimit-input-tokens-remaining"] = str(ANTHROPIC_INPUT_TOKENS - input_tokens)
+    headers["anthropic-ratelimit-input-tokens-remaining"] = str(max(0, ANTHROPIC_INPUT_TOKENS - input_tokens))
     headers["anthropic-ratelimit-input-tokens-reset"] = reset
     headers["anthropic-ratelimit-output-tokens-limit"] = str(ANTHROPIC_OUTPUT_TOKENS)
     headers["anthropic-ratelimit-output-tokens-remaining"] = str(ANTHROPIC_OUTPUT_TOKENS)
@@ -43,7 +43,7 @@ def anthropic(headers: dict[str, str], input_tokens: int, *, exhausted: bool = F
     headers["anthropic-ratelimit-requests-remaining"] = "0" if exhausted else str(ANTHROPIC_REQUESTS - 1)
     headers["anthropic-ratelimit-requests-reset"] = reset
     headers["anthropic-ratelimit-tokens-limit"] = str(tokens_limit)
-    headers["anthropic-ratelimit-tokens-remaining"] = str(tokens_limit - input_tokens)
+    headers["anthropic-ratelimit-tokens-remaining"] = str(max(0, tokens_limit - input_tokens))
     headers["anthropic-ratelimit-tokens-reset"] = reset
 
 
@@ -52,6 +52,6 @@ def openai(headers: dict[str, str], prompt_tokens: int, *, retry_after: int | No
     headers["x-ratelimit-limit-requests"] = str(OPENAI_REQUESTS)
     headers["x-ratelimit-limit-tokens"] = str(OPENAI_TOKENS)
     headers["x-ratelimit-remaining-requests"] = "0" if retry_after is not None else str(OPENAI_REQUESTS - 1)
-    headers["x-ratelimit-remaining-tokens"] = str(OPENAI_TOKENS - prompt_tokens)
+    headers["x-ratelimit-remaining-tokens"] = str(max(0, OPENAI_TOKENS - prompt_tokens))
     headers["x-ratelimit-reset-requests"] = f"{retry_after}s" if retry_after is not None else "12ms"
     headers["x-ratelimit-reset-tokens"] = "0s"

@@ -30,18 +30,16 @@ SENTENCES = (
 CHARS_PER_TOKEN = 4
 
 _PIECE = re.compile(r" ?[A-Za-z0-9']+| ?[^A-Za-z0-9' ]")
+# One pass over SENTENCES is 35 pieces, the default reply length (config.reply_tokens).
 _CYCLE = tuple(_PIECE.findall(" " + " ".join(SENTENCES)))
-#: Tokens in one full pass over SENTENCES; the default reply length.
-CYCLE_TOKENS = len(_CYCLE)
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A reply of exactly `tokens` output tokens; `text_json` is `text` already JSON-encoded."""
+    """A reply of exactly `tokens` output tokens."""
 
     text: str
     tokens: int
-    text_json: bytes
 
 
 def _pieces(tokens: int) -> list[str]:
@@ -54,8 +52,7 @@ def _pieces(tokens: int) -> list[str]:
 @lru_cache(maxsize=512)
 def reply(tokens: int) -> Reply:
     """The reply of exactly `tokens` output tokens (cached: only a few lengths occur)."""
-    text = "".join(_pieces(tokens))
-    return Reply(text, tokens, orjson.dumps(text))
+    return Reply("".join(_pieces(tokens)), tokens)
 
 
 @lru_cache(maxsize=512)

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -50,11 +51,15 @@ async def test_anthropic_sdk_stream_truncated_by_max_tokens(claude: anthropic.As
     assert final.stop_reason == "max_tokens" and final.content[0].text == "The quick brown"
 
 
-async def test_anthropic_sdk_oauth_bearer_token(base_url: str) -> None:
+async def test_anthropic_sdk_oauth_bearer_token(base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)  # else the SDK also sends it as x-api-key
     async with anthropic.AsyncAnthropic(api_key=None, auth_token=ANTHROPIC_KEY, base_url=base_url,
                                         max_retries=0) as client:
         message = await client.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=MESSAGES)
     assert message.usage.output_tokens == 8
+    async with httpx.AsyncClient() as http:
+        seen = (await http.get(f"{base_url}/_simulator/requests")).json()["requests"][-1]["headers"]
+    assert seen["authorization"] == f"Bearer {ANTHROPIC_KEY}" and "x-api-key" not in seen
 
 
 async def test_anthropic_sdk_count_tokens(claude: anthropic.AsyncAnthropic) -> None:
