@@ -19,7 +19,7 @@ bench: $(VENV)/.built
 	$(PY) -m switchboard_stack.bench
 
 lint: $(VENV)/.built
-	$(VENV)/bin/ruff check services simulator tools tests bench operator
+	$(VENV)/bin/ruff check .
 
 protos: gen/.stamp
 
