@@ -10,16 +10,21 @@ PROTOS := $(shell find protos -name '*.proto')
 run: $(VENV)/.built
 	$(PY) -m switchboard_stack
 
-# Run the whole test suite.
-test: $(VENV)/.built
+# Run the whole test suite (lint and type checks first).
+test: lint
 	$(PY) -m pytest
 
 # Fixed load against the gateway and, in the same run, straight at the simulator.
 bench: $(VENV)/.built
 	$(PY) -m switchboard_stack.bench
 
+PACKAGES := services/common/switchboard_common services/edge/switchboard_edge services/auth/switchboard_auth \
+	services/router/switchboard_router simulator/switchboard_simulator tools/switchboard_stack \
+	operator/switchboard_operator
+
 lint: $(VENV)/.built
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(PACKAGES)
 
 protos: gen/.stamp
 

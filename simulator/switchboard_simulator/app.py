@@ -36,7 +36,9 @@ MAX_BODY_BYTES = 32 * 1024 * 1024 + 65536  # the vendors' 32 MB request limit, p
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
 
 
-def _endpoint(api: str, handle: Handler, log: RequestLog, counter: RequestCounter) -> Handler:
+def _endpoint(
+    api: str, handle: Handler, log: RequestLog, counter: RequestCounter
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:

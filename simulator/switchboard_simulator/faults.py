@@ -103,6 +103,7 @@ def parse(spec: str) -> Fault:
         raise FaultSpecError(f"fault {spec!r}: RATE must be between 0 and 1")
     if arg is not None and arg < 0:
         raise FaultSpecError(f"fault {spec!r}: ARG must not be negative")
+    status: int | None
     if name.isdigit():
         status = int(name)
         if not 400 <= status <= 599:
@@ -124,12 +125,12 @@ def choose(
 ) -> Fault | None:
     """The fault this request suffers, or None. A bad header spec raises FaultSpecError."""
     if header:
-        fault = parse(header)
-        if fault.fires():
-            return fault
-    fault = key_faults.get(key)
-    if fault is not None and fault.fires():
-        return fault
+        from_header = parse(header)
+        if from_header.fires():
+            return from_header
+    for_key = key_faults.get(key)
+    if for_key is not None and for_key.fires():
+        return for_key
     for fault in global_faults:
         if fault.fires():
             return fault

@@ -28,7 +28,7 @@ def _split(full_method: str) -> tuple[str, str]:
     return service, method
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts and times unary-unary and unary-stream RPCs."""
 
     async def intercept_service(
