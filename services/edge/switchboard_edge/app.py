@@ -47,12 +47,19 @@ OPENAI_CHAT = Endpoint(
 )
 
 
+class _Runtime:
+    """The process-wide clients, created in the lifespan and used by the routes."""
+
+    control: ControlPlane
+    relay: Relay
+
+
 def _format_for_path(path: str) -> ClientFormat:
     return ClientFormat.ANTHROPIC if path.startswith("/claude") else ClientFormat.OPENAI
 
 
 def create_app(settings: EdgeSettings) -> FastAPI:
-    state: dict[str, object] = {}
+    runtime = _Runtime()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -66,8 +73,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         control.start()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         http = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-        state["control"] = control
-        state["relay"] = Relay(settings, control, http)
+        runtime.control = control
+        runtime.relay = Relay(settings, control, http)
         try:
             yield
         finally:
@@ -79,7 +86,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
     # parameter resolution would be pure per-request cost.
     for endpoint in (CLAUDE_MESSAGES, OPENAI_CHAT):
-        app.add_route(endpoint.route, _relay_route(state, endpoint), methods=["POST"])
+        app.add_route(endpoint.route, _relay_route(runtime, endpoint), methods=["POST"])
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -87,7 +94,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        control: ControlPlane = state["control"]  # type: ignore[assignment]
+        control = runtime.control
         checks = await asyncio.gather(
             _serving(control.auth_channel, settings.rpc_timeout_seconds),
             _serving(control.router_channel, settings.rpc_timeout_seconds),
@@ -115,9 +122,9 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     return app
 
 
-def _relay_route(state: dict[str, object], endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+def _relay_route(runtime: "_Runtime", endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     async def relay(request: Request) -> Response:
-        return await state["relay"].handle(request, endpoint)  # type: ignore[attr-defined]
+        return await runtime.relay.handle(request, endpoint)
 
     return relay
 

@@ -13,6 +13,7 @@ SwitchboardError
 └── UpstreamError
     ├── UpstreamUnavailable   502  (upstream 5xx, connection failure, broken stream)
     ├── NoAvailableAccount    503
+    ├── ServiceUnavailable    503  (auth or router unreachable)
     └── UpstreamTimeout       504
 ```
 The status lives on the class; the body is rendered in the receiving endpoint's
@@ -109,6 +110,15 @@ class NoAvailableAccount(UpstreamError):
     openai_code = "no_available_account"
 
 
+class ServiceUnavailable(UpstreamError):
+    """Auth or router could not be reached: the gateway cannot decide, so it refuses for now."""
+
+    status = 503
+    anthropic_type = "api_error"
+    openai_type = "service_unavailable"
+    openai_code = "service_unavailable"
+
+
 class UpstreamTimeout(UpstreamError):
     status = 504
     anthropic_type = "timeout_error"
@@ -141,11 +151,3 @@ def render(error: SwitchboardError, client_format: ClientFormat) -> tuple[int, b
         headers["x-should-retry"] = "true"
     return error.status, orjson.dumps(error_payload(error, client_format)), headers
 
-
-class ServiceUnavailable(UpstreamError):
-    """Auth or router could not be reached: the gateway cannot decide, so it refuses for now."""
-
-    status = 503
-    anthropic_type = "api_error"
-    openai_type = "service_unavailable"
-    openai_code = "service_unavailable"

@@ -7,7 +7,7 @@ import orjson
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import forwardable
+from switchboard_edge.upstream.base import forwardable, with_query
 from switchboard_edge.usage import Usage, merge_anthropic
 
 _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "x-app", "x-claude-code-session-id"})
@@ -35,8 +35,7 @@ class AnthropicStreamTap:
 
 class AnthropicAdapter:
     def url(self, account: router_pb2.Account, query: str) -> str:
-        url = f"{account.base_url}/v1/messages"
-        return f"{url}?{query}" if query else url
+        return with_query(f"{account.base_url}/v1/messages", query)
 
     def headers(self, account: router_pb2.Account, client_headers: Mapping[str, str]) -> dict[str, str]:
         headers = forwardable(client_headers, _HEADER_NAMES, _HEADER_PREFIXES)

@@ -24,6 +24,11 @@ def forwardable(headers: Mapping[str, str], names: frozenset[str], prefixes: tup
     }
 
 
+def with_query(url: str, query: str) -> str:
+    """The upstream URL carrying the client's query string (Claude Code sends `?beta=true`)."""
+    return f"{url}?{query}" if query else url
+
+
 def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers if name.lower() in RESPONSE_HEADERS}
 

@@ -11,7 +11,7 @@ import orjson
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import forwardable
+from switchboard_edge.upstream.base import forwardable, with_query
 from switchboard_edge.usage import Usage, from_openai
 
 _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "openai-beta"})
@@ -45,8 +45,7 @@ class OpenAIStreamTap:
 
 class OpenAIAdapter:
     def url(self, account: router_pb2.Account, query: str) -> str:
-        url = f"{account.base_url}/v1/chat/completions"
-        return f"{url}?{query}" if query else url
+        return with_query(f"{account.base_url}/v1/chat/completions", query)
 
     def headers(self, account: router_pb2.Account, client_headers: Mapping[str, str]) -> dict[str, str]:
         headers = forwardable(client_headers, _HEADER_NAMES, _HEADER_PREFIXES)
