@@ -24,6 +24,29 @@ class EdgeSettings:
     max_attempts: int = 3
     usage_flush_seconds: float = 1.0
     usage_batch_size: int = 200
+    # Request body bytes held in memory at once across all requests; a body that would pass it is refused
+    # with 503 (retry-after) instead of being read.
+    max_buffered_body_bytes: int = 256 * 1024 * 1024
+    # On SIGTERM: how long open requests may run on; then streams end with an error event in their protocol
+    # and every request is settled before the process exits.
+    drain_seconds: float = 60.0
+    # Usage records are appended here as they settle and deleted once auth has them; replayed on start.
+    spool_dir: str = "./edge-spool"
+    # This edge's name as a lease holder at the router; empty means "<hostname>:<port>".
+    instance_id: str = ""
+    # Distinct model names used as metric label values; past it (and for refused requests) "other".
+    max_model_labels: int = 200
+    # -- client connections (see switchboard_edge.http_limits) --
+    # Request header block: total bytes, number of headers, bytes of one header line.
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    max_header_line_bytes: int = 8 * 1024
+    # From a connection's first byte (or its opening) to the end of the request headers.
+    header_timeout_seconds: float = 10.0
+    # From the end of the headers to the end of the body.
+    body_timeout_seconds: float = 120.0
+    # A kept-alive connection with no request in flight is closed after this long.
+    idle_timeout_seconds: float = 75.0
 
 
 def load() -> EdgeSettings:
