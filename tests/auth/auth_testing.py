@@ -50,6 +50,9 @@ class Harness:
         request = auth_pb2.AuthorizeRequest(credential=credential, platforms=platforms, model=model)
         return await self.stub.Authorize(request, timeout=5)
 
+    async def authenticate(self, credential: str) -> auth_pb2.AuthorizeResponse:
+        return await self.stub.Authenticate(auth_pb2.AuthenticateRequest(credential=credential), timeout=5)
+
     def expire_cache(self) -> None:
         self.cache_clock.advance(CACHE_TTL + 0.001)
 

@@ -17,6 +17,7 @@ from switchboard_auth.keys import (
     generate_key,
     new_key_id,
 )
+from switchboard_auth.policy import CompiledKey
 from switchboard_auth.sqlite_store import SqliteKeyStore
 
 
@@ -112,3 +113,14 @@ async def test_names_are_unique_unless_replacing(db_path: Path) -> None:
         assert second != first
     finally:
         await store.close()
+
+
+async def test_a_printed_or_logged_record_shows_no_hash(db_path: Path) -> None:
+    store = await SqliteKeyStore.open(str(db_path))
+    try:
+        _, record = await create_key(store, "shown")
+    finally:
+        await store.close()
+    assert record.key_id in repr(record)
+    assert record.key_hash not in repr(record)
+    assert record.key_hash not in repr(CompiledKey.of(record))

@@ -1,4 +1,4 @@
-"""The decision rule (policy.decide) on plain data: order of checks, platform filtering, globs."""
+"""The decision rules (policy.decide, policy.authenticate) on plain data: order of checks, platforms, globs."""
 
 import fnmatch
 from datetime import UTC, datetime, timedelta
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from switchboard_auth.keys import KeyRecord, KeyState
-from switchboard_auth.policy import CompiledKey, Reason, decide
+from switchboard_auth.policy import CompiledKey, Reason, authenticate, decide
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -106,3 +106,30 @@ def test_denial_messages_name_the_problem_but_cap_client_text() -> None:
     assert "2026-01-01T00:00:00Z" in expired.message
     platform = decide(key(allowed_platforms=("gemini",)), ["openai"], "m", NOW.timestamp())
     assert "'openai'" in platform.message
+
+
+@pytest.mark.parametrize(
+    ("compiled", "reason"),
+    [
+        pytest.param(None, Reason.KEY_INVALID, id="unknown-key"),
+        pytest.param(key(state=KeyState.DISABLED), Reason.KEY_DISABLED, id="disabled"),
+        pytest.param(key(expires_at=NOW), Reason.KEY_EXPIRED, id="expired-at-now"),
+        pytest.param(
+            key(state=KeyState.DISABLED, expires_at=NOW - timedelta(1)), Reason.KEY_DISABLED,
+            id="disabled-wins-over-expired",
+        ),
+        pytest.param(key(expires_at=NOW + timedelta(1)), Reason.OK, id="not-yet-expired"),
+        pytest.param(
+            key(allowed_platforms=("gemini",), allowed_models=("x",)), Reason.OK, id="restrictions-not-checked"
+        ),
+    ],
+)
+def test_authenticate_runs_only_the_key_checks_and_refuses_exactly_like_decide(
+    compiled: CompiledKey | None, reason: Reason
+) -> None:
+    verdict = authenticate(compiled, NOW.timestamp())
+    assert verdict.reason is reason
+    assert verdict.key is compiled
+    assert verdict.allowed_platforms == ()
+    if reason is not Reason.OK:
+        assert verdict == decide(compiled, ["openai"], "gpt-4o", NOW.timestamp())

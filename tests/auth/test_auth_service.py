@@ -260,3 +260,19 @@ async def test_allow_says_how_long_it_may_be_reused_capped_by_expiry(harness: Ha
 async def test_no_reuse_when_not_configured(harness: Harness) -> None:
     plaintext, _ = await harness.create("plain")
     assert not (await harness.authorize(plaintext)).HasField("reuse_for")
+
+
+async def test_record_usage_stores_the_estimate_flag_and_end_reason(harness: Harness) -> None:
+    batch = auth_pb2.RecordUsageRequest(
+        records=[
+            usage("est-1", "key_0123456789ab", usage_estimated=True, end_reason="upstream_broke", truncated=True),
+            usage("done-1", "key_0123456789ab", end_reason="complete"),
+            usage("old-edge-1", "key_0123456789ab"),
+        ]
+    )
+    assert (await harness.stub.RecordUsage(batch, timeout=5)).accepted == 3
+    with sqlite3.connect(harness.db_path) as conn:
+        stored = conn.execute(
+            "SELECT request_id, usage_estimated, end_reason, truncated FROM usage_records ORDER BY request_id"
+        ).fetchall()
+    assert stored == [("done-1", 0, "complete", 0), ("est-1", 1, "upstream_broke", 1), ("old-edge-1", 0, "", 0)]

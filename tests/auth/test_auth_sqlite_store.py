@@ -8,7 +8,7 @@ import pytest
 
 from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyState, create_key
-from switchboard_auth.sqlite_store import SCHEMA_VERSION, SqliteKeyStore, SqliteLedger
+from switchboard_auth.sqlite_store import _MIGRATIONS, SCHEMA_VERSION, SqliteKeyStore, SqliteLedger
 from switchboard_auth.usage import UsageEntry
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -133,3 +133,48 @@ async def test_closed_stores_raise_store_errors(db_path: Path) -> None:
         await store.get_by_hash("x")
     with pytest.raises(StoreError):
         await ledger.append([entry("r1")])
+
+
+async def test_estimate_flag_and_end_reason_are_stored(db_path: Path) -> None:
+    ledger = await SqliteLedger.open(str(db_path))
+    try:
+        await ledger.append([
+            entry("r1", usage_estimated=True, end_reason="client_closed"),
+            entry("r2", end_reason="complete"),
+            entry("r3"),
+        ])
+    finally:
+        await ledger.close()
+    assert rows(db_path, "SELECT request_id, usage_estimated, end_reason FROM usage_records ORDER BY request_id") == [
+        ("r1", 1, "client_closed"), ("r2", 0, "complete"), ("r3", 0, ""),
+    ]
+
+
+async def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_rows(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:  # a file as the first release left it
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in _MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute(
+            "INSERT INTO api_keys (key_id, name, key_hash, state, created_at)"
+            " VALUES ('key_0123456789ab', 'old', 'h', 'active', '2026-01-01T00:00:00.000000Z')"
+        )
+        conn.execute(
+            "INSERT INTO usage_records VALUES ('old-1', 'key_0123456789ab', 'openai', 'a', 'gpt-4o', 'gpt-4o',"
+            " 10, 5, 0, 0, 0, 200, 1, 0, '2026-01-01T00:00:00.000000Z', 1.5, NULL, 'openai', '', '',"
+            " '2026-01-01T00:00:01.000000Z')"
+        )
+    store = await SqliteKeyStore.open(str(db_path))
+    ledger = await SqliteLedger.open(str(db_path))
+    try:
+        assert (await store.get_by_hash("h")).name == "old"  # type: ignore[union-attr]
+        assert await ledger.append([entry("old-1")]) == []  # still there, still idempotent
+        assert len(await ledger.append([entry("new-1", usage_estimated=True, end_reason="timeout")])) == 1
+    finally:
+        await ledger.close()
+        await store.close()
+    assert rows(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
+    assert rows(
+        db_path, "SELECT request_id, input_tokens, usage_estimated, end_reason FROM usage_records ORDER BY request_id"
+    ) == [("new-1", 10, 1, "timeout"), ("old-1", 10, 0, "")]

@@ -46,7 +46,7 @@ class KeyRecord:
 
     key_id: str
     name: str
-    key_hash: str
+    key_hash: str = dataclasses.field(repr=False)  # so a logged or printed record never shows it
     state: KeyState
     created_at: datetime
     expires_at: datetime | None = None

@@ -13,7 +13,7 @@ from switchboard_auth.usage import UsageEntry
 
 DECISIONS = Counter(
     "switchboard_auth_decisions_total",
-    "Authorize decisions, by decision (allow, deny) and reason.",
+    "Authorize and Authenticate decisions, by decision (allow, deny) and reason.",
     ["decision", "reason"],
 )
 USAGE_RECORDS = Counter(

@@ -6,6 +6,8 @@ at the edge) → none of the requested platforms allowed → model not allowed
 (both "you may not", 403). Otherwise ALLOW, with `allowed_platforms` = the
 requested platforms the key may use, in request order. A request that names
 no platforms is not narrowed: it gets the key's own list (empty = all).
+`authenticate` runs the "who are you" checks alone (Authenticate: no platform,
+no model); `decide` starts with exactly those.
 
 Pure and synchronous: no I/O, no clock of its own, no protobuf. Messages are
 safe to show the client and never contain the credential.
@@ -77,21 +79,37 @@ KEY_MISSING = Verdict(
 )
 KEY_INVALID = Verdict(Reason.KEY_INVALID, "The API key is not valid.")
 _ALLOWED = "Request allowed."
+_AUTHENTICATED = "API key accepted."
 
 
 def _echo(value: str) -> str:
     return repr(value if len(value) <= _MAX_ECHO else value[:_MAX_ECHO] + "…")
 
 
-def decide(key: CompiledKey | None, platforms: Sequence[str], model: str, now: float) -> Verdict:
-    """`key` is what the presented credential resolved to (None: no such key); `now` is POSIX seconds."""
-    if key is None:
-        return KEY_INVALID
+def _unusable(key: CompiledKey, now: float) -> Verdict | None:
+    """The refusal of a key that exists but may not be used at all (disabled, expired), else None."""
     if key.disabled:
         return Verdict(Reason.KEY_DISABLED, "This API key is disabled.", key)
     if key.expires_at is not None and key.expires_at <= now:
         when = datetime.fromtimestamp(key.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return Verdict(Reason.KEY_EXPIRED, f"This API key expired at {when}.", key)
+    return None
+
+
+def authenticate(key: CompiledKey | None, now: float) -> Verdict:
+    """The key checks alone: unknown → disabled → expired, else OK (with no `allowed_platforms`)."""
+    if key is None:
+        return KEY_INVALID
+    return _unusable(key, now) or Verdict(Reason.OK, _AUTHENTICATED, key)
+
+
+def decide(key: CompiledKey | None, platforms: Sequence[str], model: str, now: float) -> Verdict:
+    """`key` is what the presented credential resolved to (None: no such key); `now` is POSIX seconds."""
+    if key is None:
+        return KEY_INVALID
+    refused = _unusable(key, now)
+    if refused is not None:
+        return refused
     if not platforms:
         allowed = key.record.allowed_platforms
     elif not key.platforms:

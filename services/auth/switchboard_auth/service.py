@@ -3,11 +3,14 @@
 Rules owned here:
 - Authorize is the hot path: hash, cache lookup, `policy.decide`, one
   response. No store round trip on a cache hit, nothing blocking the loop.
+  Authenticate is the same path with `policy.authenticate` (the key checks
+  alone, no platform or model) and no `reuse_for`; both share one KeyCache,
+  so the Authorize that follows an Authenticate finds the key cached.
 - Store failures become gRPC UNAVAILABLE (the only place auth errors meet
   gRPC statuses), so the caller keeps its batch and retries. A malformed
   usage record (no request_id, negative tokens) is dropped, logged and
   counted, never a batch error: a retried batch would fail forever.
-- The credential is never logged, echoed or put in a label.
+- The credential and its hash are never logged, echoed or put in a label.
 """
 
 import hmac
@@ -24,7 +27,7 @@ from switchboard_auth.cache import KeyCache
 from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyHasher
 from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
-from switchboard_auth.policy import KEY_INVALID, KEY_MISSING, CompiledKey, Reason, Verdict, decide
+from switchboard_auth.policy import KEY_MISSING, CompiledKey, Reason, Verdict, authenticate, decide
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import UsageEntry, last_used_by_key
 
@@ -68,28 +71,38 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             return None
         return CompiledKey.of(record)
 
+    async def _lookup(self, credential: str, context: grpc.aio.ServicerContext) -> CompiledKey | None:
+        """The key a non-empty credential names (None: no such key); an oversized one is never looked up."""
+        if len(credential) > _MAX_CREDENTIAL_LENGTH:
+            return None
+        try:
+            return await self._cache.get(self._hash(credential))
+        except StoreError as exc:
+            log.error("key lookup failed: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "key store unavailable")
+            raise  # not reached: abort raises (grpc's stubs do not say so)
+
     async def Authorize(
         self, request: auth_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.AuthorizeResponse:
-        credential = request.credential
-        if not credential:
+        if not request.credential:
             verdict = KEY_MISSING
-        elif len(credential) > _MAX_CREDENTIAL_LENGTH:
-            verdict = KEY_INVALID
         else:
-            try:
-                key = await self._cache.get(self._hash(credential))
-            except StoreError as exc:
-                log.error("key lookup failed: %s", exc)
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "key store unavailable")
+            key = await self._lookup(request.credential, context)
             verdict = decide(key, request.platforms, request.model, self._now())
-        count_decision(verdict)
-        if not verdict.allowed and verdict.key is not None:
-            log.debug("denied key %s: %s", verdict.key.record.name, verdict.reason.value)
-        response = _response(verdict)
+        response = _answer(verdict)
         if verdict.allowed and self._reuse_seconds > 0:
             response.reuse_for.FromNanoseconds(int(self._reuse_for(verdict) * 1e9))
         return response
+
+    async def Authenticate(
+        self, request: auth_pb2.AuthenticateRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.AuthorizeResponse:
+        if not request.credential:
+            verdict = KEY_MISSING
+        else:
+            verdict = authenticate(await self._lookup(request.credential, context), self._now())
+        return _answer(verdict)
 
     def _reuse_for(self, verdict: Verdict) -> float:
         """How long the edge may reuse an ALLOW: the configured time, cut short by the key's expiry."""
@@ -121,6 +134,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         except StoreError as exc:  # the ledger has the records; last_used_at is best effort
             log.warning("last_used_at update failed: %s", exc)
         return auth_pb2.RecordUsageResponse(accepted=len(new))
+
+
+def _answer(verdict: Verdict) -> auth_pb2.AuthorizeResponse:
+    """Counts the verdict and turns it into a response."""
+    count_decision(verdict)
+    if not verdict.allowed and verdict.key is not None:
+        log.debug("denied key %s: %s", verdict.key.record.name, verdict.reason.value)
+    return _response(verdict)
 
 
 def _response(verdict: Verdict) -> auth_pb2.AuthorizeResponse:
@@ -183,4 +204,6 @@ def _entry(record: auth_pb2.UsageRecord, received: datetime) -> UsageEntry:
         client_format=record.client_format,
         admission_id=record.admission_id,
         session_id=record.session_id,
+        usage_estimated=record.usage_estimated,
+        end_reason=record.end_reason,
     )

@@ -8,11 +8,14 @@ Rules owned here:
 - Timestamps are stored as fixed-width UTC text (`2027-01-01T00:00:00.000000Z`),
   which sorts like time; lists as JSON arrays.
 - Only the key's hash is written; the plaintext never reaches this module.
+  aiosqlite logs every call with its parameters (the hash among them) at
+  DEBUG, so its DEBUG records are dropped at the source, whatever the level.
 """
 
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,8 +68,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX usage_records_key_started ON usage_records (key_id, started_at)",
     ),
+    (
+        "ALTER TABLE usage_records ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_records ADD COLUMN end_reason TEXT NOT NULL DEFAULT ''",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def _above_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+logging.getLogger("aiosqlite").addFilter(_above_debug)
 
 
 def _ts(value: datetime) -> str:
@@ -254,8 +268,10 @@ _USAGE_COLUMNS = (
     "admission_id",
     "session_id",
     "recorded_at",
+    "usage_estimated",
+    "end_reason",
 )
-# 21 parameters a row; SQLite >= 3.32 allows 32766 per statement.
+# 23 parameters a row; SQLite >= 3.32 allows 32766 per statement.
 _ROWS_PER_STATEMENT = 500
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(_USAGE_COLUMNS)) + ")"
 
@@ -283,6 +299,8 @@ def _usage_params(entry: UsageEntry) -> tuple[Any, ...]:
         entry.admission_id,
         entry.session_id,
         _ts(entry.recorded_at),
+        int(entry.usage_estimated),
+        entry.end_reason,
     )
 
 

@@ -6,6 +6,10 @@ Rules owned here:
 - Token kinds are named as in the OpenTelemetry GenAI conventions
   (input, output, cached_input, cache_creation_input, reasoning).
 - A key's `last_used_at` is the latest `started_at` among its new records.
+- `end_reason` is stored as the edge sent it ("complete", "client_closed",
+  "upstream_broke", "upstream_ended", "upstream_error", "timeout", "shutdown",
+  "error"; "" from edges older than the field): an unknown value is kept, not
+  dropped, since dropping would lose the tokens.
 """
 
 import dataclasses
@@ -38,6 +42,8 @@ class UsageEntry:
     client_format: str = ""
     admission_id: str = ""
     session_id: str = ""
+    usage_estimated: bool = False  # some counts are the edge's estimate, not the vendor's report
+    end_reason: str = ""
 
     def token_counts(self) -> Iterator[tuple[str, int]]:
         """(token_type, count) for every non-zero count."""
