@@ -56,7 +56,7 @@ class Router:
         self.source = YamlFileSource(path, interval_seconds=0.02, environ=environ)
         self.pool = AccountPool(self.source.load())
         self.clock = FakeClock()
-        self.leases = LeaseTable(ttl_seconds=600, clock=self.clock)
+        self.leases = LeaseTable(ttl_seconds=600, holder_ttl_seconds=30, clock=self.clock)
         self.servicer = RouterServicer(self.pool, self.leases)
         self.stub: router_pb2_grpc.RouterServiceStub
 
@@ -69,6 +69,10 @@ class Router:
                    **fields: Any) -> router_pb2.PickResponse:
         request = router_pb2.PickRequest(platforms=platforms, model=model, **fields)
         return await self.stub.Pick(request, timeout=5)
+
+    async def heartbeat(self, holder: str, release_held: bool = False) -> router_pb2.HeartbeatResponse:
+        request = router_pb2.HeartbeatRequest(holder=holder, release_held=release_held)
+        return await self.stub.Heartbeat(request, timeout=5)
 
     async def list_accounts(self, platform: str = "") -> dict[str, router_pb2.AccountStatus]:
         reply = await self.stub.ListAccounts(router_pb2.ListAccountsRequest(platform=platform), timeout=5)

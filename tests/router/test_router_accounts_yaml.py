@@ -61,9 +61,18 @@ def test_defaults() -> None:
         accounts:
           - {name: a, platform: gemini, base_url: "https://g", api_key: k}
     """)
-    assert (only.priority, only.enabled, tuple(only.models), only.timeout_seconds) == (50, True, ("*",), 600.0)
+    assert (only.priority, only.enabled, tuple(only.models)) == (50, True, ("*",))
+    assert only.timeout_seconds == 0  # unset: the edge's SWITCHBOARD_EDGE_UPSTREAM_TIMEOUT_SECONDS applies
     assert (dict(only.model_mapping), dict(only.headers), only.groups) == ({}, {}, frozenset())
     assert only.state is State.READY
+
+
+def test_timeout_null_is_unset_like_an_omitted_one() -> None:
+    (only,) = parse("""
+        accounts:
+          - {name: a, platform: gemini, base_url: "https://g", api_key: k, timeout_seconds: null}
+    """)
+    assert only.timeout_seconds == 0
 
 
 def test_api_key_env_is_read_from_the_environment() -> None:
@@ -147,6 +156,10 @@ DROP = object()
         pytest.param({"groups": "team"}, "groups", "list of non-empty strings", id="groups-type"),
         pytest.param({"timeout_seconds": "0"}, "timeout_seconds", "positive number", id="timeout-zero"),
         pytest.param({"timeout_seconds": "soon"}, "timeout_seconds", "positive number", id="timeout-type"),
+        pytest.param({"timeout_seconds": "-5"}, "timeout_seconds", "positive number", id="timeout-negative"),
+        pytest.param({"timeout_seconds": "true"}, "timeout_seconds", "positive number", id="timeout-bool"),
+        pytest.param({"timeout_seconds": ".inf"}, "timeout_seconds", "up to 86400", id="timeout-infinite"),
+        pytest.param({"timeout_seconds": "86401"}, "timeout_seconds", "up to 86400", id="timeout-too-long"),
         pytest.param({"prority": "1"}, "prority", "unknown field", id="unknown-field"),
     ],
 )

@@ -11,6 +11,7 @@ from .router_testing import Router, account
 
 OK = router_pb2.PICK_STATUS_OK
 NO_ACCOUNT = router_pb2.PICK_STATUS_NO_ACCOUNT
+NO_MODEL = router_pb2.PICK_STATUS_NO_MODEL
 
 
 async def picked_names(router: Router, n: int, **fields) -> list[str]:
@@ -44,6 +45,13 @@ async def test_ok_reply_carries_the_full_account_and_a_fresh_lease(router: Route
     assert first.message == ""
 
 
+async def test_account_without_timeout_leaves_it_to_the_edge(router: Router) -> None:
+    router.set_accounts([account("plain")])
+    reply = await router.pick()
+    assert reply.status == OK
+    assert not reply.account.HasField("timeout")
+
+
 async def test_lowest_priority_number_wins(router: Router) -> None:
     router.set_accounts([account("low", priority=90), account("best", priority=5), account("mid")])
     assert set(await picked_names(router, 10)) == {"best"}
@@ -65,7 +73,7 @@ async def test_model_globs_are_case_sensitive_patterns(router: Router) -> None:
     assert await picked_names(router, 1, model="o3") == ["gpt"]
     for model in ("Claude-opus", "gpt-4.1", "o2", "gemini-2.5-flash"):
         reply = await router.pick(model=model)
-        assert reply.status == NO_ACCOUNT, model
+        assert reply.status == NO_MODEL, model
 
 
 async def test_platforms_filter_and_priority_ranks_across_them(router: Router) -> None:
@@ -79,7 +87,7 @@ async def test_platforms_filter_and_priority_ranks_across_them(router: Router) -
     names = await picked_names(router, 3, platforms=("claude-official", "claude-console"))
     assert names == ["console"] * 3
     reply = await router.pick(platforms=("bedrock",))
-    assert reply.status == NO_ACCOUNT
+    assert reply.status == NO_MODEL
 
 
 async def test_excluded_accounts_are_skipped_then_the_next_tier_serves(router: Router) -> None:
@@ -101,7 +109,7 @@ async def test_groups_limit_who_may_use_an_account(router: Router) -> None:
 
     router.set_accounts([account("team-a-only", groups=["team-a"])])
     reply = await router.pick(groups=["team-b"])
-    assert reply.status == NO_ACCOUNT
+    assert reply.status == NO_MODEL  # from this key's point of view nobody serves it
     assert "this key's groups" in reply.message
 
 
@@ -128,17 +136,71 @@ async def test_later_glob_wins_when_it_comes_first_in_the_file(router: Router) -
     assert (await router.pick(model="claude-opus-5")).upstream_model == "any"
 
 
-async def test_no_account_reply_explains_without_naming_accounts(router: Router) -> None:
+async def test_disabled_or_broken_accounts_are_unavailable_not_missing(router: Router) -> None:
     router.set_accounts([
         account("off", enabled=False),
         {**account("broken"), "api_key": None, "api_key_env": "NOT_SET_ANYWHERE"},
     ])
     reply = await router.pick(model="claude-opus-4", platforms=("claude-console", "claude-ccr"))
     assert reply.status == NO_ACCOUNT
-    assert reply.message == "no enabled account serves model 'claude-opus-4' on platform claude-console, claude-ccr"
+    assert reply.message == (
+        "every account serving model 'claude-opus-4' on platform claude-console, claude-ccr is disabled or in error"
+    )
     assert not reply.HasField("account")
     assert reply.lease_id == "" and reply.upstream_model == ""
     assert "off" not in reply.message and "broken" not in reply.message
+
+
+@pytest.mark.parametrize(
+    ("accounts", "groups", "expected"),
+    [
+        pytest.param([account("gpt", models=["gpt-*"])], [], NO_MODEL, id="pattern-misses"),
+        pytest.param([account("other", platform="openai")], [], NO_MODEL, id="other-platform"),
+        pytest.param([account("a", groups=["team-a"])], ["team-b"], NO_MODEL, id="other-groups-only"),
+        pytest.param([account("a", groups=["team-a"], enabled=False)], ["team-b"], NO_MODEL,
+                     id="disabled-for-other-groups"),
+        pytest.param([account("a", enabled=False), account("gpt", models=["gpt-*"])], [], NO_ACCOUNT,
+                     id="disabled-but-would-serve"),
+        pytest.param([account("a", groups=["team-a"], enabled=False)], ["team-a"], NO_ACCOUNT,
+                     id="disabled-in-key-group"),
+    ],
+)
+async def test_no_model_only_when_no_account_for_the_key_serves_it(
+    router: Router, accounts: list[dict], groups: list[str], expected: int
+) -> None:
+    router.set_accounts(accounts)
+    reply = await router.pick(model="claude-opus-4", groups=groups)
+    assert reply.status == expected, reply.message
+
+
+async def test_no_model_message_names_no_account(router: Router) -> None:
+    router.set_accounts([account("secret-name", models=["gpt-*"])])
+    reply = await router.pick(model="claude-opus-4")
+    assert reply.status == NO_MODEL
+    assert reply.message == "no account serves model 'claude-opus-4' on platform claude-console"
+
+
+async def test_failover_exhaustion_is_no_account_not_no_model(router: Router) -> None:
+    router.set_accounts([account("a")])
+    reply = await router.pick(exclude_account_ids=["claude-console/a"])
+    assert reply.status == NO_ACCOUNT
+    assert "already failed this request" in reply.message
+
+
+@pytest.mark.parametrize(("served", "excluded", "expected"), [
+    pytest.param("z*", [], NO_MODEL, id="no-model"),
+    pytest.param("x*", ["claude-console/a"], NO_ACCOUNT, id="no-account"),
+])
+async def test_refusal_message_truncates_a_long_model(
+    router: Router, served: str, excluded: list[str], expected: int
+) -> None:
+    router.set_accounts([account("a", models=[served])])
+    model = "x" + "y" * 10_000
+    reply = await router.pick(model=model, exclude_account_ids=excluded)
+    assert reply.status == expected
+    assert f"'x{'y' * 99}…'" in reply.message
+    assert "y" * 101 not in reply.message
+    assert len(reply.message) < 250
 
 
 @pytest.mark.parametrize(

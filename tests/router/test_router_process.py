@@ -22,13 +22,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def start(tmp_path: Path, grpc_port: int, metrics_port: int) -> asyncio.subprocess.Process:
+async def start(tmp_path: Path, grpc_port: int, metrics_port: int, **settings: str) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
         "SWITCHBOARD_ROUTER_LISTEN": f"127.0.0.1:{grpc_port}",
         "SWITCHBOARD_ROUTER_METRICS_PORT": str(metrics_port),
         "SWITCHBOARD_ROUTER_ACCOUNTS_FILE": str(tmp_path / "accounts.yaml"),
         "SWITCHBOARD_ROUTER_RELOAD_INTERVAL_SECONDS": "0.1",
+        **{f"SWITCHBOARD_ROUTER_{name.upper()}": value for name, value in settings.items()},
     }
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switchboard_router", env=env,
@@ -39,7 +40,7 @@ async def start(tmp_path: Path, grpc_port: int, metrics_port: int) -> asyncio.su
 async def test_process_serves_health_and_picks_then_stops_on_sigterm(tmp_path: Path) -> None:
     write_accounts(tmp_path / "accounts.yaml", [account("proc")])
     grpc_port, metrics_port = free_port(), free_port()
-    proc = await start(tmp_path, grpc_port, metrics_port)
+    proc = await start(tmp_path, grpc_port, metrics_port, holder_ttl_seconds="7.5")
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), timeout=10)
@@ -51,6 +52,8 @@ async def test_process_serves_health_and_picks_then_stops_on_sigterm(tmp_path: P
             router = router_pb2_grpc.RouterServiceStub(channel)
             pick = await router.Pick(router_pb2.PickRequest(platforms=["claude-console"], model="m"), timeout=5)
             assert pick.status == router_pb2.PICK_STATUS_OK and pick.account.name == "proc"
+            beat = await router.Heartbeat(router_pb2.HeartbeatRequest(holder="edge:1"), timeout=5)
+            assert beat.holder_ttl.ToMilliseconds() == 7_500
 
         url = f"http://127.0.0.1:{metrics_port}/metrics"
         body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
@@ -75,3 +78,11 @@ async def test_process_refuses_to_start_on_an_invalid_file(tmp_path: Path) -> No
     assert proc.returncode == 2
     assert b"accounts[0] (bad): field 'platform': unknown platform 'nope'" in stderr
     assert b"sk-never-logged" not in stderr
+
+
+async def test_process_refuses_a_non_positive_holder_ttl(tmp_path: Path) -> None:
+    write_accounts(tmp_path / "accounts.yaml", [])
+    proc = await start(tmp_path, free_port(), -1, holder_ttl_seconds="0")
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert proc.returncode == 2
+    assert b"HOLDER_TTL_SECONDS" in stderr and b"Traceback" not in stderr

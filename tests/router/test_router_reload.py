@@ -46,7 +46,7 @@ async def test_file_change_is_picked_up_by_the_watcher(watching: Router) -> None
     await eventually(lambda: ids_are(watching, ["gemini/second"]))
     reply = await watching.pick(platforms=("gemini",), model="gemini-2.5-flash")
     assert reply.status == router_pb2.PICK_STATUS_OK and reply.account.name == "second"
-    assert (await watching.pick()).status == router_pb2.PICK_STATUS_NO_ACCOUNT  # old account gone
+    assert (await watching.pick()).status == router_pb2.PICK_STATUS_NO_MODEL  # old account gone
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Boot the router: settings, logging, the account pool and its reload task, then serve.
 
-Exits with status 2 when the accounts file is invalid at start (a missing file
-starts an empty pool and is picked up once it appears).
+Exits with status 2 when a lease TTL setting is not positive or the accounts file
+is invalid at start (a missing file starts an empty pool and is picked up once it
+appears).
 """
 
 import asyncio
@@ -21,6 +22,11 @@ from switchboard_router.server import SERVICE_NAME, RouterServicer
 async def main() -> int:
     log = logs.setup("router")
     settings = router_settings.load()
+    try:
+        leases = LeaseTable(settings.lease_ttl_seconds, holder_ttl_seconds=settings.holder_ttl_seconds)
+    except ValueError as exc:
+        log.error("SWITCHBOARD_ROUTER_LEASE_TTL_SECONDS / _HOLDER_TTL_SECONDS: %s", exc)
+        return 2
     source = YamlFileSource(settings.accounts_file, interval_seconds=settings.reload_interval_seconds)
     try:
         pool = AccountPool(source.load())
@@ -28,7 +34,7 @@ async def main() -> int:
         for problem in exc.problems:
             log.error("accounts file %s: %s", exc.source, problem)
         return 2
-    servicer = RouterServicer(pool, LeaseTable(settings.lease_ttl_seconds))
+    servicer = RouterServicer(pool, leases)
     watcher = asyncio.create_task(source.watch(pool.replace), name="accounts-reload")
 
     async def stop_watching() -> None:

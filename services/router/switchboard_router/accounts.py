@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_PRIORITY = 50
-DEFAULT_TIMEOUT_SECONDS = 600.0
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -53,7 +52,8 @@ class Account:
     model_mapping: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     groups: frozenset[str] = frozenset()
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # Upstream timeout for this account; 0 leaves it to the edge's own setting.
+    timeout_seconds: float = 0.0
     error: str | None = None
     # Stable id "<platform>/<name>"; derived, stored because every pick reads it.
     id: str = field(init=False)

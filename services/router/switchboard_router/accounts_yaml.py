@@ -17,7 +17,8 @@ The only module that imports `yaml`. Format::
           claude-sonnet-4: claude-sonnet-4-20250514   # exact keys win, then globs in order
         headers: {}                 # extra upstream headers, string -> string
         groups: []                  # key groups that may use it; empty = default pool
-        timeout_seconds: 600        # upstream timeout, > 0; default 600
+        timeout_seconds: 600        # upstream timeout in seconds, 0 < t <= 86400; omit it
+                                    #   to use the edge's SWITCHBOARD_EDGE_UPSTREAM_TIMEOUT_SECONDS
 
 Unknown fields are errors (a typo must not silently change routing), and so is an
 empty document: a file caught half-written must not empty the pool. Every problem
@@ -34,11 +35,12 @@ from typing import Any
 import yaml
 
 from switchboard_common import platforms
-from switchboard_router.accounts import DEFAULT_PRIORITY, DEFAULT_TIMEOUT_SECONDS, Account
+from switchboard_router.accounts import DEFAULT_PRIORITY, Account
 from switchboard_router.errors import AccountsInvalid
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _INT32 = (-(2**31), 2**31 - 1)
+_MAX_TIMEOUT_SECONDS = 86_400
 _FIELDS = frozenset({
     "name", "platform", "base_url", "api_key", "api_key_env", "priority", "enabled",
     "models", "model_mapping", "headers", "groups", "timeout_seconds",
@@ -149,9 +151,11 @@ def _account(
     model_mapping = _string_map(raw, "model_mapping", p)
     headers = _string_map(raw, "headers", p)
     groups = _string_list(raw, "groups", p, [])
-    timeout = raw.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        p.add("timeout_seconds", f"expected a positive number, got {timeout!r}")
+    timeout = raw.get("timeout_seconds")  # None: unset, the edge's own timeout applies
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= _MAX_TIMEOUT_SECONDS
+    ):
+        p.add("timeout_seconds", f"expected a positive number up to {_MAX_TIMEOUT_SECONDS}, got {timeout!r}")
 
     if p.count or name is None or platform is None or base_url is None:
         return None
@@ -166,7 +170,7 @@ def _account(
         model_mapping=model_mapping,
         headers=headers,
         groups=frozenset(groups),
-        timeout_seconds=float(timeout),
+        timeout_seconds=float(timeout or 0),
         error=error,
     )
 

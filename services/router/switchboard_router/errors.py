@@ -2,7 +2,9 @@
 
 ```
 RouterError
-├── InvalidPick        → INVALID_ARGUMENT (the caller broke the Pick contract)
+├── InvalidRequest     → INVALID_ARGUMENT (the caller broke an RPC's contract)
+│   ├── InvalidPick
+│   └── InvalidHeartbeat
 └── AccountsInvalid    → not an RPC error: a source refused a whole account list
 ```
 """
@@ -16,10 +18,18 @@ class RouterError(Exception):
     grpc_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
 
-class InvalidPick(RouterError):
-    """A PickRequest that violates the contract (no platforms, no model)."""
+class InvalidRequest(RouterError):
+    """A request that violates its RPC's contract."""
 
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidPick(InvalidRequest):
+    """A PickRequest that violates the contract (no platforms, no model, an oversized holder)."""
+
+
+class InvalidHeartbeat(InvalidRequest):
+    """A HeartbeatRequest without a holder, or with an oversized one."""
 
 
 class AccountsInvalid(RouterError):

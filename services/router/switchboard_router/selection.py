@@ -16,8 +16,16 @@ A pick runs a small pipeline:
 
 Only step 1 scans the pool, and only on a cache miss; a hit is O(tier size),
 no I/O, no allocation beyond the reply.
+
+When nothing survives, `explain` says why, as a `Refusal` safe to show a client:
+`NO_MODEL` when no account the key may use serves the platform and model at all
+(from the key's point of view the model does not exist), `NO_ACCOUNT` when such
+accounts exist but none can take this request now (failed it already, disabled,
+in error). Messages name no account and show at most `MODEL_SHOWN_CHARS` of the
+requested model.
 """
 
+import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -41,6 +49,27 @@ class PickQuery:
 class Candidate:
     account: Account
     upstream_model: str
+
+
+class Unavailable(enum.Enum):
+    """Why a pick found nothing."""
+
+    NO_MODEL = "no_model"  # no account open to the key serves it (edge: 404)
+    NO_ACCOUNT = "no_account"  # some do, but none can take this request now (edge: 503)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: Unavailable
+    message: str
+
+
+MODEL_SHOWN_CHARS = 100
+
+
+def shorten(text: str, limit: int = MODEL_SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters plus "…" when longer (client input echoed in messages)."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 Tiers = tuple[tuple[Candidate, ...], ...]
@@ -115,13 +144,14 @@ class Selector:
                 return best
         return None
 
-    def explain(self, snapshot: PoolSnapshot, query: PickQuery) -> str:
+    def explain(self, snapshot: PoolSnapshot, query: PickQuery) -> Refusal:
         """Why `pick` found nothing, safe to show a client (no account names, no secrets)."""
-        where = f"model {query.model!r} on platform {', '.join(query.platforms)}"
+        where = f"model {shorten(query.model)!r} on platform {shorten(', '.join(query.platforms))}"
         if self.tiers(snapshot, query):
-            return f"every account serving {where} already failed this request"
-        # Eligible when judged by the account's own groups, i.e. ignoring the key's.
-        if any(statically_eligible(a, query.platforms, query.model, a.groups) for a in snapshot.accounts):
-            return f"no account available to this key's groups serves {where}"
-        return f"no enabled account serves {where}"
-
+            return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} already failed this request")
+        serving = [a for a in snapshot.accounts if a.platform in query.platforms and a.serves(query.model)]
+        if any(a.usable_by(query.groups) for a in serving):  # open to the key, but disabled or in error
+            return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} is disabled or in error")
+        if serving:
+            return Refusal(Unavailable.NO_MODEL, f"no account available to this key's groups serves {where}")
+        return Refusal(Unavailable.NO_MODEL, f"no account serves {where}")

@@ -10,17 +10,22 @@ import grpc
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_router import metrics, wire
-from switchboard_router.errors import InvalidPick, RouterError
+from switchboard_router.errors import InvalidHeartbeat, InvalidPick, RouterError
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool
-from switchboard_router.selection import PickQuery, Selector
+from switchboard_router.selection import PickQuery, Selector, Unavailable
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME: str = router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name
 
-_NO_ACCOUNT = router_pb2.PICK_STATUS_NO_ACCOUNT
 _OK = router_pb2.PICK_STATUS_OK
+_REFUSED = {
+    Unavailable.NO_MODEL: router_pb2.PICK_STATUS_NO_MODEL,
+    Unavailable.NO_ACCOUNT: router_pb2.PICK_STATUS_NO_ACCOUNT,
+}
+# Holder ids are edge instance names ("<hostname>:<port>"); anything longer is a caller bug.
+MAX_HOLDER_CHARS = 512
 
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
@@ -39,19 +44,23 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     ) -> router_pb2.PickResponse:
         try:
             query = _query(request)
+            _check_holder(request.holder, InvalidPick, required=False)
         except RouterError as exc:
             await context.abort(exc.grpc_code, str(exc))
         snapshot = self.pool.snapshot
         chosen = self.selector.pick(snapshot, query)
         if chosen is None:
-            return router_pb2.PickResponse(status=_NO_ACCOUNT, message=self.selector.explain(snapshot, query))
+            if request.holder:
+                self.leases.heartbeat(request.holder)  # any Pick says its holder is alive
+            refusal = self.selector.explain(snapshot, query)
+            return router_pb2.PickResponse(status=_REFUSED[refusal.reason], message=refusal.message)
         account = chosen.account
         metrics.count_pick(account)
         return router_pb2.PickResponse(
             status=_OK,
             account=snapshot.messages[account.id],
             upstream_model=chosen.upstream_model,
-            lease_id=self.leases.acquire(account.id),
+            lease_id=self.leases.acquire(account.id, request.holder),
         )
 
     async def ReportOutcome(
@@ -84,6 +93,20 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self.leases.release(request.lease_id)
         return router_pb2.ReleaseResponse()
 
+    async def Heartbeat(
+        self, request: router_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.HeartbeatResponse:
+        try:
+            _check_holder(request.holder, InvalidHeartbeat, required=True)
+        except RouterError as exc:
+            await context.abort(exc.grpc_code, str(exc))
+        released = self.leases.heartbeat(request.holder, release_held=request.release_held)
+        if released:
+            log.info("lease holder %r restarted: returned the %d leases it held", request.holder, released)
+        return router_pb2.HeartbeatResponse(
+            released=released, holder_ttl=wire.duration(self.leases.holder_ttl_seconds)
+        )
+
     async def ListAccounts(
         self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ListAccountsResponse:
@@ -94,6 +117,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 if not request.platform or account.platform == request.platform
             ]
         )
+
+
+def _check_holder(holder: str, error: type[RouterError], *, required: bool) -> None:
+    if required and not holder:
+        raise error("holder must not be empty")
+    if len(holder) > MAX_HOLDER_CHARS:
+        raise error(f"holder must be at most {MAX_HOLDER_CHARS} characters")
 
 
 def _query(request: router_pb2.PickRequest) -> PickQuery:

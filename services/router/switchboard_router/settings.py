@@ -15,9 +15,12 @@ class RouterSettings:
     accounts_file: str = "./accounts.yaml"
     # How often the accounts file is checked for changes.
     reload_interval_seconds: float = 2.0
-    # A lease nobody returned is dropped after this long (longer than the default
-    # 600 s upstream timeout, so a live request keeps its lease).
+    # A lease taken without a holder and never returned is dropped after this long
+    # (longer than the default 600 s upstream timeout, so a live request keeps its lease).
     lease_ttl_seconds: float = 900.0
+    # A holder's leases (an edge instance's) are returned when no Heartbeat or Pick
+    # from it arrived for this long; the edge beats every third of it.
+    holder_ttl_seconds: float = 30.0
 
 
 def load() -> RouterSettings:

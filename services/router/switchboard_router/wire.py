@@ -23,10 +23,17 @@ def outcome_label(outcome: int) -> str:
     return OUTCOME_LABELS.get(outcome, "unspecified")
 
 
+def duration(seconds: float) -> Duration:
+    value = Duration()
+    value.FromNanoseconds(round(seconds * 1e9))
+    return value
+
+
 def account_message(account: Account, *, with_credential: bool) -> router_pb2.Account:
-    """The Account message; the credential only when `with_credential` (Pick, never listings)."""
-    timeout = Duration()
-    timeout.FromNanoseconds(round(account.timeout_seconds * 1e9))
+    """The Account message; the credential only when `with_credential` (Pick, never listings).
+
+    `timeout` is left unset when the account has none, so the edge applies its own.
+    """
     message = router_pb2.Account(
         id=account.id,
         name=account.name,
@@ -36,8 +43,9 @@ def account_message(account: Account, *, with_credential: bool) -> router_pb2.Ac
         headers=account.headers,
         priority=account.priority,
         groups=sorted(account.groups),
-        timeout=timeout,
     )
+    if account.timeout_seconds > 0:
+        message.timeout.CopyFrom(duration(account.timeout_seconds))
     if with_credential:
         message.credential.api_key = account.api_key
         message.credential.secrets.update(account.secrets)
