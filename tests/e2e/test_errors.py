@@ -93,13 +93,23 @@ def test_502_when_upstream_refuses_the_account(http: httpx.Client, keys) -> None
     assert "sk-not-valid" not in response.text and "401" in message
 
 
-def test_503_when_no_account_serves_the_model(http: httpx.Client, keys) -> None:  # type: ignore[no-untyped-def]
+def test_404_when_no_account_serves_the_model(http: httpx.Client, keys) -> None:  # type: ignore[no-untyped-def]
+    # Not a passing shortage: no retry hints, so the SDKs do not retry it.
     response = http.post(CLAUDE, json={**CLAUDE_BODY, "model": "llama-3-70b"}, headers=claude_headers(keys.full))
-    assert_anthropic_error(response, 503, "overloaded_error")
-    assert int(response.headers["retry-after"]) >= 1
+    assert "llama-3-70b" in assert_anthropic_error(response, 404, "not_found_error")
+    assert "retry-after" not in response.headers and "x-should-retry" not in response.headers
     response = http.post(OPENAI, json={**OPENAI_BODY, "model": "llama-3-70b"}, headers=openai_headers(keys.full))
-    assert_openai_error(response, 503, "service_unavailable", "no_available_account")
-    assert int(response.headers["retry-after"]) >= 1
+    assert_openai_error(response, 404, "invalid_request_error", "model_not_found")
+    assert "retry-after" not in response.headers
+
+
+def test_a_long_model_name_is_cut_short_in_the_error(http: httpx.Client, keys) -> None:  # type: ignore[no-untyped-def]
+    model = "llama-" + "x" * 5000
+    response = http.post(CLAUDE, json={**CLAUDE_BODY, "model": model}, headers=claude_headers(keys.full))
+    assert response.status_code == 404 and len(response.text) < 600
+    response = http.post(CLAUDE, json={**CLAUDE_BODY, "model": "nope," + "y" * 5000},
+                         headers=claude_headers(keys.full))
+    assert response.status_code == 400 and len(response.text) < 600
 
 
 def test_400_bad_json(http: httpx.Client, keys) -> None:  # type: ignore[no-untyped-def]

@@ -63,3 +63,61 @@ def test_openai_tap_keeps_usage_chunk_the_client_asked_for() -> None:
 def test_prepare_rewrites_only_what_must_change() -> None:
     assert AnthropicAdapter().prepare({"model": "claude-x"}, "claude-x") is None
     assert AnthropicAdapter().prepare({"model": "claude-x", "a": 1}, "claude-y") == {"model": "claude-y", "a": 1}
+
+
+def _anthropic_cut_after(deltas: int) -> bytes:
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 250, "output_tokens": 1}}}
+    raw = b"event: message_start\ndata: " + orjson.dumps(start) + b"\n\n"
+    for _ in range(deltas):
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "abcdefgh"}}
+        raw += b"event: content_block_delta\ndata: " + orjson.dumps(delta) + b"\n\n"
+    return raw
+
+
+def test_anthropic_stream_cut_short_is_estimated_from_message_start_and_the_deltas() -> None:
+    tap = AnthropicAdapter().tap({})
+    for event in _events(_anthropic_cut_after(15)):
+        tap.observe(event)
+    usage, estimated = tap.settled_usage({"messages": [{"role": "user", "content": "x" * 4000}]})
+    # Input is what the vendor said, not the request estimate; output is 15 deltas of 8 characters.
+    assert estimated and usage.input_tokens == 250 and usage.output_tokens == 30
+    assert not tap.complete and not tap.errored
+
+
+def test_openai_stream_cut_short_estimates_input_from_the_request() -> None:
+    adapter = OpenAIAdapter()
+    tap = adapter.tap({"stream": True})
+    content = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "abcd"}}]}
+    raw = b"".join(b"data: " + orjson.dumps(content) + b"\n\n" for _ in range(15))
+    for event in _events(raw):
+        tap.observe(event)
+    body = {"messages": [{"role": "system", "content": "s" * 40},
+                         {"role": "user", "content": [{"type": "text", "text": "u" * 360},
+                                                      {"type": "image_url", "image_url": {"url": "d" * 9999}}]}]}
+    usage, estimated = tap.settled_usage(body)
+    assert estimated and usage.input_tokens == 100 and usage.output_tokens == 15
+
+
+def test_final_usage_is_not_an_estimate() -> None:
+    tap = OpenAIAdapter().tap({"stream": True})
+    for event in _events(_openai_stream()):
+        tap.observe(event)
+    usage, estimated = tap.settled_usage({"messages": [{"role": "user", "content": "x" * 4000}]})
+    assert not estimated and usage.output_tokens == 5
+
+
+def test_vendor_error_events_are_seen() -> None:
+    anthropic = AnthropicAdapter().tap({})
+    for event in _events(b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n'):
+        assert anthropic.observe(event)
+    openai = OpenAIAdapter().tap({})
+    for event in _events(b'data: {"error":{"message":"boom","type":"server_error"}}\n\n'):
+        assert openai.observe(event)
+    assert anthropic.errored and openai.errored
+
+
+def test_malformed_events_do_not_break_the_tap() -> None:
+    anthropic = AnthropicAdapter().tap({})
+    openai = OpenAIAdapter().tap({})
+    for event in _events(b"event: message_start\ndata: {not json\n\ndata: [1, 2\n\n"):
+        assert anthropic.observe(event) and openai.observe(event)

@@ -7,6 +7,7 @@
 """
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,7 @@ from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import ClientFormat, NotFound, SwitchboardError, render
 from switchboard_edge.relay import Endpoint, Relay
 from switchboard_edge.settings import EdgeSettings
+from switchboard_edge.spool import UsageSpool
 from switchboard_edge.upstream.anthropic import AnthropicAdapter
 from switchboard_edge.upstream.openai import OpenAIAdapter
 
@@ -69,6 +71,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             rpc_timeout=settings.rpc_timeout_seconds,
             usage_flush_seconds=settings.usage_flush_seconds,
             usage_batch_size=settings.usage_batch_size,
+            holder=settings.instance_id or f"{socket.gethostname()}:{settings.port}",
+            spool=UsageSpool(settings.spool_dir),
         )
         control.start()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)

@@ -7,13 +7,14 @@ SwitchboardError
 │   ├── AuthenticationFailed  401
 │   ├── PermissionDenied      403
 │   ├── NotFound              404
+│   │   └── ModelNotFound     404  (no account serves the model)
 │   ├── RequestTooLarge       413
 │   ├── UnsupportedMediaType  415
 │   └── RateLimited           429
 └── UpstreamError
     ├── UpstreamUnavailable   502  (upstream 5xx, connection failure, broken stream)
     ├── NoAvailableAccount    503
-    ├── ServiceUnavailable    503  (auth or router unreachable)
+    ├── ServiceUnavailable    503  (auth or router unreachable, body buffer full, edge stopping)
     └── UpstreamTimeout       504
 ```
 The status lives on the class; the body is rendered in the receiving endpoint's
@@ -73,6 +74,12 @@ class NotFound(ClientError):
     anthropic_type = "not_found_error"
     openai_type = "invalid_request_error"
     openai_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    """No account serves the model at all (not a passing shortage: retrying will not help)."""
+
+    openai_code = "model_not_found"
 
 
 class RequestTooLarge(ClientError):

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from switchboard_common.platforms import ALL as PLATFORMS
 from switchboard_common.platforms import is_platform
 from switchboard_edge.errors import (
     AuthenticationFailed,
@@ -64,6 +65,24 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+_SHOWN_CHARS = 100
+
+
+def shown(value: str) -> str:
+    """A client-supplied string as an error message may quote it: at most 100 characters."""
+    return value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
+
+
+def parse_stream(body: Mapping[str, Any], nullable: bool) -> bool:
+    """`stream` is a boolean or absent; `nullable` lets null mean absent (OpenAI's rule, not Anthropic's)."""
+    value = body.get("stream")
+    if isinstance(value, bool):
+        return value
+    if value is None and ("stream" not in body or nullable):
+        return False
+    raise InvalidRequest(f"stream: expected a boolean, got {shown(orjson.dumps(value).decode())}.")
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRef:
     """A parsed model string: `model` or `platform,model`."""
@@ -81,9 +100,12 @@ def parse_model(body: Mapping[str, Any]) -> ModelRef:
         return ModelRef(None, value.strip())
     platform, model = platform.strip(), model.strip()
     if not is_platform(platform):
-        raise InvalidRequest(f"model: unknown platform '{platform}' in '{value}'.")
+        raise InvalidRequest(f"model: unknown platform '{shown(platform)}' in '{shown(value)}'; "
+                             f"platforms are: {', '.join(PLATFORMS)}.")
     if not model:
         raise InvalidRequest(f"model: missing model name after '{platform},'.")
+    if "," in model:
+        raise InvalidRequest(f"model: expected 'platform,model' with one comma, got '{shown(value)}'.")
     return ModelRef(platform, model)
 
 

@@ -61,3 +61,26 @@ USAGE_DROPPED = Counter(
     "switchboard_edge_usage_records_dropped_total",
     "Usage records dropped because auth could not take them and the buffer was full.",
 )
+
+
+class ModelLabels:
+    """Model names as label values, from a bounded set.
+
+    A model becomes a label value once an account served it (an upstream answered it successfully);
+    at most `limit` of them. Anything else (refused requests, models nobody served, names past the
+    limit) is "other", so no client can grow the series count.
+    """
+
+    OTHER = "other"
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+
+    def label(self, model: str, served: bool) -> str:
+        if model in self._known:
+            return model
+        if served and len(self._known) < self._limit and 0 < len(model) <= 128:
+            self._known.add(model)
+            return model
+        return self.OTHER

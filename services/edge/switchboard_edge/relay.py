@@ -1,12 +1,23 @@
 """One client request from arrival to settlement: admit, forward, relay, account.
 
+Order of work, cheapest refusal first: the key's presence and the headers, then
+the key's validity (before a byte of the body is read), then the body within
+the edge-wide budget, then Authorize and Pick together.
+
 Before the upstream's first byte, a failed attempt (connection error, 5xx,
 429, the account's own credential refused) is retried on another account,
-up to `max_attempts`. After the first byte nothing is retried: a broken
-stream ends with an error event in the client's protocol. Every request
-settles exactly once: outcome to the router, usage to auth, metrics here.
+up to `max_attempts`; a timeout is not (the client has already waited the
+whole timeout). After the first byte nothing is retried: a broken stream
+ends with one error event in the client's protocol (the vendor's own when it
+sent one). A client that goes away cancels the upstream call. Every request
+settles exactly once: outcome to the router (which returns the lease), usage
+to auth (through the spool), metrics here.
+
+On SIGTERM the edge drains: requests run on for `drain_seconds`, then open
+streams end with an error event and waiting requests get 503, each settled.
 """
 
+import asyncio
 import logging
 import time
 import uuid
@@ -20,14 +31,17 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
 from switchboard_edge import inbound, metrics
+from switchboard_edge.body import BodyBudget, ClientLeft, read_body
 from switchboard_edge.control import Admission, ControlPlane
 from switchboard_edge.errors import (
     ClientFormat,
     InvalidRequest,
+    ServiceUnavailable,
     SwitchboardError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -37,7 +51,7 @@ from switchboard_edge.errors import (
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.sse import SSEDecoder
 from switchboard_edge.upstream.base import Adapter, StreamTap, response_headers
-from switchboard_edge.usage import Usage
+from switchboard_edge.usage import Usage, estimate_input
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +60,20 @@ SessionReader = Callable[[Mapping[str, Any], Mapping[str, str]], str]
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _OUTCOME_BY_STATUS = {429: router_pb2.OUTCOME_RATE_LIMITED, 529: router_pb2.OUTCOME_RATE_LIMITED,
                       401: router_pb2.OUTCOME_AUTH_FAILED, 403: router_pb2.OUTCOME_AUTH_FAILED}
+
+# How a request ended (UsageRecord.end_reason).
+COMPLETE = "complete"
+CLIENT_CLOSED = "client_closed"
+UPSTREAM_BROKE = "upstream_broke"
+UPSTREAM_ENDED = "upstream_ended"
+UPSTREAM_ERROR = "upstream_error"
+TIMEOUT = "timeout"
+SHUTDOWN = "shutdown"
+ERROR = "error"
+# nginx's status for "the client closed the connection": never sent (nobody is listening), only recorded.
+CLIENT_CLOSED_STATUS = 499
+
+_RESTARTING = "The gateway is restarting; retry the request."
 
 
 @dataclass(frozen=True)
@@ -61,7 +89,7 @@ class Endpoint:
     session: SessionReader
 
 
-@dataclass
+@dataclass(eq=False)
 class Exchange:
     """Everything known about one request while it is in flight."""
 
@@ -73,23 +101,37 @@ class Exchange:
     stream: bool = False
     session: str = ""
     platform: str = ""
+    body: Mapping[str, Any] = field(default_factory=dict)
     admission: Admission | None = None
+    # The current attempt's lease has not been reported back yet.
+    lease_open: bool = False
     upstream_model: str = ""
     upstream_started: float = 0.0
     upstream_time: float = 0.0
     first_byte: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    usage_estimated: bool = False
+    # Set once, by whoever ends the request early (the client leaving, the drain); empty while it runs.
+    end_reason: str = ""
+    # The task handling the request until its response starts; the upstream response while streaming.
+    task: asyncio.Task[Any] | None = None
+    upstream: aiohttp.ClientResponse | None = None
 
 
 class UpstreamAttemptFailed(Exception):
-    """An attempt that another account may still serve."""
+    """An attempt that another account may still serve (unless `final`)."""
 
     def __init__(self, error: SwitchboardError, outcome: int, status: int, reason: str,
-                 response: Response | None = None) -> None:
+                 response: Response | None = None, final: bool = False) -> None:
         super().__init__(error.message)
         self.error, self.outcome, self.status, self.reason = error, outcome, status, reason
         # What to send the client if no other account can take over.
         self.response = response
+        self.final = final
+
+
+class Drained(Exception):
+    """Raised into an open stream when the drain time is over."""
 
 
 class Relay:
@@ -98,23 +140,51 @@ class Relay:
         self._control = control
         self._http = http
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._budget = BodyBudget(settings.max_buffered_body_bytes)
+        self._labels = metrics.ModelLabels(settings.max_model_labels)
+        # Requests past admission whose response has not ended: the drain reaches them here.
+        self._in_flight: set[Exchange] = set()
+        self._draining = False
 
     # -- entry -----------------------------------------------------------------
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         exchange = Exchange(endpoint, uuid.uuid4().hex, time.perf_counter(), time.time())
+        held = 0
         try:
-            return await self._handle(request, exchange)
+            credential, client = self._screen(request, exchange)
+            await self._control.authenticate(credential, client)
+            raw, held = await read_body(request, self._settings.max_body_bytes, self._budget)
+            platforms, body = self._parse(exchange, raw, request)
+            client.session_id = exchange.session
+            return await self._run(request, exchange, credential, client, platforms, body, raw)
         except SwitchboardError as error:
             return self._fail(exchange, error)
+        except ClientLeft:
+            exchange.end_reason = CLIENT_CLOSED
+            self._settle(exchange, CLIENT_CLOSED_STATUS, CLIENT_CLOSED, record=False)
+            return Response(status_code=CLIENT_CLOSED_STATUS)
+        finally:
+            self._budget.give_back(held)
 
-    async def _handle(self, request: Request, exchange: Exchange) -> Response:
-        endpoint, settings = exchange.endpoint, self._settings
+    def _screen(self, request: Request, exchange: Exchange) -> tuple[str, auth_pb2.ClientMetadata]:
+        """What can be refused from the headers alone."""
+        if self._draining:
+            raise ServiceUnavailable(_RESTARTING, retry_after=1.0)
         headers = request.headers
         credential = inbound.extract_key(headers)
         inbound.check_content_type(headers.get("content-type", ""))
-        inbound.check_declared_length(headers.get("content-length"), settings.max_body_bytes)
-        raw = await _read_body(request, settings.max_body_bytes)
+        inbound.check_declared_length(headers.get("content-length"), self._settings.max_body_bytes)
+        client = auth_pb2.ClientMetadata(
+            remote_addr=request.client.host if request.client else "",
+            user_agent=headers.get("user-agent", ""),
+            request_id=exchange.request_id,
+            client_format=exchange.endpoint.client_format.value,
+        )
+        return credential, client
+
+    def _parse(self, exchange: Exchange, raw: bytes, request: Request) -> tuple[tuple[str, ...], dict[str, Any]]:
+        endpoint = exchange.endpoint
         body = inbound.parse_body(raw)
         ref = inbound.parse_model(body)
         if ref.platform is None:
@@ -126,18 +196,82 @@ class Relay:
                 f"model: platform '{ref.platform}' cannot serve {endpoint.route} requests; "
                 f"use one of: {', '.join(endpoint.adapters)}."
             )
+        exchange.stream = inbound.parse_stream(body, nullable=endpoint.client_format is ClientFormat.OPENAI)
         exchange.model = ref.model
-        exchange.stream = body.get("stream") is True
-        exchange.session = endpoint.session(body, headers)
-        client = auth_pb2.ClientMetadata(
-            remote_addr=request.client.host if request.client else "",
-            user_agent=headers.get("user-agent", ""),
-            session_id=exchange.session,
-            request_id=exchange.request_id,
-            client_format=endpoint.client_format.value,
-        )
-        admission = await self._control.admit(credential, platforms, ref.model, client, exchange.stream)
-        return await self._forward(request, exchange, admission, body, raw)
+        exchange.body = body
+        exchange.session = endpoint.session(body, request.headers)
+        return platforms, body
+
+    async def _run(self, request: Request, exchange: Exchange, credential: str, client: auth_pb2.ClientMetadata,
+                   platforms: tuple[str, ...], body: dict[str, Any], raw: bytes) -> Response:
+        """Admission and the upstream call, cancelled if the client leaves or the drain time ends."""
+        task = asyncio.current_task()
+        assert task is not None
+        exchange.task = task
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(request.receive, exchange))
+        self._in_flight.add(exchange)
+        streaming = False
+        try:
+            admission = await self._control.admit(credential, platforms, exchange.model, client, exchange.stream)
+            response = await self._forward(request, exchange, admission, body, raw)
+            streaming = isinstance(response, StreamingResponse)
+            return response
+        except asyncio.CancelledError:
+            if not exchange.end_reason:
+                exchange.end_reason = SHUTDOWN  # cancelled by the server itself
+                self._abandon(exchange)
+                raise
+            task.uncancel()
+            self._abandon(exchange)
+            if exchange.end_reason == SHUTDOWN:
+                status, payload, headers = render(ServiceUnavailable(_RESTARTING, retry_after=1.0),
+                                                  exchange.endpoint.client_format)
+                return Response(payload, status, headers)
+            return Response(status_code=CLIENT_CLOSED_STATUS)
+        finally:
+            watcher.cancel()
+            exchange.task = None
+            if not streaming:
+                self._in_flight.discard(exchange)
+
+    def _abandon(self, exchange: Exchange) -> None:
+        """Settles a request cancelled before its response began (client gone, or the edge stopping)."""
+        if exchange.lease_open:
+            self._report(exchange, router_pb2.OUTCOME_CANCELLED, 0, error_type=exchange.end_reason)
+        if exchange.upstream_started:
+            # The vendor may already be working on it and bills the prompt: record an estimate of it.
+            exchange.upstream_time = time.perf_counter() - exchange.upstream_started
+            exchange.usage = Usage(input_tokens=estimate_input(exchange.body))
+            exchange.usage_estimated = True
+        status = CLIENT_CLOSED_STATUS if exchange.end_reason == CLIENT_CLOSED else ServiceUnavailable.status
+        self._settle(exchange, status, exchange.end_reason, record=exchange.admission is not None)
+
+    # -- drain -----------------------------------------------------------------
+
+    def drain(self) -> None:
+        """SIGTERM: refuse new requests now; end what is still open when `drain_seconds` are over."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("draining: %d requests in flight, %.0f s to finish", len(self._in_flight),
+                 self._settings.drain_seconds)
+        asyncio.get_running_loop().call_later(self._settings.drain_seconds, self._cut_all)
+
+    def _cut_all(self) -> None:
+        if self._in_flight:
+            log.info("drain time over: ending %d requests", len(self._in_flight))
+        for exchange in list(self._in_flight):
+            if exchange.end_reason:
+                continue
+            exchange.end_reason = SHUTDOWN
+            if exchange.upstream is not None:
+                exchange.upstream.content.set_exception(Drained())
+            elif exchange.task is not None:
+                exchange.task.cancel()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     # -- attempts --------------------------------------------------------------
 
@@ -147,6 +281,7 @@ class Relay:
         attempts = self._settings.max_attempts
         while True:
             exchange.admission = admission
+            exchange.lease_open = bool(admission.pick.lease_id)
             pick = admission.pick
             exchange.platform = pick.account.platform
             exchange.upstream_model = pick.upstream_model
@@ -157,14 +292,14 @@ class Relay:
                 attempts -= 1
                 excluded.append(pick.account.id)
                 retry = None
-                if attempts > 0:
+                if attempts > 0 and not failed.final:
                     retry = await self._control.pick(
                         admission.platforms, exchange.model, admission.identity, exchange.session,
                         exchange.request_id, excluded,
                     )
                 if retry is None or retry.status != router_pb2.PICK_STATUS_OK:
                     if failed.response is not None:
-                        self._settle(exchange, failed.response.status_code, None, record=True)
+                        self._settle(exchange, failed.response.status_code, f"http_{failed.status}", record=True)
                         return failed.response
                     raise failed.error from None
                 metrics.UPSTREAM_FAILOVERS.labels(pick.account.platform, failed.reason).inc()
@@ -188,7 +323,7 @@ class Relay:
         except TimeoutError:
             raise UpstreamAttemptFailed(
                 UpstreamTimeout("The upstream API did not answer in time."),
-                router_pb2.OUTCOME_TIMEOUT, 0, "timeout") from None
+                router_pb2.OUTCOME_TIMEOUT, 0, TIMEOUT, final=True) from None
         except aiohttp.ClientError as exc:
             log.info("upstream %s unreachable: %s", account.id, type(exc).__name__)
             raise UpstreamAttemptFailed(
@@ -202,11 +337,19 @@ class Relay:
             return self._relay_stream(exchange, adapter, body, upstream)
         try:
             payload = await upstream.read()
-        except (aiohttp.ClientError, TimeoutError):
+        except TimeoutError:
+            upstream.close()
+            raise UpstreamAttemptFailed(
+                UpstreamTimeout("The upstream API stopped sending its answer."),
+                router_pb2.OUTCOME_TIMEOUT, status, TIMEOUT, final=True) from None
+        except aiohttp.ClientError:
             upstream.close()
             raise UpstreamAttemptFailed(
                 UpstreamUnavailable("The upstream API connection broke before the answer arrived."),
                 router_pb2.OUTCOME_CONNECT_ERROR, status, "connect_error") from None
+        except BaseException:
+            upstream.close()
+            raise
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
         exchange.first_byte = exchange.upstream_time
         try:
@@ -214,6 +357,7 @@ class Relay:
         except orjson.JSONDecodeError:
             log.warning("upstream %s sent a non-JSON %d body", account.id, status)
         self._report(exchange, router_pb2.OUTCOME_SUCCESS, status)
+        exchange.end_reason = COMPLETE
         self._settle(exchange, status, None, record=True)
         return Response(payload, status, response_headers(upstream.headers.items()))
 
@@ -224,6 +368,8 @@ class Relay:
             payload = await upstream.read()
         except (aiohttp.ClientError, TimeoutError):
             payload = b""
+        finally:
+            upstream.release()
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
         headers = response_headers(upstream.headers.items())
         passthrough = Response(payload, status, headers)
@@ -243,7 +389,8 @@ class Relay:
                 UpstreamUnavailable(f"The upstream API refused the gateway's account (HTTP {status})."),
                 router_pb2.OUTCOME_AUTH_FAILED, status, f"http_{status}")
         self._report(exchange, router_pb2.OUTCOME_CLIENT_ERROR, status, error_type=f"http_{status}")
-        self._settle(exchange, status, None, record=True)
+        exchange.end_reason = ERROR
+        self._settle(exchange, status, f"http_{status}", record=True)
         return passthrough
 
     def _timeout(self, account: router_pb2.Account) -> aiohttp.ClientTimeout:
@@ -265,6 +412,7 @@ class Relay:
         tap = adapter.tap(body)
         headers = response_headers(upstream.headers.items())
         headers.update(_STREAM_HEADERS)
+        exchange.upstream = upstream
         return StreamingResponse(
             self._events(exchange, adapter, tap, upstream), upstream.status, headers=headers
         )
@@ -275,7 +423,8 @@ class Relay:
         gauge = metrics.ACTIVE_STREAMS.labels(client_format.value)
         gauge.inc()
         decoder = SSEDecoder()
-        outcome, failure = router_pb2.OUTCOME_TRUNCATED, "client_closed"
+        outcome, failure = router_pb2.OUTCOME_TRUNCATED, CLIENT_CLOSED
+        message = "The upstream stream ended before the answer was complete."
         try:
             try:
                 async for chunk in upstream.content.iter_any():
@@ -291,21 +440,30 @@ class Relay:
                 if tap.complete:
                     outcome, failure = router_pb2.OUTCOME_SUCCESS, ""
                 else:
-                    failure = "upstream_ended"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                failure = "timeout" if isinstance(exc, TimeoutError) else "upstream_broke"
-            if failure:
-                error = UpstreamUnavailable("The upstream stream ended before the answer was complete.")
+                    failure = UPSTREAM_ERROR if tap.errored else UPSTREAM_ENDED
+            except Drained:
+                failure, message = SHUTDOWN, _RESTARTING.replace("retry", "the answer was cut short; retry")
+            except TimeoutError:
+                failure, message = TIMEOUT, "The upstream API stopped sending its answer."
+            except aiohttp.ClientError:
+                failure = UPSTREAM_ERROR if tap.errored else UPSTREAM_BROKE
+            if failure and not tap.errored:
+                error = UpstreamTimeout(message) if failure == TIMEOUT else UpstreamUnavailable(message)
                 yield adapter.stream_error(error_payload(error, client_format))
         finally:
             gauge.dec()
+            self._in_flight.discard(exchange)
+            exchange.upstream = None
             exchange.upstream_time = time.perf_counter() - exchange.upstream_started
-            exchange.usage = tap.usage
+            exchange.usage, exchange.usage_estimated = tap.settled_usage(exchange.body)
             if outcome != router_pb2.OUTCOME_SUCCESS:
                 upstream.close()
                 metrics.STREAM_TRUNCATIONS.labels(exchange.platform).inc()
             else:
                 upstream.release()
+            if outcome == router_pb2.OUTCOME_TRUNCATED and tap.errored:
+                outcome = router_pb2.OUTCOME_UPSTREAM_ERROR
+            exchange.end_reason = failure or COMPLETE
             self._report(exchange, outcome, upstream.status, error_type=failure)
             self._settle(exchange, upstream.status, failure or None, record=True, truncated=bool(failure))
 
@@ -313,8 +471,9 @@ class Relay:
 
     def _report(self, exchange: Exchange, outcome: int, status: int, error_type: str = "") -> None:
         pick = exchange.admission.pick if exchange.admission else None
-        if pick is None:
+        if pick is None or not exchange.lease_open:
             return
+        exchange.lease_open = False
         self._control.report(router_pb2.ReportOutcomeRequest(
             lease_id=pick.lease_id,
             account_id=pick.account.id,
@@ -328,6 +487,8 @@ class Relay:
 
     def _fail(self, exchange: Exchange, error: SwitchboardError) -> Response:
         status, payload, headers = render(error, exchange.endpoint.client_format)
+        if not exchange.end_reason:
+            exchange.end_reason = TIMEOUT if isinstance(error, UpstreamTimeout) else ERROR
         self._settle(exchange, status, type(error).__name__, record=exchange.admission is not None)
         return Response(payload, status, headers)
 
@@ -336,7 +497,9 @@ class Relay:
         endpoint = exchange.endpoint
         elapsed = time.perf_counter() - exchange.started
         platform = exchange.platform or "none"
-        model = exchange.model or "unknown"
+        # Only a model an account served becomes a label value; refused requests count as "other".
+        served = exchange.admission is not None and exchange.first_byte > 0 and status < 400
+        model = self._labels.label(exchange.model, served)
         metrics.REQUESTS.labels(endpoint.route, endpoint.client_format.value, platform, str(status)).inc()
         metrics.OVERHEAD.labels(endpoint.route).observe(max(0.0, elapsed - exchange.upstream_time))
         metrics.REQUEST_DURATION.labels(endpoint.operation, platform, model, error_type or "").observe(elapsed)
@@ -348,7 +511,7 @@ class Relay:
                 per_token = (exchange.upstream_time - exchange.first_byte) / (usage.output_tokens - 1)
                 metrics.TIME_PER_OUTPUT_TOKEN.labels(platform, model).observe(max(0.0, per_token))
         if not usage.is_empty():
-            response_model = exchange.upstream_model or model
+            response_model = self._labels.label(exchange.upstream_model, served) if exchange.upstream_model else model
             for token_type, count in (
                 ("input", usage.input_tokens),
                 ("output", usage.output_tokens),
@@ -361,6 +524,17 @@ class Relay:
                                                token_type).observe(count)
         if record and exchange.admission is not None:
             self._control.record_usage(_usage_record(exchange, status, truncated, elapsed))
+
+
+async def _watch_disconnect(receive: Receive, exchange: Exchange) -> None:
+    """Waits for the client to go away (the body is already read) and cancels the request's task."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+    if not exchange.end_reason and exchange.task is not None:
+        exchange.end_reason = CLIENT_CLOSED
+        exchange.task.cancel()
 
 
 def _duration(seconds: float) -> Duration:
@@ -397,17 +571,6 @@ def _usage_record(exchange: Exchange, status: int, truncated: bool, elapsed: flo
         time_to_first_token=_duration(exchange.first_byte),
         client_format=exchange.endpoint.client_format.value,
         session_id=exchange.session,
+        usage_estimated=exchange.usage_estimated,
+        end_reason=exchange.end_reason or ERROR,
     )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing it as soon as it passes `limit` (chunked uploads too)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise inbound.too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-

@@ -1,7 +1,15 @@
-"""Token usage as the vendors report it, read out of bodies and streams.
+"""Token usage as the vendors report it, read out of bodies and streams, and estimated when they could not.
 
 `input_tokens` is always the uncached input (Anthropic's meaning); OpenAI's
 prompt_tokens is split into cached and uncached to match.
+
+When a stream ends before the vendor's final usage (the client left, the
+upstream broke, the edge stopped), the vendor still bills the account for what
+it produced, so the ledger records an estimate rather than nothing: input from
+what the vendor already said (Anthropic's message_start) or else from the
+request's text, output from the deltas already relayed. The estimate is about
+four characters a token, the rule of thumb the vendors publish; the record is
+marked as estimated.
 """
 
 from dataclasses import dataclass
@@ -19,6 +27,34 @@ class Usage:
     def is_empty(self) -> bool:
         return not (self.input_tokens or self.output_tokens or self.cache_read_input_tokens
                     or self.cache_creation_input_tokens or self.reasoning_tokens)
+
+
+CHARS_PER_TOKEN = 4
+# Request fields that hold opaque data or structure, not text the model reads as tokens.
+_OPAQUE_FIELDS = frozenset({"data", "url", "image_url", "file_data", "signature", "type", "role"})
+
+
+def tokens_for_chars(chars: int) -> int:
+    """Estimated tokens for `chars` characters of text (rounded up)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def _text_chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_text_chars(item) for key, item in value.items() if key not in _OPAQUE_FIELDS)
+    if isinstance(value, list):
+        return sum(_text_chars(item) for item in value)
+    return 0
+
+
+def estimate_input(body: Any) -> int:
+    """Estimated input tokens of a chat request: the text of its system prompt, messages and tools."""
+    if not isinstance(body, dict):
+        return 0
+    chars = sum(_text_chars(body.get(field)) for field in ("system", "messages", "tools", "instructions", "input"))
+    return tokens_for_chars(chars)
 
 
 def _int(value: Any) -> int:

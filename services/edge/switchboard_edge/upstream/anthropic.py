@@ -7,29 +7,50 @@ import orjson
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import forwardable, with_query
+from switchboard_edge.upstream.base import StreamTap, forwardable, with_query
 from switchboard_edge.usage import Usage, merge_anthropic
 
 _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "x-app", "x-claude-code-session-id"})
 _HEADER_PREFIXES = ("anthropic-", "x-stainless-")
 
 
-class AnthropicStreamTap:
-    """Usage from message_start and message_delta; complete on message_stop. Hides nothing."""
+_DELTA_TEXT_FIELDS = ("text", "partial_json", "thinking")
 
-    def __init__(self) -> None:
-        self.usage = Usage()
-        self.complete = False
+
+def _object(data: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+class AnthropicStreamTap(StreamTap):
+    """Input from message_start, final usage from message_delta, complete on message_stop. Hides nothing."""
 
     def observe(self, event: SSEEvent) -> bool:
         name = event.name
-        if name == "message_start":
-            message = orjson.loads(event.data).get("message") or {}
-            merge_anthropic(self.usage, message.get("usage"))
+        if name == "content_block_delta":
+            delta = _object(event.data).get("delta")
+            if isinstance(delta, dict):
+                self.output_deltas += 1
+                for field in _DELTA_TEXT_FIELDS:
+                    value = delta.get(field)
+                    if isinstance(value, str):
+                        self.output_chars += len(value)
+        elif name == "message_start":
+            message = _object(event.data).get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+            merge_anthropic(self.usage, usage)
+            self.input_reported = isinstance(usage, dict) and "input_tokens" in usage
         elif name == "message_delta":
-            merge_anthropic(self.usage, orjson.loads(event.data).get("usage"))
+            usage = _object(event.data).get("usage")
+            merge_anthropic(self.usage, usage)
+            self.final_usage = isinstance(usage, dict) and "output_tokens" in usage
         elif name == "message_stop":
             self.complete = True
+        elif name == "error":
+            self.errored = True
         return True
 
 

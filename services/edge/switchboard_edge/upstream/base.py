@@ -5,7 +5,7 @@ from typing import Any, Protocol
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.usage import Usage
+from switchboard_edge.usage import Usage, estimate_input, tokens_for_chars
 
 # Response headers from the upstream that a client may see. Everything else
 # (rate-limit state of the account, organisation ids, cookies) stays with us.
@@ -33,15 +33,40 @@ def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers if name.lower() in RESPONSE_HEADERS}
 
 
-class StreamTap(Protocol):
-    """Watches a relayed stream event by event: usage, completion, events to hold back."""
+class StreamTap:
+    """Watches a relayed stream event by event: usage, completion, the vendor's own error, events to hold back.
 
-    usage: Usage
-    complete: bool
+    Each platform's tap fills these fields from its events; `settled_usage` turns them into the
+    usage to record, estimated when the stream ended before the vendor's final usage.
+    """
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        # The stream reached its proper end (Anthropic message_stop, OpenAI [DONE]).
+        self.complete = False
+        # The vendor sent its final usage (Anthropic message_delta, OpenAI's usage chunk).
+        self.final_usage = False
+        # The vendor already said the input tokens (Anthropic message_start).
+        self.input_reported = False
+        # The vendor sent its own in-stream error event, which the client has seen.
+        self.errored = False
+        # Output relayed so far: generated characters (text, thinking, tool arguments) and delta events.
+        self.output_chars = 0
+        self.output_deltas = 0
 
     def observe(self, event: SSEEvent) -> bool:
         """Reads one event; False means the client must not see it."""
-        ...
+        raise NotImplementedError
+
+    def settled_usage(self, request_body: Mapping[str, Any]) -> tuple[Usage, bool]:
+        """The usage to record and whether any of it is the gateway's estimate."""
+        if self.final_usage:
+            return self.usage, False
+        usage = Usage(**{name: getattr(self.usage, name) for name in Usage.__slots__})
+        if not self.input_reported:
+            usage.input_tokens = estimate_input(request_body)
+        usage.output_tokens = max(usage.output_tokens, self.output_deltas, tokens_for_chars(self.output_chars))
+        return usage, True
 
 
 class Adapter(Protocol):

@@ -11,7 +11,7 @@ import orjson
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import forwardable, with_query
+from switchboard_edge.upstream.base import StreamTap, forwardable, with_query
 from switchboard_edge.usage import Usage, from_openai
 
 _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "openai-beta"})
@@ -23,12 +23,27 @@ def _wants_usage(body: Mapping[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-class OpenAIStreamTap:
-    """Usage from the usage chunk; complete on `data: [DONE]`."""
+def _delta_chars(delta: Any) -> int:
+    """Generated characters in one choice delta: content, refusal, reasoning, tool-call arguments."""
+    if not isinstance(delta, dict):
+        return 0
+    chars = sum(len(value) for field in ("content", "refusal", "reasoning_content")
+                if isinstance(value := delta.get(field), str))
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str):
+                chars += len(arguments)
+    return chars
+
+
+class OpenAIStreamTap(StreamTap):
+    """Output from the content deltas, usage from the usage chunk; complete on `data: [DONE]`."""
 
     def __init__(self, client_wants_usage: bool) -> None:
-        self.usage = Usage()
-        self.complete = False
+        super().__init__()
         self._client_wants_usage = client_wants_usage
 
     def observe(self, event: SSEEvent) -> bool:
@@ -36,11 +51,27 @@ class OpenAIStreamTap:
         if data == b"[DONE]":
             self.complete = True
             return True
-        if b'"usage":{' not in data and b'"usage": {' not in data:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
             return True
-        chunk = orjson.loads(data)
-        self.usage = from_openai(chunk.get("usage"))
-        return self._client_wants_usage or bool(chunk.get("choices"))
+        if not isinstance(chunk, dict):
+            return True
+        choices = chunk.get("choices")
+        if isinstance(choices, list):
+            for choice in choices:
+                chars = _delta_chars(choice.get("delta")) if isinstance(choice, dict) else 0
+                if chars:
+                    self.output_chars += chars
+                    self.output_deltas += 1
+        if "error" in chunk:
+            self.errored = True
+            return True
+        if not isinstance(chunk.get("usage"), dict):
+            return True
+        self.usage = from_openai(chunk["usage"])
+        self.final_usage = True
+        return self._client_wants_usage or bool(choices)
 
 
 class OpenAIAdapter:

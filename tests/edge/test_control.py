@@ -1,0 +1,184 @@
+"""The edge's control plane against in-process auth and router servers: leases are returned on every path."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_edge.control import ControlPlane
+from switchboard_edge.errors import AuthenticationFailed, ModelNotFound, ServiceUnavailable
+from switchboard_edge.spool import UsageSpool
+
+ALLOW = auth_pb2.AuthorizeResponse(
+    decision=auth_pb2.DECISION_ALLOW, identity=auth_pb2.KeyIdentity(key_id="k1"),
+    allowed_platforms=["openai"])
+
+
+class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self) -> None:
+        self.available = True
+        self.authenticated = 0
+        self.recorded: list[str] = []
+
+    async def Authenticate(self, request, context):  # type: ignore[no-untyped-def]
+        self.authenticated += 1
+        if request.credential != "good":
+            return auth_pb2.AuthorizeResponse(decision=auth_pb2.DECISION_DENY, reason=auth_pb2.REASON_KEY_INVALID,
+                                              message="Invalid API key.")
+        return ALLOW
+
+    async def Authorize(self, request, context):  # type: ignore[no-untyped-def]
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        return ALLOW
+
+    async def RecordUsage(self, request, context):  # type: ignore[no-untyped-def]
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        self.recorded.extend(record.request_id for record in request.records)
+        return auth_pb2.RecordUsageResponse(accepted=len(request.records))
+
+
+class FakeRouter(router_pb2_grpc.RouterServiceServicer):
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self.issued = 0
+        self.pick_delay = 0.0
+        self.status = router_pb2.PICK_STATUS_OK
+        self.beats: list[router_pb2.HeartbeatRequest] = []
+
+    async def Pick(self, request, context):  # type: ignore[no-untyped-def]
+        if self.pick_delay:
+            await asyncio.sleep(self.pick_delay)
+        if self.status != router_pb2.PICK_STATUS_OK:
+            return router_pb2.PickResponse(status=self.status, message="no account serves model 'x'")
+        self.issued += 1
+        lease = f"lease-{self.issued}"
+        self.held.add(lease)
+        return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_OK, lease_id=lease,
+                                       account=router_pb2.Account(id="openai/a", platform="openai"))
+
+    async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
+        for outcome in request.outcomes:
+            self.held.discard(outcome.lease_id)
+        return router_pb2.ReportOutcomeResponse()
+
+    async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
+        self.beats.append(request)
+        reply = router_pb2.HeartbeatResponse(released=0)
+        reply.holder_ttl.FromSeconds(30)
+        return reply
+
+
+class Harness:
+    def __init__(self, control: ControlPlane, auth: FakeAuth, router: FakeRouter) -> None:
+        self.control, self.auth, self.router = control, auth, router
+
+    async def settled(self) -> None:
+        """Lets batched outcome reports reach the router."""
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not self.control._outcomes and not self.control._background:
+                return
+
+
+@pytest.fixture()
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    auth, router = FakeAuth(), FakeRouter()
+    server = grpc.aio.server()
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
+    router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    target = f"127.0.0.1:{port}"
+    control = ControlPlane(target, target, rpc_timeout=2, usage_flush_seconds=3600, usage_batch_size=100,
+                           holder="edge-test:1", spool=UsageSpool(tmp_path / "spool"))
+    control.start()
+    try:
+        yield Harness(control, auth, router)
+    finally:
+        await control.close()
+        await server.stop(None)
+
+
+def _client(request_id: str = "r1") -> auth_pb2.ClientMetadata:
+    return auth_pb2.ClientMetadata(request_id=request_id)
+
+
+async def test_lease_is_returned_when_auth_is_unavailable(harness: Harness) -> None:
+    control = harness.control
+    await control.authenticate("good", _client())  # the key is known: Authorize and Pick run together
+    harness.auth.available = False
+    with pytest.raises(ServiceUnavailable):
+        await control.admit("good", ("openai",), "gpt-4o", _client(), False)
+    await harness.settled()
+    assert harness.router.issued == 1 and harness.router.held == set()
+
+
+async def test_lease_is_returned_when_the_caller_gives_up_before_pick_answers(harness: Harness) -> None:
+    control = harness.control
+    await control.authenticate("good", _client())
+    harness.router.pick_delay = 0.3
+    admitting = asyncio.create_task(control.admit("good", ("openai",), "gpt-4o", _client(), False))
+    await asyncio.sleep(0.1)
+    admitting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await admitting
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if harness.router.issued:
+            break
+    await harness.settled()
+    assert harness.router.issued == 1 and harness.router.held == set()
+
+
+async def test_a_failover_pick_given_up_is_returned_too(harness: Harness) -> None:
+    harness.router.pick_delay = 0.3
+    picking = asyncio.create_task(harness.control.pick(("openai",), "gpt-4o", ALLOW.identity, "", "r1"))
+    await asyncio.sleep(0.1)
+    picking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await picking
+    await asyncio.sleep(0.4)
+    await harness.settled()
+    assert harness.router.issued == 1 and harness.router.held == set()
+
+
+async def test_invalid_key_is_refused_by_authenticate_and_a_valid_one_is_remembered(harness: Harness) -> None:
+    with pytest.raises(AuthenticationFailed):
+        await harness.control.authenticate("bad", _client())
+    await harness.control.authenticate("good", _client())
+    await harness.control.authenticate("good", _client())
+    assert harness.auth.authenticated == 2
+
+
+async def test_model_nobody_serves_is_404(harness: Harness) -> None:
+    harness.router.status = router_pb2.PICK_STATUS_NO_MODEL
+    with pytest.raises(ModelNotFound):
+        await harness.control.admit("good", ("openai",), "x", _client(), False)
+
+
+async def test_picks_name_the_holder_and_the_first_heartbeat_releases_what_it_held(harness: Harness) -> None:
+    for _ in range(50):
+        if harness.router.beats:
+            break
+        await asyncio.sleep(0.02)
+    assert harness.router.beats[0].holder == "edge-test:1" and harness.router.beats[0].release_held
+
+
+async def test_usage_waits_in_the_spool_until_auth_has_it(harness: Harness, tmp_path: Path) -> None:
+    control = harness.control
+    harness.auth.available = False
+    for index in range(3):
+        control.record_usage(auth_pb2.UsageRecord(request_id=f"u{index}"))
+    await control.flush_usage()
+    assert harness.auth.recorded == [] and list((tmp_path / "spool").glob("usage-*.spool"))
+    harness.auth.available = True
+    control.record_usage(auth_pb2.UsageRecord(request_id="u3"))
+    await control.flush_usage()
+    assert harness.auth.recorded == ["u0", "u1", "u2", "u3"]
+    assert not list((tmp_path / "spool").glob("usage-*.spool"))
