@@ -101,3 +101,43 @@ def test_openai_session_prefers_header_then_cache_key() -> None:
     assert inbound.openai_session({"prompt_cache_key": "p"}, {"session-id": "h"}) == "h"
     assert inbound.openai_session({"prompt_cache_key": "p", "user": "u"}, {}) == "p"
     assert inbound.openai_session({}, {}) == ""
+
+
+@pytest.mark.parametrize(
+    "body, nullable, expected",
+    [
+        pytest.param({}, False, False, id="absent"),
+        pytest.param({"stream": True}, False, True, id="true"),
+        pytest.param({"stream": False}, True, False, id="false"),
+        pytest.param({"stream": None}, True, False, id="null-openai"),
+    ],
+)
+def test_stream_is_a_boolean_or_absent(body: dict[str, object], nullable: bool, expected: bool) -> None:
+    assert inbound.parse_stream(body, nullable) is expected
+
+
+@pytest.mark.parametrize(
+    "body, nullable",
+    [
+        pytest.param({"stream": "true"}, True, id="string"),
+        pytest.param({"stream": 1}, True, id="number"),
+        pytest.param({"stream": None}, False, id="null-anthropic"),
+        pytest.param({"stream": {"x": "y" * 500}}, True, id="object"),
+    ],
+)
+def test_stream_of_another_type_is_400(body: dict[str, object], nullable: bool) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        inbound.parse_stream(body, nullable)
+    assert caught.value.message.startswith("stream: expected a boolean") and len(caught.value.message) < 200
+
+
+@pytest.mark.parametrize("model", ["claude-console,,", "openai,gpt-4o,extra", "openai,", "nope,gpt-4o"])
+def test_malformed_model_strings_are_400(model: str) -> None:
+    with pytest.raises(InvalidRequest):
+        inbound.parse_model({"model": model})
+
+
+def test_a_model_string_in_an_error_is_cut_short() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        inbound.parse_model({"model": "x" * 10_000 + ",gpt-4o"})
+    assert len(caught.value.message) < 500 and "…" in caught.value.message

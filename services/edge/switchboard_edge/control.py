@@ -325,6 +325,8 @@ class ControlPlane:
                 log.info("usage spool: %d records left by the last run will be sent again",
                          sum(len(segment.records) for segment in left))
             self._segments.extend(left)
+            if left:
+                self._usage_wakeup.set()  # send them now, not after the first flush interval
         loop = asyncio.get_running_loop()
         self._flusher = loop.create_task(self._flush_forever())
         if self.holder:

@@ -31,7 +31,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
@@ -236,6 +236,9 @@ class Relay:
 
     def _abandon(self, exchange: Exchange) -> None:
         """Settles a request cancelled before its response began (client gone, or the edge stopping)."""
+        if exchange.upstream is not None:  # a stream response made but never started
+            exchange.upstream.close()
+            exchange.upstream = None
         if exchange.lease_open:
             self._report(exchange, router_pb2.OUTCOME_CANCELLED, 0, error_type=exchange.end_reason)
         if exchange.upstream_started:
@@ -413,9 +416,8 @@ class Relay:
         headers = response_headers(upstream.headers.items())
         headers.update(_STREAM_HEADERS)
         exchange.upstream = upstream
-        return StreamingResponse(
-            self._events(exchange, adapter, tap, upstream), upstream.status, headers=headers
-        )
+        return _RelayedStream(self._events(exchange, adapter, tap, upstream), upstream.status, headers,
+                              settle=lambda: self._end_stream(exchange, tap, upstream, CLIENT_CLOSED))
 
     async def _events(self, exchange: Exchange, adapter: Adapter, tap: StreamTap,
                       upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -423,7 +425,7 @@ class Relay:
         gauge = metrics.ACTIVE_STREAMS.labels(client_format.value)
         gauge.inc()
         decoder = SSEDecoder()
-        outcome, failure = router_pb2.OUTCOME_TRUNCATED, CLIENT_CLOSED
+        failure = CLIENT_CLOSED
         message = "The upstream stream ended before the answer was complete."
         try:
             try:
@@ -438,11 +440,11 @@ class Relay:
                 if rest:
                     yield rest
                 if tap.complete:
-                    outcome, failure = router_pb2.OUTCOME_SUCCESS, ""
+                    failure = ""
                 else:
                     failure = UPSTREAM_ERROR if tap.errored else UPSTREAM_ENDED
             except Drained:
-                failure, message = SHUTDOWN, _RESTARTING.replace("retry", "the answer was cut short; retry")
+                failure, message = SHUTDOWN, "The gateway is restarting; the answer was cut short. Retry the request."
             except TimeoutError:
                 failure, message = TIMEOUT, "The upstream API stopped sending its answer."
             except aiohttp.ClientError:
@@ -452,20 +454,27 @@ class Relay:
                 yield adapter.stream_error(error_payload(error, client_format))
         finally:
             gauge.dec()
-            self._in_flight.discard(exchange)
-            exchange.upstream = None
-            exchange.upstream_time = time.perf_counter() - exchange.upstream_started
-            exchange.usage, exchange.usage_estimated = tap.settled_usage(exchange.body)
-            if outcome != router_pb2.OUTCOME_SUCCESS:
-                upstream.close()
-                metrics.STREAM_TRUNCATIONS.labels(exchange.platform).inc()
-            else:
-                upstream.release()
-            if outcome == router_pb2.OUTCOME_TRUNCATED and tap.errored:
-                outcome = router_pb2.OUTCOME_UPSTREAM_ERROR
-            exchange.end_reason = failure or COMPLETE
-            self._report(exchange, outcome, upstream.status, error_type=failure)
-            self._settle(exchange, upstream.status, failure or None, record=True, truncated=bool(failure))
+            self._end_stream(exchange, tap, upstream, failure)
+
+    def _end_stream(self, exchange: Exchange, tap: StreamTap, upstream: aiohttp.ClientResponse,
+                    failure: str) -> None:
+        """Settles a stream: `failure` is how it ended early, or empty when the upstream finished it."""
+        if exchange.upstream is None:
+            return  # already settled
+        self._in_flight.discard(exchange)
+        exchange.upstream = None
+        exchange.upstream_time = time.perf_counter() - exchange.upstream_started
+        exchange.usage, exchange.usage_estimated = tap.settled_usage(exchange.body)
+        if failure:
+            upstream.close()
+            metrics.STREAM_TRUNCATIONS.labels(exchange.platform).inc()
+            outcome = router_pb2.OUTCOME_UPSTREAM_ERROR if tap.errored else router_pb2.OUTCOME_TRUNCATED
+        else:
+            upstream.release()
+            outcome = router_pb2.OUTCOME_SUCCESS
+        exchange.end_reason = failure or COMPLETE
+        self._report(exchange, outcome, upstream.status, error_type=failure)
+        self._settle(exchange, upstream.status, failure or None, record=True, truncated=bool(failure))
 
     # -- settlement ------------------------------------------------------------
 
@@ -524,6 +533,22 @@ class Relay:
                                                token_type).observe(count)
         if record and exchange.admission is not None:
             self._control.record_usage(_usage_record(exchange, status, truncated, elapsed))
+
+
+class _RelayedStream(StreamingResponse):
+    """A relayed stream that is settled even when the client leaves before its first chunk is pulled
+    (an async generator that never started never runs its `finally`)."""
+
+    def __init__(self, content: AsyncIterator[bytes], status: int, headers: Mapping[str, str],
+                 settle: Callable[[], None]) -> None:
+        super().__init__(content, status, headers=headers)
+        self._settle = settle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._settle()  # a no-op when the stream settled itself
 
 
 async def _watch_disconnect(receive: Receive, exchange: Exchange) -> None:
