@@ -4,74 +4,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
 
-from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
-from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard.auth.v1 import auth_pb2
+from switchboard.router.v1 import router_pb2
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import AuthenticationFailed, ModelNotFound, ServiceUnavailable
 from switchboard_edge.spool import UsageSpool
 
-ALLOW = auth_pb2.AuthorizeResponse(
-    decision=auth_pb2.DECISION_ALLOW, identity=auth_pb2.KeyIdentity(key_id="k1"),
-    allowed_platforms=["openai"])
-
-
-class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self) -> None:
-        self.available = True
-        self.authenticated = 0
-        self.recorded: list[str] = []
-
-    async def Authenticate(self, request, context):  # type: ignore[no-untyped-def]
-        self.authenticated += 1
-        if request.credential != "good":
-            return auth_pb2.AuthorizeResponse(decision=auth_pb2.DECISION_DENY, reason=auth_pb2.REASON_KEY_INVALID,
-                                              message="Invalid API key.")
-        return ALLOW
-
-    async def Authorize(self, request, context):  # type: ignore[no-untyped-def]
-        if not self.available:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
-        return ALLOW
-
-    async def RecordUsage(self, request, context):  # type: ignore[no-untyped-def]
-        if not self.available:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
-        self.recorded.extend(record.request_id for record in request.records)
-        return auth_pb2.RecordUsageResponse(accepted=len(request.records))
-
-
-class FakeRouter(router_pb2_grpc.RouterServiceServicer):
-    def __init__(self) -> None:
-        self.held: set[str] = set()
-        self.issued = 0
-        self.pick_delay = 0.0
-        self.status = router_pb2.PICK_STATUS_OK
-        self.beats: list[router_pb2.HeartbeatRequest] = []
-
-    async def Pick(self, request, context):  # type: ignore[no-untyped-def]
-        if self.pick_delay:
-            await asyncio.sleep(self.pick_delay)
-        if self.status != router_pb2.PICK_STATUS_OK:
-            return router_pb2.PickResponse(status=self.status, message="no account serves model 'x'")
-        self.issued += 1
-        lease = f"lease-{self.issued}"
-        self.held.add(lease)
-        return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_OK, lease_id=lease,
-                                       account=router_pb2.Account(id="openai/a", platform="openai"))
-
-    async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
-        for outcome in request.outcomes:
-            self.held.discard(outcome.lease_id)
-        return router_pb2.ReportOutcomeResponse()
-
-    async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
-        self.beats.append(request)
-        reply = router_pb2.HeartbeatResponse(released=0)
-        reply.holder_ttl.FromSeconds(30)
-        return reply
+from .control_fakes import ALLOW, FakeAuth, FakeRouter, serve_fakes
 
 
 class Harness:
@@ -89,12 +30,7 @@ class Harness:
 @pytest.fixture()
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     auth, router = FakeAuth(), FakeRouter()
-    server = grpc.aio.server()
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
-    router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    target = f"127.0.0.1:{port}"
+    server, target = await serve_fakes(auth, router)
     control = ControlPlane(target, target, rpc_timeout=2, usage_flush_seconds=3600, usage_batch_size=100,
                            holder="edge-test:1", spool=UsageSpool(tmp_path / "spool"))
     control.start()

@@ -1,0 +1,90 @@
+"""In-process fakes of auth and router for the edge's tests: real gRPC, scripted answers."""
+
+import asyncio
+
+import grpc
+
+from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
+
+ALLOW = auth_pb2.AuthorizeResponse(
+    decision=auth_pb2.DECISION_ALLOW, identity=auth_pb2.KeyIdentity(key_id="k1"),
+    allowed_platforms=["openai"])
+
+
+class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self) -> None:
+        self.available = True
+        self.authenticated = 0
+        self.recorded: list[str] = []
+        self.records: list[auth_pb2.UsageRecord] = []
+
+    async def Authenticate(self, request, context):  # type: ignore[no-untyped-def]
+        self.authenticated += 1
+        if request.credential != "good":
+            return auth_pb2.AuthorizeResponse(decision=auth_pb2.DECISION_DENY, reason=auth_pb2.REASON_KEY_INVALID,
+                                              message="Invalid API key.")
+        return ALLOW
+
+    async def Authorize(self, request, context):  # type: ignore[no-untyped-def]
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        allowed = auth_pb2.AuthorizeResponse()
+        allowed.CopyFrom(ALLOW)
+        allowed.allowed_platforms[:] = request.platforms
+        return allowed
+
+    async def RecordUsage(self, request, context):  # type: ignore[no-untyped-def]
+        if not self.available:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        self.recorded.extend(record.request_id for record in request.records)
+        self.records.extend(request.records)
+        return auth_pb2.RecordUsageResponse(accepted=len(request.records))
+
+
+class FakeRouter(router_pb2_grpc.RouterServiceServicer):
+    def __init__(self, account: router_pb2.Account | None = None) -> None:
+        self.account = account or router_pb2.Account(id="openai/a", platform="openai")
+        self.held: set[str] = set()
+        self.issued = 0
+        self.pick_delay = 0.0
+        self.status = router_pb2.PICK_STATUS_OK
+        self.beats: list[router_pb2.HeartbeatRequest] = []
+        self.last_pick: router_pb2.PickRequest | None = None
+
+    async def Pick(self, request, context):  # type: ignore[no-untyped-def]
+        if request.platforms and self.account.platform not in request.platforms:
+            return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_NO_MODEL, message="not served")
+        if self.pick_delay:
+            await asyncio.sleep(self.pick_delay)
+        if self.status != router_pb2.PICK_STATUS_OK:
+            return router_pb2.PickResponse(status=self.status, message="no account serves model 'x'")
+        self.issued += 1
+        self.last_pick = request
+        lease = f"lease-{self.issued}"
+        self.held.add(lease)
+        return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_OK, lease_id=lease,
+                                       account=self.account, upstream_model=request.model)
+
+    async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
+        for outcome in request.outcomes:
+            self.held.discard(outcome.lease_id)
+        return router_pb2.ReportOutcomeResponse()
+
+    async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
+        self.beats.append(request)
+        reply = router_pb2.HeartbeatResponse(released=0)
+        reply.holder_ttl.FromSeconds(30)
+        return reply
+
+
+
+
+async def serve_fakes(auth: FakeAuth, router: FakeRouter) -> tuple[grpc.aio.Server, str]:
+    """Both fakes on one in-process server; returns it and its target."""
+    server = grpc.aio.server()
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
+    router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"

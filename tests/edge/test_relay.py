@@ -1,0 +1,144 @@
+"""The relay through httpx.ASGITransport: the edge app in-process, auth and router as in-process gRPC fakes,
+the upstream the real simulator app on a local port. What reaches the client, the upstream and the ledger."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from aiohttp import web
+from prometheus_client import REGISTRY
+
+from switchboard.router.v1 import router_pb2
+from switchboard_edge.app import create_app
+from switchboard_edge.settings import EdgeSettings
+from switchboard_simulator import config as simulator_config
+from switchboard_simulator.app import create_app as create_simulator
+
+from .control_fakes import FakeAuth, FakeRouter, serve_fakes
+
+FAULTS = ["--key-fault", "sk-sim-error=stream_error:3", "--key-fault", "sk-sim-cut=disconnect:6"]
+
+
+@dataclass
+class Edge:
+    client: httpx.AsyncClient
+    auth: FakeAuth
+    router: FakeRouter
+    simulator: str
+
+    def use_account(self, platform: str, key: str) -> None:
+        self.router.account = router_pb2.Account(
+            id=f"{platform}/sim", name="sim", platform=platform, base_url=self.simulator,
+            credential=router_pb2.Credential(api_key=key))
+
+    async def records(self, count: int) -> list:  # type: ignore[type-arg]
+        """The usage records auth received, once `count` arrived (the edge flushes every 50 ms here)."""
+        for _ in range(100):
+            if len(self.auth.records) >= count:
+                break
+            await asyncio.sleep(0.02)
+        return list(self.auth.records)
+
+
+@pytest.fixture()
+async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
+    runner = web.AppRunner(create_simulator(simulator_config.load(["--reply-tokens", "40", *FAULTS])))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    simulator = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    auth, router = FakeAuth(), FakeRouter()
+    server, target = await serve_fakes(auth, router)
+    settings = EdgeSettings(auth_target=target, router_target=target, usage_flush_seconds=0.05,
+                            spool_dir=str(tmp_path / "spool"), instance_id="edge-unit")
+    app = create_app(settings)
+    try:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as client:
+                yield Edge(client, auth, router, simulator)
+    finally:
+        await server.stop(None)
+        await runner.cleanup()
+
+
+CLAUDE_HEADERS = {"x-api-key": "good", "anthropic-version": "2023-06-01"}
+OPENAI_HEADERS = {"authorization": "Bearer good"}
+
+
+async def test_stream_must_be_a_boolean_in_each_endpoints_format(edge: Edge) -> None:
+    edge.use_account("openai", "sk-sim-openai")
+    body = {"model": "gpt-4o", "stream": "true", "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/openai/v1/chat/completions", json=body, headers=OPENAI_HEADERS)
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+    assert edge.router.issued == 0  # refused before any account was taken
+    # null is OpenAI's "absent": a plain completion.
+    response = await edge.client.post("/openai/v1/chat/completions", json={**body, "stream": None},
+                                      headers=OPENAI_HEADERS)
+    assert response.status_code == 200 and response.json()["object"] == "chat.completion"
+    edge.use_account("claude-console", "sk-sim-anthropic")
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 8, "stream": None,
+            "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/claude/v1/messages", json=body, headers=CLAUDE_HEADERS)
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_an_invalid_key_is_refused_without_a_pick(edge: Edge) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/openai/v1/chat/completions", json=body,
+                                      headers={"authorization": "Bearer not-a-key"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+    assert edge.auth.authenticated == 1 and edge.router.issued == 0
+
+
+@pytest.mark.parametrize("platform, key, path, headers", [
+    pytest.param("claude-console", "sk-sim-error", "/claude/v1/messages", CLAUDE_HEADERS, id="anthropic"),
+    pytest.param("openai", "sk-sim-error", "/openai/v1/chat/completions", OPENAI_HEADERS, id="openai"),
+])
+async def test_the_vendors_error_event_is_the_only_one_and_the_stream_is_billed(
+    edge: Edge, platform: str, key: str, path: str, headers: dict[str, str]
+) -> None:
+    edge.use_account(platform, key)
+    model = "claude-sonnet-4-5" if platform == "claude-console" else "gpt-4o"
+    body = {"model": model, "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "Hi " * 50}]}
+    response = await edge.client.post(path, json=body, headers=headers)
+    assert response.status_code == 200
+    events = [block for block in response.text.split("\n\n") if block.strip()]
+    errors = [block for block in events if '"error"' in block]
+    assert len(errors) == 1 and events[-1] == errors[0]
+    (record,) = await edge.records(1)
+    assert record.end_reason == "upstream_error" and record.truncated and record.usage_estimated
+    assert record.usage.input_tokens > 0 and record.usage.output_tokens >= 3
+
+
+async def test_an_upstream_cut_gets_one_gateway_error_event_and_is_billed(edge: Edge) -> None:
+    edge.use_account("claude-console", "sk-sim-cut")
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/claude/v1/messages", json=body, headers=CLAUDE_HEADERS)
+    assert response.text.count("event: error") == 1
+    error = orjson.loads(response.text.rsplit("event: error\ndata: ", 1)[1])
+    assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    (record,) = await edge.records(1)
+    assert record.end_reason == "upstream_broke" and record.usage_estimated
+    assert record.usage.input_tokens > 0 and record.usage.output_tokens > 0
+
+
+async def test_picks_carry_this_edges_holder_name(edge: Edge) -> None:
+    edge.use_account("openai", "sk-sim-openai")
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    assert (await edge.client.post("/openai/v1/chat/completions", json=body, headers=OPENAI_HEADERS)).status_code == 200
+    assert edge.router.last_pick is not None and edge.router.last_pick.holder == "edge-unit"
+    (record,) = await edge.records(1)
+    assert record.end_reason == "complete" and not record.usage_estimated
+
+
+async def test_refused_requests_never_mint_model_labels(edge: Edge) -> None:
+    for index in range(5):
+        body = {"model": f"minted-{index}", "messages": [{"role": "user", "content": "Hi"}]}
+        await edge.client.post("/openai/v1/chat/completions", json=body, headers={"authorization": "Bearer nope"})
+    labels = {sample.labels.get("gen_ai_request_model") for metric in REGISTRY.collect() for sample in metric.samples}
+    assert not any(label and label.startswith("minted-") for label in labels)
