@@ -4,9 +4,13 @@
 |------------------------------------|-----------|-----------------------------|
 | POST /claude/v1/messages           | Anthropic | claude-console, claude-ccr  |
 | POST /openai/v1/chat/completions   | OpenAI    | openai                      |
+
+Each route is also served with a trailing slash (never redirected: a redirect would be built from the
+client's Host). Errors the routing makes (404, 405 with `Allow`) are in the path's dialect.
 """
 
 import asyncio
+import functools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +25,14 @@ from starlette.responses import Response
 from switchboard_common import platforms
 from switchboard_edge import inbound
 from switchboard_edge.control import ControlPlane
-from switchboard_edge.errors import ClientFormat, NotFound, SwitchboardError, render
+from switchboard_edge.errors import (
+    ClientFormat,
+    MethodNotAllowed,
+    NotFound,
+    SwitchboardError,
+    format_for_path,
+    render,
+)
 from switchboard_edge.relay import Endpoint, Relay
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.spool import UsageSpool
@@ -56,15 +67,11 @@ class _Runtime:
     relay: Relay
 
 
-def _format_for_path(path: str) -> ClientFormat:
-    return ClientFormat.ANTHROPIC if path.startswith("/claude") else ClientFormat.OPENAI
-
-
 def create_app(settings: EdgeSettings) -> FastAPI:
     runtime = _Runtime()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         control = ControlPlane(
             settings.auth_target,
             settings.router_target,
@@ -79,18 +86,25 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         http = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         runtime.control = control
         runtime.relay = Relay(settings, control, http)
+        # The server calls this from its SIGTERM handler: thread-safe, the drain itself runs on the loop.
+        app.state.begin_drain = functools.partial(asyncio.get_running_loop().call_soon_threadsafe,
+                                                  runtime.relay.drain)
         try:
             yield
         finally:
             await control.close()
             await http.close()
 
-    app = FastAPI(title="Switchboard edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Switchboard edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+                  redirect_slashes=False)
 
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
-    # parameter resolution would be pure per-request cost.
+    # parameter resolution would be pure per-request cost. SDKs given a Base URL ending in "/" may call
+    # the route with a trailing slash: the same handler serves it.
     for endpoint in (CLAUDE_MESSAGES, OPENAI_CHAT):
-        app.add_route(endpoint.route, _relay_route(runtime, endpoint), methods=["POST"])
+        handler = _relay_route(runtime, endpoint)
+        app.add_route(endpoint.route, handler, methods=["POST"])
+        app.add_route(endpoint.route + "/", handler, methods=["POST"])
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -113,10 +127,15 @@ def create_app(settings: EdgeSettings) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        client_format = _format_for_path(request.url.path)
+        client_format = format_for_path(request.url.path)
         error: SwitchboardError
         if exc.status_code == 404:
-            error = NotFound(f"No route for {request.method} {request.url.path}.")
+            error = NotFound(f"No route for {request.method} {inbound.shown(request.url.path)}.")
+        elif exc.status_code == 405:
+            allow = tuple((exc.headers or {}).get("Allow", "").split(", "))
+            error = MethodNotAllowed(
+                f"{request.method} is not allowed on {inbound.shown(request.url.path)}; use {', '.join(allow)}.",
+                allow=allow)
         else:
             error = SwitchboardError(str(exc.detail))
             error.status = exc.status_code

@@ -8,9 +8,13 @@ SwitchboardError
 │   ├── PermissionDenied      403
 │   ├── NotFound              404
 │   │   └── ModelNotFound     404  (no account serves the model)
+│   ├── MethodNotAllowed      405  (with an Allow header)
+│   ├── RequestTimeout        408  (headers or body not received in time)
 │   ├── RequestTooLarge       413
+│   ├── URITooLong            414
 │   ├── UnsupportedMediaType  415
-│   └── RateLimited           429
+│   ├── RateLimited           429
+│   └── RequestHeaderFieldsTooLarge 431
 └── UpstreamError
     ├── UpstreamUnavailable   502  (upstream 5xx, connection failure, broken stream)
     ├── NoAvailableAccount    503
@@ -82,10 +86,34 @@ class ModelNotFound(NotFound):
     openai_code = "model_not_found"
 
 
+class MethodNotAllowed(ClientError):
+    """The route exists but not for this method; `allow` lists the methods it takes."""
+
+    status = 405
+    anthropic_type = "method_not_allowed_error"
+    openai_code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class RequestTimeout(ClientError):
+    """The client did not send its request headers or body within the edge's deadline."""
+
+    status = 408
+    openai_code = "request_timeout"
+
+
 class RequestTooLarge(ClientError):
     status = 413
     anthropic_type = "request_too_large"
     openai_code = "request_too_large"
+
+
+class URITooLong(ClientError):
+    status = 414
+    openai_code = "uri_too_long"
 
 
 class UnsupportedMediaType(ClientError):
@@ -98,6 +126,13 @@ class RateLimited(ClientError):
     anthropic_type = "rate_limit_error"
     openai_type = "rate_limit_error"
     openai_code = "rate_limit_exceeded"
+
+
+class RequestHeaderFieldsTooLarge(ClientError):
+    """Too many request headers, one too long, or all of them together too large."""
+
+    status = 431
+    openai_code = "request_header_fields_too_large"
 
 
 class UpstreamError(SwitchboardError):
@@ -132,6 +167,11 @@ class UpstreamTimeout(UpstreamError):
     openai_code = "upstream_timeout"
 
 
+def format_for_path(path: str) -> ClientFormat:
+    """The dialect of the endpoint a path belongs to: Anthropic under /claude, else OpenAI."""
+    return ClientFormat.ANTHROPIC if path.startswith("/claude") else ClientFormat.OPENAI
+
+
 def error_payload(error: SwitchboardError, client_format: ClientFormat) -> dict[str, object]:
     """The error as the endpoint's vendor would shape it."""
     if client_format is ClientFormat.ANTHROPIC:
@@ -156,5 +196,7 @@ def render(error: SwitchboardError, client_format: ClientFormat) -> tuple[int, b
         headers["retry-after"] = str(max(1, round(retry_after)))
     if error.status in (429, 502, 503, 504):
         headers["x-should-retry"] = "true"
+    if isinstance(error, MethodNotAllowed):
+        headers["allow"] = ", ".join(error.allow)
     return error.status, orjson.dumps(error_payload(error, client_format)), headers
 
