@@ -1,4 +1,8 @@
-"""Simulator settings: built-in defaults, then a YAML file (``--config``), then command-line flags.
+"""Simulator settings: built-in defaults, then a YAML file, then command-line flags.
+
+The YAML file is the one named by ``--config``, else by the ``SWITCHBOARD_SIMULATOR_CONFIG`` variable
+(this is how ``make run`` hands one over). It is checked strictly: an unknown key or a value of the
+wrong type is refused with the key's name (``anthropic.keys: expected a list of strings``).
 
 YAML keys (all optional; flags in brackets override them)::
 
@@ -15,7 +19,8 @@ YAML keys (all optional; flags in brackets override them)::
     record_requests: true      # [--no-record] keep the last requests for GET /_simulator/requests
     record_limit: 1000         # [--record-limit]
     anthropic:                 # POST /v1/messages
-      keys: [sk-sim-anthropic] # [--anthropic-key KEY, repeatable, adds] valid x-api-key / Bearer values
+      keys: [sk-sim-anthropic] # [--anthropic-key KEY, repeatable, adds] valid x-api-key / Bearer values;
+                               #   the list replaces the default, so keep sk-sim-anthropic to add keys
       accept_any_key: false    # [--accept-any-key, both vendors] any non-empty key is valid
       models: ["claude-*"]     # [--anthropic-model GLOB, repeatable, replaces] served models
       key_faults:              # [--key-fault KEY=SPEC, repeatable, both vendors] a key that always
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +55,7 @@ import yaml
 from . import faults
 from .faults import Fault
 
+CONFIG_VARIABLE = "SWITCHBOARD_SIMULATOR_CONFIG"
 DEFAULT_KEY_FAULTS = {"sk-sim-broken": "500", "sk-sim-ratelimited": "429", "sk-sim-overloaded": "overloaded"}
 
 
@@ -127,28 +134,42 @@ _VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
 _VENDOR_KEYS = {"keys", "accept_any_key", "models", "key_faults", "sse_padding", "max_tokens_unsupported"}
 
 
+def _mapping(where: str, value: Any) -> Mapping[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return value
+
+
+def _strings(where: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    return value
+
+
+def _is_spec(value: Any) -> bool:
+    # YAML reads a bare status such as 500 as a number.
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _specs(where: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(_is_spec(item) for item in value):
+        raise ConfigError(f"{where}: expected a list of fault specs, got {value!r}")
+    return [str(item) for item in value]
+
+
 def _fault(spec: Any, where: str) -> Fault:
+    if not _is_spec(spec):
+        raise ConfigError(f"{where}: expected a fault spec, got {spec!r}")
     try:
         return faults.parse(str(spec))
     except faults.FaultSpecError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-
-
-def _vendor(name: str, raw: Mapping[str, Any]) -> VendorConfig:
-    unknown = set(raw) - _VENDOR_KEYS
-    if unknown:
-        raise ConfigError(f"{name}: unknown keys {sorted(unknown)}")
-    merged = {**_VENDOR_DEFAULTS[name], **raw}
-    raw_faults = merged["key_faults"] or {}
-    key_faults = {str(k): _fault(v, f"{name}.key_faults.{k}") for k, v in raw_faults.items()}
-    return VendorConfig(
-        keys=frozenset(str(k) for k in merged["keys"] or ()),
-        models=tuple(str(m) for m in merged["models"] or ()),
-        accept_any_key=bool(merged.get("accept_any_key", False)),
-        key_faults=key_faults,
-        sse_padding=bool(merged.get("sse_padding", True)),
-        max_tokens_unsupported=tuple(str(m) for m in merged.get("max_tokens_unsupported") or ()),
-    )
 
 
 _SCALARS: dict[str, type] = {
@@ -162,32 +183,49 @@ _SCALARS: dict[str, type] = {
     "record_requests": bool,
     "record_limit": int,
 }
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _scalar(name: str, value: Any, kind: type) -> Any:
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
-        return value
-    try:
-        return kind(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from exc
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{name}: expected {_EXPECTED[kind]}, got {value!r}")
+    return value
+
+
+def _vendor(name: str, value: Any) -> VendorConfig:
+    raw = _mapping(name, value)
+    unknown = set(raw) - _VENDOR_KEYS
+    if unknown:
+        raise ConfigError(f"unknown config keys {sorted(f'{name}.{key}' for key in unknown)}")
+    merged = {**_VENDOR_DEFAULTS[name], **raw}
+    raw_faults = _mapping(f"{name}.key_faults", merged["key_faults"])
+    key_faults = {str(k): _fault(v, f"{name}.key_faults.{k}") for k, v in raw_faults.items()}
+    return VendorConfig(
+        keys=frozenset(_strings(f"{name}.keys", merged["keys"])),
+        models=tuple(_strings(f"{name}.models", merged["models"])),
+        accept_any_key=_scalar(f"{name}.accept_any_key", merged.get("accept_any_key", False), bool),
+        key_faults=key_faults,
+        sse_padding=_scalar(f"{name}.sse_padding", merged.get("sse_padding", True), bool),
+        max_tokens_unsupported=tuple(_strings(f"{name}.max_tokens_unsupported",
+                                              merged.get("max_tokens_unsupported"))),
+    )
 
 
 def from_mapping(raw: Mapping[str, Any]) -> SimulatorConfig:
-    """Builds the config from a YAML-shaped mapping; unknown keys are an error."""
+    """Builds the config from a YAML-shaped mapping; unknown keys and wrong types are an error naming the key."""
     unknown = set(raw) - set(_SCALARS) - {"faults", "anthropic", "openai"}
     if unknown:
-        raise ConfigError(f"unknown config keys {sorted(unknown)}")
+        raise ConfigError(f"unknown config keys {sorted(map(str, unknown))}")
     top: dict[str, Any] = {}
     for name, value in raw.items():
         if name in _SCALARS:
             top[name] = _scalar(name, value, _SCALARS[name])
-    top["faults"] = tuple(_fault(spec, "faults") for spec in raw.get("faults") or ())
+    top["faults"] = tuple(_fault(spec, "faults") for spec in _specs("faults", raw.get("faults")))
     config = SimulatorConfig(
-        anthropic=_vendor("anthropic", raw.get("anthropic") or {}),
-        openai=_vendor("openai", raw.get("openai") or {}),
+        anthropic=_vendor("anthropic", raw.get("anthropic")),
+        openai=_vendor("openai", raw.get("openai")),
         **top,
     )
     if config.reply_tokens < 1 or config.chunk_tokens < 1:
@@ -210,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     add = p.add_argument
-    add("--config", type=Path, help="YAML file (flags override it)")
+    add("--config", type=Path, help=f"YAML file (default ${CONFIG_VARIABLE}; flags override it)")
     add("--host", help="listen address (default 127.0.0.1)")
     add("--port", type=int, help="listen port (default 8090; 0 = any free port, printed on stdout)")
     add("--latency-ms", type=float, help="delay before the first byte (default 0)")
@@ -232,31 +270,50 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load(argv: Sequence[str] | None = None) -> SimulatorConfig:
-    """Defaults, then the YAML file, then flags."""
+def read_file(path: Path, source: str) -> dict[str, Any]:
+    """The settings mapping in a YAML file (not yet checked); `source` names it in errors."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read it ({exc.strerror})") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    try:
+        from_mapping(loaded)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    return loaded
+
+
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> SimulatorConfig:
+    """Defaults, then the YAML file (``--config``, else ``$SWITCHBOARD_SIMULATOR_CONFIG``), then flags."""
     args = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     if args.config is not None:
-        try:
-            loaded = yaml.safe_load(args.config.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{args.config}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{args.config}: expected a mapping at the top level")
-        raw = loaded
+        raw = read_file(args.config, str(args.config))
+    elif environ.get(CONFIG_VARIABLE):
+        path = environ[CONFIG_VARIABLE]
+        raw = read_file(Path(path), f"{CONFIG_VARIABLE}={path}")
     for name in _SCALARS:
         value = getattr(args, name)
         if value is not None:
             raw[name] = value
     if args.fault:
-        raw["faults"] = [*(raw.get("faults") or ()), *args.fault]
+        raw["faults"] = [*_specs("faults", raw.get("faults")), *args.fault]
     for vendor in ("anthropic", "openai"):
-        section = dict(raw.get(vendor) or {})
+        section = dict(_mapping(vendor, raw.get(vendor)))
         defaults = _VENDOR_DEFAULTS[vendor]
         extra_keys = getattr(args, f"{vendor}_key")
         if extra_keys:
-            base_keys = section["keys"] if "keys" in section else defaults["keys"]
-            section["keys"] = [*(base_keys or ()), *extra_keys]
+            base_keys = _strings(f"{vendor}.keys", section["keys"]) if "keys" in section else defaults["keys"]
+            section["keys"] = [*base_keys, *extra_keys]
         models = getattr(args, f"{vendor}_model")
         if models:
             section["models"] = models
@@ -266,7 +323,8 @@ def load(argv: Sequence[str] | None = None) -> SimulatorConfig:
             key, sep, spec = item.partition("=")
             if not sep or not key:
                 raise ConfigError(f"--key-fault {item!r}: expected KEY=SPEC")
-            base_faults = section["key_faults"] if "key_faults" in section else defaults["key_faults"]
-            section["key_faults"] = {**(base_faults or {}), key: spec}
+            base_faults = (_mapping(f"{vendor}.key_faults", section["key_faults"]) if "key_faults" in section
+                           else defaults["key_faults"])
+            section["key_faults"] = {**base_faults, key: spec}
         raw[vendor] = section
     return from_mapping(raw)

@@ -1,5 +1,6 @@
 """Configuration (defaults, YAML, flags) and the program itself: readiness line, pacing, clean stop."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,14 +15,16 @@ import yaml
 
 from switchboard_simulator import faults, textgen
 from switchboard_simulator.__main__ import main
-from switchboard_simulator.config import ConfigError, load
+from switchboard_simulator.config import CONFIG_VARIABLE, ConfigError, load
 
 from .conftest import Start
 from .sim_testing import ANTHROPIC_HEADERS, CLAUDE_BODY, CLAUDE_STREAM, OPENAI_BODY, OPENAI_HEADERS
 
+NO_ENV: dict[str, str] = {}
+
 
 def test_defaults() -> None:
-    config = load([])
+    config = load([], NO_ENV)
     assert (config.host, config.port, config.reply_tokens, config.chunk_tokens) == ("127.0.0.1", 8090, 35, 1)
     assert (config.latency_ms, config.tokens_per_second, config.faults) == (0.0, 0.0, ())
     assert config.fault_header and config.record_requests and config.record_limit == 1000
@@ -42,7 +45,7 @@ def test_yaml_then_flags(tmp_path: Path) -> None:
     }))
     config = load(["--config", str(path), "--port", "0", "--latency-ms", "5", "--fault", "slow:10",
                    "--anthropic-key", "a2", "--key-fault", "k=429:3", "--openai-model", "o3*", "--no-record",
-                   "--accept-any-key"])
+                   "--accept-any-key"], NO_ENV)
     assert (config.port, config.latency_ms, config.reply_tokens) == (0, 5.0, 20)
     assert [f.spec for f in config.faults] == ["500@0.1", "slow:10"]
     assert config.anthropic.keys == {"a1", "a2"}
@@ -54,24 +57,88 @@ def test_yaml_then_flags(tmp_path: Path) -> None:
     assert not config.record_requests and config.anthropic.accept_any_key and config.openai.accept_any_key
 
 
+SLOW_AND_FAULTY = {
+    "latency_ms": 250, "tokens_per_second": 12.5, "reply_tokens": 80, "chunk_tokens": 2,
+    "faults": [500, "stream_error:5@0.1"],
+    "anthropic": {"keys": ["sk-sim-anthropic", "sk-extra"], "key_faults": {"sk-cut": "disconnect:4"}},
+    "openai": {"keys": ["sk-sim-openai", "sk-extra"]},
+}
+SAME_AS_FLAGS = ["--latency-ms", "250", "--tokens-per-second", "12.5", "--reply-tokens", "80",
+                 "--chunk-tokens", "2", "--fault", "500", "--fault", "stream_error:5@0.1",
+                 "--anthropic-key", "sk-extra", "--openai-key", "sk-extra"]
+
+
+def test_file_named_by_the_variable_gives_the_same_config_as_the_flags(tmp_path: Path) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump(SLOW_AND_FAULTY))
+    from_file = load([], {CONFIG_VARIABLE: str(path)})
+    from_flags = load(SAME_AS_FLAGS, NO_ENV)
+    # The one thing flags cannot say: key faults for one vendor only.
+    assert from_file.anthropic.key_faults["sk-cut"] == faults.parse("disconnect:4")
+    anthropic = dataclasses.replace(from_file.anthropic, key_faults=from_flags.anthropic.key_faults)
+    assert dataclasses.replace(from_file, anthropic=anthropic) == from_flags
+    assert from_file != load([], NO_ENV)
+
+
+def test_flags_override_the_variable_and_config_overrides_both(tmp_path: Path) -> None:
+    named = tmp_path / "named.yaml"
+    named.write_text(yaml.safe_dump({"reply_tokens": 7, "latency_ms": 5}))
+    flagged = tmp_path / "flagged.yaml"
+    flagged.write_text(yaml.safe_dump({"reply_tokens": 9}))
+    env = {CONFIG_VARIABLE: str(named)}
+    assert (load([], env).reply_tokens, load([], env).latency_ms) == (7, 5.0)
+    assert load(["--reply-tokens", "3"], env).reply_tokens == 3
+    only_flagged = load(["--config", str(flagged)], env)
+    assert (only_flagged.reply_tokens, only_flagged.latency_ms) == (9, 0.0)
+    assert load([], {CONFIG_VARIABLE: ""}) == load([], NO_ENV)
+
+
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "named"),
     [
-        pytest.param({"portt": 1}, id="unknown-key"),
-        pytest.param({"anthropic": {"keyz": []}}, id="unknown-vendor-key"),
-        pytest.param({"faults": ["teapot"]}, id="bad-fault"),
-        pytest.param({"openai": {"key_faults": {"k": "999"}}}, id="bad-key-fault"),
-        pytest.param({"reply_tokens": 0}, id="zero-reply"),
-        pytest.param({"latency_ms": -1}, id="negative-latency"),
-        pytest.param({"port": "eighty"}, id="port-type"),
-        pytest.param({"record_requests": "no"}, id="bool-type"),
+        pytest.param({"portt": 1}, "portt", id="unknown-key"),
+        pytest.param({"anthropic": {"keyz": []}}, "anthropic.keyz", id="unknown-vendor-key"),
+        pytest.param({"faults": ["teapot"]}, "faults", id="bad-fault"),
+        pytest.param({"faults": "500"}, "faults", id="faults-not-a-list"),
+        pytest.param({"openai": {"key_faults": {"k": "999"}}}, "openai.key_faults.k", id="bad-key-fault"),
+        pytest.param({"openai": {"key_faults": ["k"]}}, "openai.key_faults", id="key-faults-not-a-mapping"),
+        pytest.param({"anthropic": ["sk-a"]}, "anthropic", id="vendor-not-a-mapping"),
+        pytest.param({"anthropic": {"keys": "sk-a"}}, "anthropic.keys", id="keys-not-a-list"),
+        pytest.param({"openai": {"models": [4]}}, "openai.models", id="model-not-a-string"),
+        pytest.param({"openai": {"accept_any_key": "yes"}}, "openai.accept_any_key", id="vendor-bool-type"),
+        pytest.param({"reply_tokens": 0}, "reply_tokens", id="zero-reply"),
+        pytest.param({"latency_ms": -1}, "latency_ms", id="negative-latency"),
+        pytest.param({"latency_ms": "slow"}, "latency_ms", id="latency-type"),
+        pytest.param({"port": "eighty"}, "port", id="port-type"),
+        pytest.param({"port": True}, "port", id="port-bool"),
+        pytest.param({"reply_tokens": 2.5}, "reply_tokens", id="int-float"),
+        pytest.param({"record_requests": "no"}, "record_requests", id="bool-type"),
     ],
 )
-def test_bad_config_is_refused(tmp_path: Path, raw: dict[str, object]) -> None:
+def test_bad_config_is_refused_naming_the_key(tmp_path: Path, raw: dict[str, object], named: str) -> None:
     path = tmp_path / "sim.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ConfigError):
-        load(["--config", str(path)])
+    for argv, env in ((["--config", str(path)], NO_ENV), ([], {CONFIG_VARIABLE: str(path)})):
+        with pytest.raises(ConfigError) as refused:
+            load(argv, env)
+        assert named in str(refused.value) and str(path) in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("- a list\n", "expected a mapping of settings", id="top-level-list"),
+        pytest.param("latency_ms: [\n", "not valid YAML", id="broken-yaml"),
+        pytest.param(None, "cannot read it", id="missing-file"),
+    ],
+)
+def test_unusable_file_is_refused_naming_the_variable(tmp_path: Path, text: str | None, expected: str) -> None:
+    path = tmp_path / "sim.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=expected) as refused:
+        load([], {CONFIG_VARIABLE: str(path)})
+    assert str(refused.value).startswith(f"{CONFIG_VARIABLE}={path}: ")
 
 
 def test_bad_flag_exits_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,3 +213,37 @@ def test_program_prints_ready_line_serves_and_stops_on_sigterm() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def _simulator(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "switchboard_simulator", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+    )
+
+
+def test_program_takes_its_settings_from_the_file_named_by_the_variable(tmp_path: Path) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump({"faults": [503], "openai": {"keys": ["sk-from-file"]}}))
+    process = _simulator({CONFIG_VARIABLE: str(path)})
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().split(" ", 1)[1]
+        response = httpx.post(f"{url}/v1/chat/completions", json=OPENAI_BODY,
+                              headers={"authorization": "Bearer sk-from-file"})
+        assert response.status_code == 503 and response.json()["error"]["type"]
+        refused = httpx.post(f"{url}/v1/chat/completions", json=OPENAI_BODY, headers=OPENAI_HEADERS)
+        assert refused.status_code == 401, "the file's key list replaced the default one"
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_program_refuses_a_bad_file_named_by_the_variable(tmp_path: Path) -> None:
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump({"tokens_per_secnd": 5}))
+    process = _simulator({CONFIG_VARIABLE: str(path)})
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert f"{CONFIG_VARIABLE}={path}" in err and "tokens_per_secnd" in err

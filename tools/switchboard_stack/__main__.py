@@ -1,9 +1,11 @@
 """`make run`: the whole stack on this machine, pointed at the built-in upstream simulator.
 
-Ports default to edge 8080, auth 50051, router 50052, simulator 8090 and
-metrics 9100-9102; set SWITCHBOARD_RUN_DIR to keep state elsewhere than .run/.
-A demo key is minted on every start and printed with a curl line to paste.
-Ctrl-C stops every process started here.
+Ports default to edge 8080, auth 50051, router 50052, simulator 8090 and metrics
+9100-9102; each moves with its variable (`ports.PORT_SETTINGS`), and nothing starts
+while one of them is busy. SWITCHBOARD_RUN_DIR keeps state and logs elsewhere than
+.run/; SWITCHBOARD_SIMULATOR_CONFIG names a YAML file of simulator settings (read by
+the simulator itself). A demo key is minted on every start and printed with a curl
+line to paste. Ctrl-C stops every process started here; so does killing this one.
 """
 
 import os
@@ -13,25 +15,46 @@ import threading
 from pathlib import Path
 
 from switchboard_stack.demo import create_demo_key
-from switchboard_stack.launcher import Ports, Stack
+from switchboard_stack.launcher import PortsUnavailable, Stack, StartupFailed
+from switchboard_stack.ports import Ports, PortSettingError
 
 
-def main() -> None:
+def _metrics(name: str, port: int) -> str:
+    return f"{name} :{port}/metrics" if port >= 0 else f"{name} off"
+
+
+def main() -> int:
     workdir = Path(os.environ.get("SWITCHBOARD_RUN_DIR", ".run")).resolve()
-    ports = Ports(edge=int(os.environ.get("SWITCHBOARD_EDGE_PORT", "8080")))
-    stack = Stack(workdir, ports, log_to_files=False)
-    print(f"Starting Switchboard (state in {workdir}) ...", flush=True)
-    stack.start()
+    try:
+        ports = Ports.from_environment(os.environ)
+    except PortSettingError as exc:
+        print(f"Switchboard not started: {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(workdir, ports, echo_logs=sys.stdout)
+    print(f"Starting Switchboard (state and logs in {workdir}) ...", flush=True)
+    try:
+        stack.start()
+    except PortsUnavailable as exc:
+        print("Switchboard not started:", *exc.problems, sep="\n  ", file=sys.stderr)
+        return 1
+    except (StartupFailed, TimeoutError) as exc:
+        print(f"Switchboard not started: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C during start-up: start() has stopped what it started
+        return 130
     key = create_demo_key(stack.db_path)
     base = stack.base_url
+    metrics = ", ".join(_metrics(name, port) for name, port in
+                        (("edge", ports.edge_metrics), ("auth", ports.auth_metrics), ("router", ports.router_metrics)))
+    simulator_config = os.environ.get("SWITCHBOARD_SIMULATOR_CONFIG")
     print(f"""
 Switchboard is up.
   Base URL (Claude):  {base}/claude/
   Base URL (OpenAI):  {base}/openai/
   Demo key:           {key}
-  Metrics:            edge :{ports.edge_metrics}/metrics, auth :{ports.auth_metrics}/metrics, \
-router :{ports.router_metrics}/metrics
-  Upstream simulator: {stack.simulator_url} (accounts in {stack.accounts_path})
+  Metrics:            {metrics}
+  Upstream simulator: {stack.simulator_url} (accounts in {stack.accounts_path}; \
+settings {simulator_config or "built in"})
 
 Try it:
   curl {base}/claude/v1/messages -H "x-api-key: {key}" -H "anthropic-version: 2023-06-01" \\
@@ -46,15 +69,18 @@ Press Ctrl-C to stop.
     stopped = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    status = 0
     while not stopped.is_set():
         for process in stack.processes:
             if process.popen.poll() is not None:
-                print(f"{process.name} exited with {process.popen.returncode}; stopping.", file=sys.stderr)
+                print(f"{process.name} exited with status {process.popen.returncode}; stopping.", file=sys.stderr)
+                status = 1
                 stopped.set()
         stopped.wait(0.5)
     print("Stopping ...", flush=True)
     stack.stop()
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
