@@ -283,14 +283,19 @@ class Stack:
                 raise ChildExited(message)
 
     def stop(self, grace: float = 10.0) -> None:
-        """Edge first, so it can hand its last usage and outcome reports to auth and router; then the rest."""
+        """Edge first, so it can hand its last usage and outcome reports to auth and router; then the rest.
+
+        The edge gets its drain time (SWITCHBOARD_EDGE_DRAIN_SECONDS, open streams finish or end properly)
+        on top of `grace`.
+        """
         edge = [process for process in self.processes if process.name == "edge"]
         rest = [process for process in reversed(self.processes) if process.name != "edge"]
-        for group in (edge, rest):
+        drain = float(self.environment().get("SWITCHBOARD_EDGE_DRAIN_SECONDS", "60"))
+        for group, wait in ((edge, drain + grace), (rest, grace)):
             for process in group:
                 if process.popen.poll() is None:
                     process.popen.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
+            deadline = time.monotonic() + wait
             for process in group:
                 try:
                     process.popen.wait(max(0.1, deadline - time.monotonic()))

@@ -2,8 +2,10 @@
 
 import logging
 import resource
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from switchboard_common import logs
@@ -32,6 +34,29 @@ def raise_open_files_limit(log: logging.Logger) -> int:
     return soft
 
 
+# Past the drain: time for the streams just ended to settle and the last reports to leave.
+_SETTLE_SECONDS = 10.0
+
+
+class EdgeServer(uvicorn.Server):
+    """uvicorn's server that starts the relay's drain the moment SIGTERM (or SIGINT) arrives.
+
+    uvicorn itself only waits for connections and then cancels what is left, which would cut streams
+    without an error event and before they settle; the relay ends them properly when the drain is over,
+    well inside uvicorn's own graceful timeout.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        begin_drain = getattr(self._app.state, "begin_drain", None)
+        if begin_drain is not None and not self.should_exit:
+            begin_drain()
+        super().handle_exit(sig, frame)
+
+
 def main() -> None:
     log = logs.setup("edge")
     settings = edge_settings.load()
@@ -39,8 +64,9 @@ def main() -> None:
     if settings.metrics_port >= 0:
         start_http_server(settings.metrics_port, addr=settings.host)
     log.info("edge listening on http://%s:%d (open-file limit %d)", settings.host, settings.port, open_files)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -48,9 +74,9 @@ def main() -> None:
         http=protocol_for(HttpLimits.from_settings(settings)),
         access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=round(settings.drain_seconds + _SETTLE_SECONDS),
     )
-    server = uvicorn.Server(config)
+    server = EdgeServer(config, app)
     server.run()
 
 
