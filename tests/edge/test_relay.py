@@ -142,3 +142,24 @@ async def test_refused_requests_never_mint_model_labels(edge: Edge) -> None:
         await edge.client.post("/openai/v1/chat/completions", json=body, headers={"authorization": "Bearer nope"})
     labels = {sample.labels.get("gen_ai_request_model") for metric in REGISTRY.collect() for sample in metric.samples}
     assert not any(label and label.startswith("minted-") for label in labels)
+
+
+async def test_a_gateway_defect_answers_500_and_still_returns_the_lease(
+    edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from switchboard_edge.upstream.anthropic import AnthropicAdapter
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AnthropicAdapter, "prepare", broken)
+    edge.use_account("claude-console", "sk-sim-anthropic")
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/claude/v1/messages", json=body, headers=CLAUDE_HEADERS)
+    assert response.status_code == 500 and response.json()["error"]["type"] == "api_error"
+    assert "a bug" not in response.text
+    for _ in range(50):
+        if not edge.router.held:
+            break
+        await asyncio.sleep(0.02)
+    assert edge.router.issued == 1 and edge.router.held == set()

@@ -228,6 +228,17 @@ class Relay:
                                                   exchange.endpoint.client_format)
                 return Response(payload, status, headers)
             return Response(status_code=CLIENT_CLOSED_STATUS)
+        except SwitchboardError:
+            raise
+        except Exception:
+            # A defect, not a client or upstream fault: still return the lease, then answer 500.
+            log.exception("request %s failed in the gateway", exchange.request_id)
+            if exchange.upstream is not None:
+                exchange.upstream.close()
+                exchange.upstream = None
+            if exchange.lease_open:
+                self._report(exchange, router_pb2.OUTCOME_CANCELLED, 0, error_type=ERROR)
+            raise SwitchboardError("The gateway failed to relay this request.") from None
         finally:
             watcher.cancel()
             exchange.task = None
