@@ -83,7 +83,8 @@ def test_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
         # Every port came from its variable: the stack now holds each one.
         for name, (variable, _) in PORT_SETTINGS.items():
             assert why_not_bindable(getattr(ports, name)) == "is in use", variable
-        assert any(line.startswith("edge      | ") for line in output.seen), "children's logs are echoed"
+        echoed = any(line.startswith("edge      | ") for line in output.seen) or output.wait_for("edge      | ", 15)
+        assert echoed, "children's logs are echoed"
 
         launcher.send_signal(signal.SIGKILL)
         launcher.wait(timeout=10)
