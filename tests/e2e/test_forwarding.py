@@ -94,3 +94,15 @@ def test_openai_stream_gets_usage_upstream_even_when_client_did_not_ask(
     data = [line for line in response.text.splitlines() if line.startswith("data:")]
     assert data[-1] == "data: [DONE]"
     assert not any('"choices":[]' in line for line in data)
+
+
+def test_the_contracts_claude_example_works_without_anthropic_version(
+    http: httpx.Client, upstream: httpx.Client, keys  # type: ignore[no-untyped-def]
+) -> None:
+    # Exactly as the contract writes it: key as a bearer token, no anthropic-version.
+    response = http.post(CLAUDE, headers={"Authorization": f"Bearer {keys.full}", "Content-Type": "application/json"},
+                         json={"model": "claude-sonnet-4-20250514", "max_tokens": 1024,
+                               "messages": [{"role": "user", "content": "Hello, Claude"}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "message"
+    assert _last(upstream)["headers"]["anthropic-version"] == "2023-06-01"

@@ -147,12 +147,12 @@ async def test_refused_requests_never_mint_model_labels(edge: Edge) -> None:
 async def test_a_gateway_defect_answers_500_and_still_returns_the_lease(
     edge: Edge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from switchboard_edge.upstream.anthropic import AnthropicAdapter
+    from switchboard_edge.upstream.anthropic import AnthropicMessages
 
     def broken(*_: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(AnthropicAdapter, "prepare", broken)
+    monkeypatch.setattr(AnthropicMessages, "build", broken)
     edge.use_account("claude-console", "sk-sim-anthropic")
     body = {"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
     response = await edge.client.post("/claude/v1/messages", json=body, headers=CLAUDE_HEADERS)

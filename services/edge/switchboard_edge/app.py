@@ -1,9 +1,9 @@
 """Wiring: the client-facing routes, their endpoints, and the process-wide clients.
 
-| route                              | dialect   | platforms it reaches        |
-|------------------------------------|-----------|-----------------------------|
-| POST /claude/v1/messages           | Anthropic | claude-console, claude-ccr  |
-| POST /openai/v1/chat/completions   | OpenAI    | openai                      |
+| route                              | dialect   | platforms it reaches                          |
+|------------------------------------|-----------|-----------------------------------------------|
+| POST /claude/v1/messages           | Anthropic | every Anthropic-native platform of the registry |
+| POST /openai/v1/chat/completions   | OpenAI    | every OpenAI-native platform of the registry    |
 
 Each route is also served with a trailing slash (never redirected: a redirect would be built from the
 client's Host). Errors the routing makes (404, 405 with `Allow`) are in the path's dialect.
@@ -15,14 +15,12 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import aiohttp
 import orjson
 from fastapi import FastAPI, Request
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from switchboard_common import platforms
 from switchboard_edge import inbound
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
@@ -36,26 +34,21 @@ from switchboard_edge.errors import (
 from switchboard_edge.relay import Endpoint, Relay
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.spool import UsageSpool
-from switchboard_edge.upstream.anthropic import AnthropicAdapter
-from switchboard_edge.upstream.openai import OpenAIAdapter
-
-_anthropic = AnthropicAdapter()
-_openai = OpenAIAdapter()
+from switchboard_edge.upstream import registry
+from switchboard_edge.upstream_http import Upstreams
 
 CLAUDE_MESSAGES = Endpoint(
     route="/claude/v1/messages",
     client_format=ClientFormat.ANTHROPIC,
     operation="chat",
-    platforms=(platforms.CLAUDE_CONSOLE, platforms.CLAUDE_CCR),
-    adapters={platforms.CLAUDE_CONSOLE: _anthropic, platforms.CLAUDE_CCR: _anthropic},
+    platforms=registry.native(ClientFormat.ANTHROPIC),
     session=inbound.anthropic_session,
 )
 OPENAI_CHAT = Endpoint(
     route="/openai/v1/chat/completions",
     client_format=ClientFormat.OPENAI,
     operation="chat",
-    platforms=(platforms.OPENAI,),
-    adapters={platforms.OPENAI: _openai},
+    platforms=registry.native(ClientFormat.OPENAI),
     session=inbound.openai_session,
 )
 
@@ -82,10 +75,9 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             spool=UsageSpool(settings.spool_dir),
         )
         control.start()
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        http = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        upstreams = Upstreams()
         runtime.control = control
-        runtime.relay = Relay(settings, control, http)
+        runtime.relay = Relay(settings, control, upstreams)
         # The server calls this from its SIGTERM handler: thread-safe, the drain itself runs on the loop.
         app.state.begin_drain = functools.partial(asyncio.get_running_loop().call_soon_threadsafe,
                                                   runtime.relay.drain)
@@ -93,7 +85,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             yield
         finally:
             await control.close()
-            await http.close()
+            await upstreams.close()
 
     app = FastAPI(title="Switchboard edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   redirect_slashes=False)

@@ -200,3 +200,11 @@ def render(error: SwitchboardError, client_format: ClientFormat) -> tuple[int, b
         headers["allow"] = ", ".join(error.allow)
     return error.status, orjson.dumps(error_payload(error, client_format)), headers
 
+
+
+def stream_error_event(error: SwitchboardError, client_format: ClientFormat) -> bytes:
+    """A final SSE event carrying the error, framed the way the client's own API frames one."""
+    data = orjson.dumps(error_payload(error, client_format))
+    if client_format is ClientFormat.ANTHROPIC:
+        return b"event: error\ndata: " + data + b"\n\n"
+    return b"data: " + data + b"\n\n"

@@ -45,12 +45,13 @@ from switchboard_edge.errors import (
     SwitchboardError,
     UpstreamTimeout,
     UpstreamUnavailable,
-    error_payload,
     render,
+    stream_error_event,
 )
 from switchboard_edge.settings import EdgeSettings
-from switchboard_edge.sse import SSEDecoder
-from switchboard_edge.upstream.base import Adapter, StreamTap, response_headers
+from switchboard_edge.upstream.base import Call, Platform, StreamTap, response_headers
+from switchboard_edge.upstream.registry import PLATFORMS
+from switchboard_edge.upstream_http import Upstreams
 from switchboard_edge.usage import Usage, estimate_input
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ log = logging.getLogger(__name__)
 SessionReader = Callable[[Mapping[str, Any], Mapping[str, str]], str]
 
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-_OUTCOME_BY_STATUS = {429: router_pb2.OUTCOME_RATE_LIMITED, 529: router_pb2.OUTCOME_RATE_LIMITED,
-                      401: router_pb2.OUTCOME_AUTH_FAILED, 403: router_pb2.OUTCOME_AUTH_FAILED}
 
 # How a request ended (UsageRecord.end_reason).
 COMPLETE = "complete"
@@ -83,9 +82,8 @@ class Endpoint:
     route: str
     client_format: ClientFormat
     operation: str
-    # Platforms tried when the model string names none, in preference order.
+    # Platforms tried when the model string names none, in preference order (the registry's natives).
     platforms: tuple[str, ...]
-    adapters: Mapping[str, Adapter]
     session: SessionReader
 
 
@@ -135,11 +133,11 @@ class Drained(Exception):
 
 
 class Relay:
-    def __init__(self, settings: EdgeSettings, control: ControlPlane, http: aiohttp.ClientSession) -> None:
+    def __init__(self, settings: EdgeSettings, control: ControlPlane, upstreams: Upstreams) -> None:
         self._settings = settings
         self._control = control
-        self._http = http
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._upstreams = upstreams
+        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._budget = BodyBudget(settings.max_buffered_body_bytes)
         self._labels = metrics.ModelLabels(settings.max_model_labels)
         # Requests past admission whose response has not ended: the drain reaches them here.
@@ -189,12 +187,12 @@ class Relay:
         ref = inbound.parse_model(body)
         if ref.platform is None:
             platforms = endpoint.platforms
-        elif ref.platform in endpoint.adapters:
+        elif ref.platform in endpoint.platforms:
             platforms = (ref.platform,)
         else:
             raise InvalidRequest(
                 f"model: platform '{ref.platform}' cannot serve {endpoint.route} requests; "
-                f"use one of: {', '.join(endpoint.adapters)}."
+                f"use one of: {', '.join(endpoint.platforms)}."
             )
         exchange.stream = inbound.parse_stream(body, nullable=endpoint.client_format is ClientFormat.OPENAI)
         exchange.model = ref.model
@@ -322,15 +320,15 @@ class Relay:
     async def _attempt(self, request: Request, exchange: Exchange, body: dict[str, Any], raw: bytes) -> Response:
         pick = exchange.admission.pick  # type: ignore[union-attr]
         account = pick.account
-        adapter = exchange.endpoint.adapters[account.platform]
-        upstream_body = adapter.prepare(body, pick.upstream_model)
-        data = raw if upstream_body is None else orjson.dumps(upstream_body)
+        platform = PLATFORMS[account.platform]
+        outbound = platform.build(Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query,
+                                       request.headers))
         exchange.upstream_started = time.perf_counter()
         try:
-            upstream = await self._http.post(
-                adapter.url(account, request.url.query),
-                data=data,
-                headers=adapter.headers(account, request.headers),
+            upstream = await self._upstreams.session(account.proxy_url).post(
+                outbound.url,
+                data=outbound.body,
+                headers=outbound.headers,
                 timeout=self._timeout(account),
                 allow_redirects=False,
             )
@@ -345,10 +343,10 @@ class Relay:
                 router_pb2.OUTCOME_CONNECT_ERROR, 0, "connect_error") from None
         status = upstream.status
         if status >= 400:
-            return await self._refused(exchange, upstream)
+            return await self._refused(exchange, platform, upstream)
         content_type = upstream.headers.get("content-type", "")
-        if exchange.stream and content_type.startswith("text/event-stream"):
-            return self._relay_stream(exchange, adapter, body, upstream)
+        if exchange.stream and content_type.startswith(platform.stream_content_type):
+            return self._relay_stream(exchange, platform, body, upstream)
         try:
             payload = await upstream.read()
         except TimeoutError:
@@ -367,7 +365,7 @@ class Relay:
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
         exchange.first_byte = exchange.upstream_time
         try:
-            exchange.usage = adapter.usage(orjson.loads(payload))
+            exchange.usage = platform.usage(orjson.loads(payload))
         except orjson.JSONDecodeError:
             log.warning("upstream %s sent a non-JSON %d body", account.id, status)
         self._report(exchange, router_pb2.OUTCOME_SUCCESS, status)
@@ -375,8 +373,8 @@ class Relay:
         self._settle(exchange, status, None, record=True)
         return Response(payload, status, response_headers(upstream.headers.items()))
 
-    async def _refused(self, exchange: Exchange, upstream: aiohttp.ClientResponse) -> Response:
-        """Upstream 4xx/5xx: the client's own 4xx passes through; the rest may fail over."""
+    async def _refused(self, exchange: Exchange, platform: Platform, upstream: aiohttp.ClientResponse) -> Response:
+        """Upstream 4xx/5xx: the client's own 4xx passes through; the rest may fail over (`failover`)."""
         status = upstream.status
         try:
             payload = await upstream.read()
@@ -385,57 +383,51 @@ class Relay:
         finally:
             upstream.release()
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
-        headers = response_headers(upstream.headers.items())
-        passthrough = Response(payload, status, headers)
-        if status >= 500:
-            raise UpstreamAttemptFailed(
-                UpstreamUnavailable(f"The upstream API failed (HTTP {status})."),
-                _OUTCOME_BY_STATUS.get(status, router_pb2.OUTCOME_UPSTREAM_ERROR), status, f"http_{status}")
-        if status == 429:
-            raise UpstreamAttemptFailed(
-                UpstreamUnavailable("The upstream API is rate limited."),
-                router_pb2.OUTCOME_RATE_LIMITED, status, "http_429", response=passthrough)
-        if status in (401, 403):
-            # The account's credential was refused: not the client's fault.
+        passthrough = Response(payload, status, response_headers(upstream.headers.items()))
+        verdict = platform.classify(status)
+        if verdict.outcome == router_pb2.OUTCOME_AUTH_FAILED:
             log.warning("upstream refused the credential of account %s (HTTP %d)",
                         exchange.admission.pick.account.id, status)  # type: ignore[union-attr]
-            raise UpstreamAttemptFailed(
-                UpstreamUnavailable(f"The upstream API refused the gateway's account (HTTP {status})."),
-                router_pb2.OUTCOME_AUTH_FAILED, status, f"http_{status}")
-        self._report(exchange, router_pb2.OUTCOME_CLIENT_ERROR, status, error_type=f"http_{status}")
+        if verdict.retry:
+            raise UpstreamAttemptFailed(verdict.error(), verdict.outcome, status, verdict.reason,
+                                        response=passthrough if verdict.pass_through else None)
+        self._report(exchange, verdict.outcome, status, error_type=verdict.reason)
         exchange.end_reason = ERROR
-        self._settle(exchange, status, f"http_{status}", record=True)
+        self._settle(exchange, status, verdict.reason, record=True)
         return passthrough
 
     def _timeout(self, account: router_pb2.Account) -> aiohttp.ClientTimeout:
-        seconds = account.timeout.ToTimedelta().total_seconds() if account.HasField("timeout") else 0.0
-        seconds = seconds or self._settings.upstream_timeout_seconds
-        timeout = self._timeouts.get(seconds)
+        read = account.timeout.ToTimedelta().total_seconds() if account.HasField("timeout") else 0.0
+        read = read or self._settings.upstream_timeout_seconds
+        connect = (account.connect_timeout.ToTimedelta().total_seconds()
+                   if account.HasField("connect_timeout") else 0.0)
+        connect = connect or self._settings.upstream_connect_timeout_seconds
+        timeout = self._timeouts.get((read, connect))
         if timeout is None:
             # No total: a stream may run long. Bound the silence between reads instead.
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self._settings.upstream_connect_timeout_seconds, sock_read=seconds
-            )
-            self._timeouts[seconds] = timeout
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+            self._timeouts[(read, connect)] = timeout
         return timeout
 
     # -- streams ---------------------------------------------------------------
 
-    def _relay_stream(self, exchange: Exchange, adapter: Adapter, body: Mapping[str, Any],
+    def _relay_stream(self, exchange: Exchange, platform: Platform, body: Mapping[str, Any],
                       upstream: aiohttp.ClientResponse) -> Response:
-        tap = adapter.tap(body)
+        tap = platform.tap(body)
         headers = response_headers(upstream.headers.items())
         headers.update(_STREAM_HEADERS)
         exchange.upstream = upstream
-        return _RelayedStream(self._events(exchange, adapter, tap, upstream), upstream.status, headers,
+        if platform.stream_content_type != "text/event-stream":
+            headers["content-type"] = "text/event-stream; charset=utf-8"  # re-framed as SSE for the client
+        return _RelayedStream(self._events(exchange, platform, tap, upstream), upstream.status, headers,
                               settle=lambda: self._end_stream(exchange, tap, upstream, CLIENT_CLOSED))
 
-    async def _events(self, exchange: Exchange, adapter: Adapter, tap: StreamTap,
+    async def _events(self, exchange: Exchange, platform: Platform, tap: StreamTap,
                       upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         client_format = exchange.endpoint.client_format
         gauge = metrics.ACTIVE_STREAMS.labels(client_format.value)
         gauge.inc()
-        decoder = SSEDecoder()
+        decoder = platform.decoder()
         failure = CLIENT_CLOSED
         message = "The upstream stream ended before the answer was complete."
         try:
@@ -462,7 +454,7 @@ class Relay:
                 failure = UPSTREAM_ERROR if tap.errored else UPSTREAM_BROKE
             if failure and not tap.errored:
                 error = UpstreamTimeout(message) if failure == TIMEOUT else UpstreamUnavailable(message)
-                yield adapter.stream_error(error_payload(error, client_format))
+                yield stream_error_event(error, client_format)
         finally:
             gauge.dec()
             self._end_stream(exchange, tap, upstream, failure)

@@ -1,4 +1,2 @@
-"""One adapter per upstream wire format: URL, auth headers, body rules and stream reading.
-
-Adapters are sans-I/O; `switchboard_edge.forward` does the HTTP.
-"""
+"""One module per upstream platform (URL, headers, body rules, signing, stream framing, usage), found
+through `registry.PLATFORMS`. Platforms are sans-I/O; `switchboard_edge.relay` does the HTTP."""

@@ -5,9 +5,9 @@ from typing import Any
 
 import orjson
 
-from switchboard.router.v1 import router_pb2
+from switchboard_edge.errors import ClientFormat
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import StreamTap, forwardable, with_query
+from switchboard_edge.upstream.base import Call, Platform, StreamTap, UpstreamRequest, forwardable, with_query
 from switchboard_edge.usage import Usage, merge_anthropic
 
 _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "x-app", "x-claude-code-session-id"})
@@ -54,21 +54,39 @@ class AnthropicStreamTap(StreamTap):
         return True
 
 
-class AnthropicAdapter:
-    def url(self, account: router_pb2.Account, query: str) -> str:
-        return with_query(f"{account.base_url}/v1/messages", query)
+ANTHROPIC_VERSION = "2023-06-01"
 
-    def headers(self, account: router_pb2.Account, client_headers: Mapping[str, str]) -> dict[str, str]:
-        headers = forwardable(client_headers, _HEADER_NAMES, _HEADER_PREFIXES)
-        headers["content-type"] = "application/json"
-        headers.update(account.headers)
-        headers["x-api-key"] = account.credential.api_key
-        return headers
 
-    def prepare(self, body: Mapping[str, Any], upstream_model: str) -> dict[str, Any] | None:
-        if body.get("model") == upstream_model:
-            return None
-        return {**body, "model": upstream_model}
+def anthropic_body(call: Call) -> bytes:
+    """The client's bytes, unless the model must change."""
+    if call.body.get("model") == call.upstream_model:
+        return call.raw
+    return orjson.dumps({**call.body, "model": call.upstream_model})
+
+
+def anthropic_headers(call: Call) -> dict[str, str]:
+    """The client's Anthropic headers, the account's extra headers, and a default `anthropic-version`."""
+    headers = forwardable(call.client_headers, _HEADER_NAMES, _HEADER_PREFIXES)
+    headers["content-type"] = "application/json"
+    # The contract's own example sends none; Anthropic requires one.
+    headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+    headers.update(call.account.headers)
+    return headers
+
+
+class AnthropicMessages(Platform):
+    """Anthropic's Messages API with an API key (claude-console; claude-ccr, Anthropic-compatible)."""
+
+    client_format = ClientFormat.ANTHROPIC
+
+    def __init__(self, platform_id: str) -> None:
+        self.id = platform_id
+
+    def build(self, call: Call) -> UpstreamRequest:
+        headers = anthropic_headers(call)
+        headers["x-api-key"] = call.account.credential.api_key
+        return UpstreamRequest(with_query(f"{call.account.base_url}/v1/messages", call.query), headers,
+                               anthropic_body(call))
 
     def usage(self, body: Any) -> Usage:
         usage = Usage()
@@ -78,6 +96,3 @@ class AnthropicAdapter:
 
     def tap(self, body: Mapping[str, Any]) -> AnthropicStreamTap:
         return AnthropicStreamTap()
-
-    def stream_error(self, error_payload: dict[str, Any]) -> bytes:
-        return b"event: error\ndata: " + orjson.dumps(error_payload) + b"\n\n"

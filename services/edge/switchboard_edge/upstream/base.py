@@ -1,10 +1,14 @@
-"""The adapter contract and the header rules every adapter shares."""
+"""The platform contract and the header rules every platform shares."""
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.sse import SSEEvent
+from switchboard_edge import failover
+from switchboard_edge.errors import ClientFormat
+from switchboard_edge.failover import Verdict
+from switchboard_edge.sse import SSEDecoder, SSEEvent
 from switchboard_edge.usage import Usage, estimate_input, tokens_for_chars
 
 # Response headers from the upstream that a client may see. Everything else
@@ -69,21 +73,64 @@ class StreamTap:
         return usage, True
 
 
-class Adapter(Protocol):
-    def url(self, account: router_pb2.Account, query: str) -> str: ...
+class StreamDecoder(Protocol):
+    """Turns the upstream's stream bytes into events in the platform's native client format."""
 
-    def headers(self, account: router_pb2.Account, client_headers: Mapping[str, str]) -> dict[str, str]: ...
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
 
-    def prepare(self, body: Mapping[str, Any], upstream_model: str) -> dict[str, Any] | None:
-        """The body the upstream must see, or None when the client's bytes can go as they are."""
+    def flush(self) -> bytes:
+        """Whatever is left at the end (an unterminated last event), to pass on as it is."""
         ...
 
-    def usage(self, body: Any) -> Usage: ...
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Everything a platform may use to build one upstream request."""
+
+    account: router_pb2.Account
+    upstream_model: str
+    # The client's body, parsed, and its bytes as received (sent unchanged when nothing must change).
+    body: Mapping[str, Any]
+    raw: bytes
+    stream: bool
+    query: str
+    client_headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Platform:
+    """One upstream platform: how a request is built for it and how its answers are read. Sans-I/O.
+
+    A platform serves clients of one format (`client_format`) natively; the routes of that format reach it
+    through the registry (`switchboard_edge.upstream.registry`).
+    """
+
+    id: str
+    client_format: ClientFormat
+    # The content type of the platform's streamed answers.
+    stream_content_type = "text/event-stream"
+
+    def build(self, call: Call) -> UpstreamRequest:
+        """URL, headers and the final body bytes (signed, where the platform signs)."""
+        raise NotImplementedError
+
+    def usage(self, body: Any) -> Usage:
+        """Usage from a non-stream answer body."""
+        raise NotImplementedError
 
     def tap(self, body: Mapping[str, Any]) -> StreamTap:
         """A fresh tap for one attempt; `body` is the client's own body."""
-        ...
+        raise NotImplementedError
 
-    def stream_error(self, error_payload: dict[str, Any]) -> bytes:
-        """A final SSE event carrying an error, in the client's protocol."""
-        ...
+    def decoder(self) -> StreamDecoder:
+        return SSEDecoder()
+
+    def classify(self, status: int) -> Verdict:
+        """What an upstream error status means for the request and the account."""
+        return failover.classify(status)

@@ -9,9 +9,10 @@ from typing import Any
 
 import orjson
 
-from switchboard.router.v1 import router_pb2
+from switchboard_common import platforms
+from switchboard_edge.errors import ClientFormat
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import StreamTap, forwardable, with_query
+from switchboard_edge.upstream.base import Call, Platform, StreamTap, UpstreamRequest, forwardable, with_query
 from switchboard_edge.usage import Usage, from_openai
 
 _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "openai-beta"})
@@ -74,25 +75,21 @@ class OpenAIStreamTap(StreamTap):
         return self._client_wants_usage or bool(choices)
 
 
-class OpenAIAdapter:
-    def url(self, account: router_pb2.Account, query: str) -> str:
-        return with_query(f"{account.base_url}/v1/chat/completions", query)
+class OpenAIChat(Platform):
+    """OpenAI's chat completions with a Bearer key (openai)."""
 
-    def headers(self, account: router_pb2.Account, client_headers: Mapping[str, str]) -> dict[str, str]:
-        headers = forwardable(client_headers, _HEADER_NAMES, _HEADER_PREFIXES)
-        headers["content-type"] = "application/json"
-        headers.update(account.headers)
-        headers["authorization"] = f"Bearer {account.credential.api_key}"
-        return headers
+    id = platforms.OPENAI
+    client_format = ClientFormat.OPENAI
 
-    def prepare(self, body: Mapping[str, Any], upstream_model: str) -> dict[str, Any] | None:
-        changes: dict[str, Any] = {}
-        if body.get("model") != upstream_model:
-            changes["model"] = upstream_model
-        if body.get("stream") is True and not _wants_usage(body):
-            options = body.get("stream_options")
-            changes["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-        return {**body, **changes} if changes else None
+    def build(self, call: Call) -> UpstreamRequest:
+        headers = openai_headers(call)
+        headers["authorization"] = f"Bearer {call.account.credential.api_key}"
+        if call.account.organization:
+            headers["openai-organization"] = call.account.organization
+        if call.account.project:
+            headers["openai-project"] = call.account.project
+        return UpstreamRequest(with_query(f"{call.account.base_url}/v1/chat/completions", call.query), headers,
+                               openai_body(call, call.upstream_model))
 
     def usage(self, body: Any) -> Usage:
         return from_openai(body.get("usage")) if isinstance(body, dict) else Usage()
@@ -100,5 +97,27 @@ class OpenAIAdapter:
     def tap(self, body: Mapping[str, Any]) -> OpenAIStreamTap:
         return OpenAIStreamTap(client_wants_usage=_wants_usage(body))
 
-    def stream_error(self, error_payload: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(error_payload) + b"\n\n"
+
+def openai_headers(call: Call) -> dict[str, str]:
+    headers = forwardable(call.client_headers, _HEADER_NAMES, _HEADER_PREFIXES)
+    headers["content-type"] = "application/json"
+    headers.update(call.account.headers)
+    return headers
+
+
+def openai_body(call: Call, model: str | None) -> bytes:
+    """The client's bytes unless something must change: the model (None: drop it, as Azure's deployment
+    path names it), or a stream's `include_usage` so every token is accounted for."""
+    body = call.body
+    changes: dict[str, Any] = {}
+    if model is not None and body.get("model") != model:
+        changes["model"] = model
+    if body.get("stream") is True and not _wants_usage(body):
+        options = body.get("stream_options")
+        changes["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    if not changes and (model is not None or "model" not in body):
+        return call.raw
+    rewritten = {**body, **changes}
+    if model is None:
+        rewritten.pop("model", None)
+    return orjson.dumps(rewritten)

@@ -1,0 +1,27 @@
+"""The one table of upstream platforms: platform id -> implementation.
+
+A route reaches every platform whose native client format is the route's own, in this table's order
+(the order in which a bare model name tries them). Adding a platform is one module and one line here.
+"""
+
+from collections.abc import Mapping
+
+from switchboard_common import platforms
+from switchboard_edge.errors import ClientFormat
+from switchboard_edge.upstream.anthropic import AnthropicMessages
+from switchboard_edge.upstream.base import Platform
+from switchboard_edge.upstream.openai import OpenAIChat
+
+PLATFORMS: Mapping[str, Platform] = {
+    platform.id: platform
+    for platform in (
+        AnthropicMessages(platforms.CLAUDE_CONSOLE),
+        AnthropicMessages(platforms.CLAUDE_CCR),
+        OpenAIChat(),
+    )
+}
+
+
+def native(client_format: ClientFormat) -> tuple[str, ...]:
+    """The platform ids a route of this format reaches, in preference order."""
+    return tuple(platform.id for platform in PLATFORMS.values() if platform.client_format is client_format)
