@@ -383,7 +383,11 @@ class Relay:
         finally:
             upstream.release()
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
-        passthrough = Response(payload, status, response_headers(upstream.headers.items()))
+        headers = response_headers(upstream.headers.items())
+        reshaped = platform.client_error(status, upstream.headers, payload)
+        if reshaped is not None:
+            payload, headers["content-type"] = reshaped, "application/json"
+        passthrough = Response(payload, status, headers)
         verdict = platform.classify(status)
         if verdict.outcome == router_pb2.OUTCOME_AUTH_FAILED:
             log.warning("upstream refused the credential of account %s (HTTP %d)",

@@ -131,6 +131,10 @@ class Platform:
     def decoder(self) -> StreamDecoder:
         return SSEDecoder()
 
+    def client_error(self, status: int, headers: Mapping[str, str], payload: bytes) -> bytes | None:
+        """An upstream error body reshaped into the client format, or None to pass it on as it is."""
+        return None
+
     def classify(self, status: int) -> Verdict:
         """What an upstream error status means for the request and the account."""
         return failover.classify(status)

@@ -19,7 +19,7 @@ _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "openai-beta"
 _HEADER_PREFIXES = ("x-stainless-",)
 
 
-def _wants_usage(body: Mapping[str, Any]) -> bool:
+def wants_usage(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, dict) and options.get("include_usage") is True
 
@@ -95,7 +95,7 @@ class OpenAIChat(Platform):
         return from_openai(body.get("usage")) if isinstance(body, dict) else Usage()
 
     def tap(self, body: Mapping[str, Any]) -> OpenAIStreamTap:
-        return OpenAIStreamTap(client_wants_usage=_wants_usage(body))
+        return OpenAIStreamTap(client_wants_usage=wants_usage(body))
 
 
 def openai_headers(call: Call) -> dict[str, str]:
@@ -105,19 +105,14 @@ def openai_headers(call: Call) -> dict[str, str]:
     return headers
 
 
-def openai_body(call: Call, model: str | None) -> bytes:
-    """The client's bytes unless something must change: the model (None: drop it, as Azure's deployment
-    path names it), or a stream's `include_usage` so every token is accounted for."""
+def openai_body(call: Call, model: str) -> bytes:
+    """The client's bytes unless something must change: the model, or a stream's `include_usage` so every
+    token is accounted for."""
     body = call.body
     changes: dict[str, Any] = {}
-    if model is not None and body.get("model") != model:
+    if body.get("model") != model:
         changes["model"] = model
-    if body.get("stream") is True and not _wants_usage(body):
+    if body.get("stream") is True and not wants_usage(body):
         options = body.get("stream_options")
         changes["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    if not changes and (model is not None or "model" not in body):
-        return call.raw
-    rewritten = {**body, **changes}
-    if model is None:
-        rewritten.pop("model", None)
-    return orjson.dumps(rewritten)
+    return orjson.dumps({**body, **changes}) if changes else call.raw

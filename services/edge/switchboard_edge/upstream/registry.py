@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from switchboard_common import platforms
 from switchboard_edge.errors import ClientFormat
 from switchboard_edge.upstream.anthropic import AnthropicMessages
+from switchboard_edge.upstream.azure_openai import AzureOpenAI
 from switchboard_edge.upstream.base import Platform
+from switchboard_edge.upstream.bedrock import Bedrock
 from switchboard_edge.upstream.openai import OpenAIChat
 
 PLATFORMS: Mapping[str, Platform] = {
@@ -17,7 +19,9 @@ PLATFORMS: Mapping[str, Platform] = {
     for platform in (
         AnthropicMessages(platforms.CLAUDE_CONSOLE),
         AnthropicMessages(platforms.CLAUDE_CCR),
+        Bedrock(),
         OpenAIChat(),
+        AzureOpenAI(),
     )
 }
 
