@@ -33,7 +33,7 @@ def _call(account: router_pb2.Account, body: dict, model: str, headers: dict[str
 
 
 def test_routes_reach_their_native_platforms() -> None:
-    assert native(ClientFormat.ANTHROPIC) == ("claude-console", "claude-ccr", "bedrock")
+    assert native(ClientFormat.ANTHROPIC) == ("claude-official", "claude-console", "claude-ccr", "bedrock")
     assert native(ClientFormat.OPENAI) == ("openai", "azure-openai")
 
 

@@ -294,6 +294,14 @@ class ControlPlane:
         if batch:
             self._spawn(self._call(self._router.ReportOutcomes, router_pb2.ReportOutcomesRequest(outcomes=batch)))
 
+    def store_credential(self, account_id: str, *, credential: router_pb2.Credential | None = None,
+                         error: str = "") -> None:
+        """Hands a refreshed credential (or why it could not be refreshed) to the router, off the request path."""
+        request = router_pb2.StoreCredentialRequest(account_id=account_id, error=error)
+        if credential is not None:
+            request.credential.CopyFrom(credential)
+        self._spawn(self._call(self._router.StoreCredential, request))
+
     def record_usage(self, record: auth_pb2.UsageRecord) -> None:
         if self._spool is not None:
             try:

@@ -48,6 +48,7 @@ from switchboard_edge.errors import (
     render,
     stream_error_event,
 )
+from switchboard_edge.oauth import OAuthTokens, RefreshFailed
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.upstream.base import Call, Platform, StreamTap, response_headers
 from switchboard_edge.upstream.registry import PLATFORMS
@@ -137,6 +138,9 @@ class Relay:
         self._settings = settings
         self._control = control
         self._upstreams = upstreams
+        self._oauth = OAuthTokens(control, upstreams, token_url=settings.oauth_token_url,
+                                  client_id=settings.oauth_client_id,
+                                  margin_seconds=settings.oauth_refresh_margin_seconds)
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._budget = BodyBudget(settings.max_buffered_body_bytes)
         self._labels = metrics.ModelLabels(settings.max_model_labels)
@@ -321,26 +325,16 @@ class Relay:
         pick = exchange.admission.pick  # type: ignore[union-attr]
         account = pick.account
         platform = PLATFORMS[account.platform]
-        outbound = platform.build(Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query,
-                                       request.headers))
         exchange.upstream_started = time.perf_counter()
-        try:
-            upstream = await self._upstreams.session(account.proxy_url).post(
-                outbound.url,
-                data=outbound.body,
-                headers=outbound.headers,
-                timeout=self._timeout(account),
-                allow_redirects=False,
-            )
-        except TimeoutError:
-            raise UpstreamAttemptFailed(
-                UpstreamTimeout("The upstream API did not answer in time."),
-                router_pb2.OUTCOME_TIMEOUT, 0, TIMEOUT, final=True) from None
-        except aiohttp.ClientError as exc:
-            log.info("upstream %s unreachable: %s", account.id, type(exc).__name__)
-            raise UpstreamAttemptFailed(
-                UpstreamUnavailable("The upstream API could not be reached."),
-                router_pb2.OUTCOME_CONNECT_ERROR, 0, "connect_error") from None
+        if platform.uses_oauth:
+            account = await self._signed_in(account)
+        call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers)
+        upstream = await self._send(platform, call)
+        if upstream.status == 401 and platform.uses_oauth:
+            # The token was refused before its time: renew it once (one refresh per account) and try again.
+            upstream.release()
+            account = await self._signed_in(account, refused=account.credential.secrets.get("access_token", ""))
+            upstream = await self._send(platform, Call(account, *_rest(call)))
         status = upstream.status
         if status >= 400:
             return await self._refused(exchange, platform, upstream)
@@ -372,6 +366,35 @@ class Relay:
         exchange.end_reason = COMPLETE
         self._settle(exchange, status, None, record=True)
         return Response(payload, status, response_headers(upstream.headers.items()))
+
+    async def _signed_in(self, account: router_pb2.Account, refused: str = "") -> router_pb2.Account:
+        try:
+            return await self._oauth.fresh(account, refused=refused)
+        except RefreshFailed:
+            raise UpstreamAttemptFailed(
+                UpstreamUnavailable("The upstream account's sign-in could not be renewed."),
+                router_pb2.OUTCOME_AUTH_FAILED, 0, "oauth_refresh") from None
+
+    async def _send(self, platform: Platform, call: Call) -> aiohttp.ClientResponse:
+        account = call.account
+        outbound = platform.build(call)
+        try:
+            return await self._upstreams.session(account.proxy_url).post(
+                outbound.url,
+                data=outbound.body,
+                headers=outbound.headers,
+                timeout=self._timeout(account),
+                allow_redirects=False,
+            )
+        except TimeoutError:
+            raise UpstreamAttemptFailed(
+                UpstreamTimeout("The upstream API did not answer in time."),
+                router_pb2.OUTCOME_TIMEOUT, 0, TIMEOUT, final=True) from None
+        except aiohttp.ClientError as exc:
+            log.info("upstream %s unreachable: %s", account.id, type(exc).__name__)
+            raise UpstreamAttemptFailed(
+                UpstreamUnavailable("The upstream API could not be reached."),
+                router_pb2.OUTCOME_CONNECT_ERROR, 0, "connect_error") from None
 
     async def _refused(self, exchange: Exchange, platform: Platform, upstream: aiohttp.ClientResponse) -> Response:
         """Upstream 4xx/5xx: the client's own 4xx passes through; the rest may fail over (`failover`)."""
@@ -540,6 +563,11 @@ class Relay:
                                                token_type).observe(count)
         if record and exchange.admission is not None:
             self._control.record_usage(_usage_record(exchange, status, truncated, elapsed))
+
+
+def _rest(call: Call) -> tuple[Any, ...]:
+    """A call's fields after the account, to rebuild it with another account."""
+    return (call.upstream_model, call.body, call.raw, call.stream, call.query, call.client_headers)
 
 
 class _RelayedStream(StreamingResponse):

@@ -36,6 +36,10 @@ class EdgeSettings:
     instance_id: str = ""
     # Distinct model names used as metric label values; past it (and for refused requests) "other".
     max_model_labels: int = 200
+    # claude-official (OAuth) accounts: where access tokens are refreshed, as which client, how early.
+    oauth_token_url: str = "https://console.anthropic.com/v1/oauth/token"
+    oauth_client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+    oauth_refresh_margin_seconds: float = 300.0
     # -- client connections (see switchboard_edge.http_limits) --
     # Request header block: total bytes, number of headers, bytes of one header line.
     max_header_bytes: int = 32 * 1024

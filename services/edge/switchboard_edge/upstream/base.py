@@ -115,6 +115,8 @@ class Platform:
     client_format: ClientFormat
     # The content type of the platform's streamed answers.
     stream_content_type = "text/event-stream"
+    # The account signs in with OAuth: `switchboard_edge.oauth` keeps its access token fresh.
+    uses_oauth = False
 
     def build(self, call: Call) -> UpstreamRequest:
         """URL, headers and the final body bytes (signed, where the platform signs)."""

@@ -12,11 +12,13 @@ from switchboard_edge.upstream.anthropic import AnthropicMessages
 from switchboard_edge.upstream.azure_openai import AzureOpenAI
 from switchboard_edge.upstream.base import Platform
 from switchboard_edge.upstream.bedrock import Bedrock
+from switchboard_edge.upstream.claude_official import ClaudeOfficial
 from switchboard_edge.upstream.openai import OpenAIChat
 
 PLATFORMS: Mapping[str, Platform] = {
     platform.id: platform
     for platform in (
+        ClaudeOfficial(),
         AnthropicMessages(platforms.CLAUDE_CONSOLE),
         AnthropicMessages(platforms.CLAUDE_CCR),
         Bedrock(),
