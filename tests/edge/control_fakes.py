@@ -51,6 +51,7 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         self.status = router_pb2.PICK_STATUS_OK
         self.beats: list[router_pb2.HeartbeatRequest] = []
         self.last_pick: router_pb2.PickRequest | None = None
+        self.statuses: list[router_pb2.AccountStatus] = []
 
     async def Pick(self, request, context):  # type: ignore[no-untyped-def]
         if request.platforms and self.account.platform not in request.platforms:
@@ -70,6 +71,9 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         for outcome in request.outcomes:
             self.held.discard(outcome.lease_id)
         return router_pb2.ReportOutcomeResponse()
+
+    async def ListAccounts(self, request, context):  # type: ignore[no-untyped-def]
+        return router_pb2.ListAccountsResponse(accounts=self.statuses)
 
     async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
         self.beats.append(request)

@@ -163,3 +163,38 @@ async def test_a_gateway_defect_answers_500_and_still_returns_the_lease(
             break
         await asyncio.sleep(0.02)
     assert edge.router.issued == 1 and edge.router.held == set()
+
+
+def _status(platform: str, models: list[str], mapping: dict[str, str] | None = None, groups: list[str] | None = None,
+            state: int = router_pb2.ACCOUNT_STATE_READY) -> router_pb2.AccountStatus:
+    account = router_pb2.Account(id=f"{platform}/x", platform=platform, model_mapping=mapping or {},
+                                 groups=groups or [])
+    return router_pb2.AccountStatus(account=account, state=state, models=models)
+
+
+async def test_model_lists_show_what_the_key_may_use_and_the_pool_serves(edge: Edge) -> None:
+    edge.router.statuses = [
+        _status("claude-console", ["claude-sonnet-4-5", "claude-*"], {"claude-fast": "claude-haiku-4-5"}),
+        _status("claude-ccr", ["claude-team-only"], groups=["team-b"]),
+        _status("bedrock", ["claude-opus-4-1"], state=router_pb2.ACCOUNT_STATE_DISABLED),
+        _status("openai", ["gpt-4o", "gpt-4o-mini", "o3"]),
+    ]
+    response = await edge.client.get("/claude/v1/models", headers=CLAUDE_HEADERS)
+    assert response.status_code == 200
+    listed = response.json()
+    assert [model["id"] for model in listed["data"]] == ["claude-fast", "claude-sonnet-4-5"]
+    assert listed["data"][0]["type"] == "model" and listed["has_more"] is False
+    response = await edge.client.get("/openai/v1/models", headers=OPENAI_HEADERS)
+    assert response.json()["object"] == "list"
+    assert [model["id"] for model in response.json()["data"]] == ["gpt-4o", "gpt-4o-mini", "o3"]
+    response = await edge.client.get("/openai/v1/models", headers={"authorization": "Bearer nope"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_count_tokens_reaches_an_anthropic_platform(edge: Edge) -> None:
+    edge.use_account("claude-console", "sk-sim-anthropic")
+    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "Hello there, how are you?"}]}
+    response = await edge.client.post("/claude/v1/messages/count_tokens", json=body, headers=CLAUDE_HEADERS)
+    assert response.status_code == 200, response.text
+    assert response.json()["input_tokens"] > 0
+    assert edge.router.last_pick is not None and "bedrock" not in edge.router.last_pick.platforms

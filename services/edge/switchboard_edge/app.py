@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from switchboard_edge import inbound
+from switchboard.auth.v1 import auth_pb2
+from switchboard_edge import inbound, models
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
     ClientFormat,
@@ -42,6 +43,13 @@ CLAUDE_MESSAGES = Endpoint(
     client_format=ClientFormat.ANTHROPIC,
     operation="chat",
     platforms=registry.native(ClientFormat.ANTHROPIC),
+    session=inbound.anthropic_session,
+)
+CLAUDE_COUNT_TOKENS = Endpoint(
+    route="/claude/v1/messages/count_tokens",
+    client_format=ClientFormat.ANTHROPIC,
+    operation="count_tokens",
+    platforms=registry.native(ClientFormat.ANTHROPIC, "count_tokens"),
     session=inbound.anthropic_session,
 )
 OPENAI_CHAT = Endpoint(
@@ -93,10 +101,16 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
     # parameter resolution would be pure per-request cost. SDKs given a Base URL ending in "/" may call
     # the route with a trailing slash: the same handler serves it.
-    for endpoint in (CLAUDE_MESSAGES, OPENAI_CHAT):
+    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT):
         handler = _relay_route(runtime, endpoint)
         app.add_route(endpoint.route, handler, methods=["POST"])
         app.add_route(endpoint.route + "/", handler, methods=["POST"])
+
+    for path, client_format, render_list in (("/claude/v1/models", ClientFormat.ANTHROPIC, models.anthropic_list),
+                                             ("/openai/v1/models", ClientFormat.OPENAI, models.openai_list)):
+        listing = _models_route(runtime, client_format, render_list)
+        app.add_route(path, listing, methods=["GET"])
+        app.add_route(path + "/", listing, methods=["GET"])
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -135,6 +149,26 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         return Response(payload, status, headers)
 
     return app
+
+
+def _models_route(runtime: "_Runtime", client_format: ClientFormat,
+                  render_list: Callable[[list[str]], bytes]) -> Callable[[Request], Awaitable[Response]]:
+    platforms = registry.native(client_format)
+
+    async def listing(request: Request) -> Response:
+        try:
+            credential = inbound.extract_key(request.headers)
+            client = auth_pb2.ClientMetadata(user_agent=request.headers.get("user-agent", ""),
+                                             client_format=client_format.value)
+            key, accounts = await asyncio.gather(runtime.control.key(credential, client),
+                                                 runtime.control.accounts())
+        except SwitchboardError as error:
+            status, payload, headers = render(error, client_format)
+            return Response(payload, status, headers)
+        names = models.listed_models(accounts, platforms, key)
+        return Response(render_list(names), 200, media_type="application/json")
+
+    return listing
 
 
 def _relay_route(runtime: "_Runtime", endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:

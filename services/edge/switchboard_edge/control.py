@@ -138,6 +138,27 @@ class ControlPlane:
             raise denial(reply)
         self._remember(digest, reply.identity)
 
+    async def key(self, credential: str, client: auth_pb2.ClientMetadata) -> auth_pb2.AuthorizeResponse:
+        """The key's identity and permissions (for listings: not on the request hot path, never cached)."""
+        try:
+            reply = await self._auth.Authenticate(
+                auth_pb2.AuthenticateRequest(credential=credential, client=client), timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("auth unavailable: %s", exc.code().name)
+            raise ServiceUnavailable("The gateway cannot check keys right now; try again shortly.") from None
+        if reply.decision != auth_pb2.DECISION_ALLOW:
+            raise denial(reply)
+        return reply
+
+    async def accounts(self) -> list[router_pb2.AccountStatus]:
+        """The router's account pool, without credentials."""
+        try:
+            reply = await self._router.ListAccounts(router_pb2.ListAccountsRequest(), timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("router unavailable: %s", exc.code().name)
+            raise ServiceUnavailable("The gateway cannot read its accounts right now; try again shortly.") from None
+        return list(reply.accounts)
+
     async def admit(
         self,
         credential: str,

@@ -328,7 +328,8 @@ class Relay:
         exchange.upstream_started = time.perf_counter()
         if platform.uses_oauth:
             account = await self._signed_in(account)
-        call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers)
+        call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers,
+                    exchange.endpoint.operation)
         upstream = await self._send(platform, call)
         if upstream.status == 401 and platform.uses_oauth:
             # The token was refused before its time: renew it once (one refresh per account) and try again.
@@ -567,7 +568,7 @@ class Relay:
 
 def _rest(call: Call) -> tuple[Any, ...]:
     """A call's fields after the account, to rebuild it with another account."""
-    return (call.upstream_model, call.body, call.raw, call.stream, call.query, call.client_headers)
+    return (call.upstream_model, call.body, call.raw, call.stream, call.query, call.client_headers, call.operation)
 
 
 class _RelayedStream(StreamingResponse):

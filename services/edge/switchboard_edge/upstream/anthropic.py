@@ -55,6 +55,11 @@ class AnthropicStreamTap(StreamTap):
 
 
 ANTHROPIC_VERSION = "2023-06-01"
+_PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
+
+
+def anthropic_url(call: Call) -> str:
+    return with_query(f"{call.account.base_url}{_PATHS[call.operation]}", call.query)
 
 
 def anthropic_body(call: Call) -> bytes:
@@ -78,6 +83,7 @@ class AnthropicMessages(Platform):
     """Anthropic's Messages API with an API key (claude-console; claude-ccr, Anthropic-compatible)."""
 
     client_format = ClientFormat.ANTHROPIC
+    operations = frozenset(_PATHS)
 
     def __init__(self, platform_id: str) -> None:
         self.id = platform_id
@@ -85,8 +91,7 @@ class AnthropicMessages(Platform):
     def build(self, call: Call) -> UpstreamRequest:
         headers = anthropic_headers(call)
         headers["x-api-key"] = call.account.credential.api_key
-        return UpstreamRequest(with_query(f"{call.account.base_url}/v1/messages", call.query), headers,
-                               anthropic_body(call))
+        return UpstreamRequest(anthropic_url(call), headers, anthropic_body(call))
 
     def usage(self, body: Any) -> Usage:
         usage = Usage()

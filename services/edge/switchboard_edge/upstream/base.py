@@ -95,6 +95,8 @@ class Call:
     stream: bool
     query: str
     client_headers: Mapping[str, str]
+    # What the client asked for: "chat" (a completion) or another operation the platform lists.
+    operation: str = "chat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,8 @@ class Platform:
     stream_content_type = "text/event-stream"
     # The account signs in with OAuth: `switchboard_edge.oauth` keeps its access token fresh.
     uses_oauth = False
+    # Operations the platform serves ("chat"; Anthropic's also "count_tokens").
+    operations: frozenset[str] = frozenset({"chat"})
 
     def build(self, call: Call) -> UpstreamRequest:
         """URL, headers and the final body bytes (signed, where the platform signs)."""

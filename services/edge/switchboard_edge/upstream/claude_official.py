@@ -6,8 +6,8 @@ by `switchboard_edge.oauth` before the request is built. Subscription use is gov
 """
 
 from switchboard_common import platforms
-from switchboard_edge.upstream.anthropic import AnthropicMessages, anthropic_body, anthropic_headers
-from switchboard_edge.upstream.base import Call, UpstreamRequest, with_query
+from switchboard_edge.upstream.anthropic import AnthropicMessages, anthropic_body, anthropic_headers, anthropic_url
+from switchboard_edge.upstream.base import Call, UpstreamRequest
 
 OAUTH_BETA = "oauth-2025-04-20"
 
@@ -27,5 +27,4 @@ class ClaudeOfficial(AnthropicMessages):
         headers = anthropic_headers(call)
         headers["anthropic-beta"] = with_beta(headers.get("anthropic-beta", ""), OAUTH_BETA)
         headers["authorization"] = f"Bearer {call.account.credential.secrets.get('access_token', '')}"
-        return UpstreamRequest(with_query(f"{call.account.base_url}/v1/messages", call.query), headers,
-                               anthropic_body(call))
+        return UpstreamRequest(anthropic_url(call), headers, anthropic_body(call))

@@ -28,6 +28,7 @@ PLATFORMS: Mapping[str, Platform] = {
 }
 
 
-def native(client_format: ClientFormat) -> tuple[str, ...]:
-    """The platform ids a route of this format reaches, in preference order."""
-    return tuple(platform.id for platform in PLATFORMS.values() if platform.client_format is client_format)
+def native(client_format: ClientFormat, operation: str = "chat") -> tuple[str, ...]:
+    """The platform ids a route of this format and operation reaches, in preference order."""
+    return tuple(platform.id for platform in PLATFORMS.values()
+                 if platform.client_format is client_format and operation in platform.operations)
