@@ -276,3 +276,49 @@ async def test_record_usage_stores_the_estimate_flag_and_end_reason(harness: Har
             "SELECT request_id, usage_estimated, end_reason, truncated FROM usage_records ORDER BY request_id"
         ).fetchall()
     assert stored == [("done-1", 0, "complete", 0), ("est-1", 1, "upstream_broke", 1), ("old-edge-1", 0, "", 0)]
+
+
+async def test_record_usage_stores_the_cache_writes_split_by_duration(harness: Harness) -> None:
+    def cache_writes(total: int, five_minutes: int, one_hour: int) -> auth_pb2.TokenUsage:
+        return auth_pb2.TokenUsage(input_tokens=3, output_tokens=9, cache_creation_input_tokens=total,
+                                   cache_creation_5m_input_tokens=five_minutes,
+                                   cache_creation_1h_input_tokens=one_hour)
+
+    batch = auth_pb2.RecordUsageRequest(
+        records=[
+            usage("split-1", "key_0123456789ab", usage=cache_writes(1000, 400, 600)),
+            usage("total-only-1", "key_0123456789ab", usage=cache_writes(1000, 0, 0)),
+            usage("part-1", "key_0123456789ab", usage=cache_writes(1000, 0, 200)),
+        ]
+    )
+    before = tokens("openai", "gpt-4o", "cache_creation_input")
+    assert (await harness.stub.RecordUsage(batch, timeout=5)).accepted == 3
+    assert tokens("openai", "gpt-4o", "cache_creation_input") - before == 3000  # the split is not counted twice
+    with sqlite3.connect(harness.db_path) as conn:
+        stored = conn.execute(
+            "SELECT request_id, cache_creation_input_tokens, cache_creation_5m_input_tokens,"
+            " cache_creation_1h_input_tokens FROM usage_records ORDER BY request_id"
+        ).fetchall()
+    assert stored == [("part-1", 1000, 0, 200), ("split-1", 1000, 400, 600), ("total-only-1", 1000, 0, 0)]
+
+
+@pytest.mark.parametrize(
+    "token_usage",
+    [
+        pytest.param(auth_pb2.TokenUsage(cache_creation_input_tokens=10, cache_creation_5m_input_tokens=-1),
+                     id="negative-5m"),
+        pytest.param(auth_pb2.TokenUsage(cache_creation_input_tokens=10, cache_creation_1h_input_tokens=-1),
+                     id="negative-1h"),
+        pytest.param(auth_pb2.TokenUsage(cache_creation_input_tokens=10, cache_creation_5m_input_tokens=6,
+                                         cache_creation_1h_input_tokens=5), id="split-above-total"),
+        pytest.param(auth_pb2.TokenUsage(cache_creation_1h_input_tokens=1), id="split-without-total"),
+    ],
+)
+async def test_a_cache_write_split_that_cannot_be_right_is_dropped(
+    harness: Harness, token_usage: auth_pb2.TokenUsage
+) -> None:
+    batch = auth_pb2.RecordUsageRequest(records=[usage("bad-1", "key_0123456789ab", usage=token_usage),
+                                                 usage("ok-1", "key_0123456789ab")])
+    assert (await harness.stub.RecordUsage(batch, timeout=5)).accepted == 1
+    with sqlite3.connect(harness.db_path) as conn:
+        assert conn.execute("SELECT request_id FROM usage_records").fetchall() == [("ok-1",)]

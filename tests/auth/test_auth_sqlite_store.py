@@ -174,7 +174,35 @@ async def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_rows(db_p
     finally:
         await ledger.close()
         await store.close()
-    assert rows(db_path, "SELECT version FROM schema_version") == [(1,), (2,)]
+    assert rows(db_path, "SELECT version FROM schema_version") == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
     assert rows(
         db_path, "SELECT request_id, input_tokens, usage_estimated, end_reason FROM usage_records ORDER BY request_id"
     ) == [("new-1", 10, 1, "timeout"), ("old-1", 10, 0, "")]
+
+
+async def test_a_version_2_database_gains_the_cache_write_split_and_keeps_its_rows(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:  # a file as the release with end_reason left it
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version in (1, 2):
+            for statement in _MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        conn.execute(
+            "INSERT INTO usage_records VALUES ('old-1', 'key_0123456789ab', 'anthropic', 'a', 'claude', 'claude',"
+            " 10, 5, 3, 40, 0, 200, 1, 0, '2026-01-01T00:00:00.000000Z', 1.5, NULL, 'anthropic', '', '',"
+            " '2026-01-01T00:00:01.000000Z', 1, 'client_closed')"
+        )
+    ledger = await SqliteLedger.open(str(db_path))
+    try:
+        assert await ledger.append([entry("old-1")]) == []  # still there, still idempotent
+        new = entry("new-1", cache_creation_input_tokens=40, cache_creation_5m_input_tokens=15,
+                    cache_creation_1h_input_tokens=25)
+        assert await ledger.append([new]) == [new]
+    finally:
+        await ledger.close()
+    assert rows(db_path, "SELECT version FROM schema_version") == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+    assert rows(
+        db_path,
+        "SELECT request_id, cache_read_input_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,"
+        " cache_creation_1h_input_tokens, usage_estimated, end_reason FROM usage_records ORDER BY request_id",
+    ) == [("new-1", 0, 40, 15, 25, 0, ""), ("old-1", 3, 40, 0, 0, 1, "client_closed")]

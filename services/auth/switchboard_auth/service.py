@@ -176,9 +176,13 @@ def _entry(record: auth_pb2.UsageRecord, received: datetime) -> UsageEntry:
         usage.cache_read_input_tokens,
         usage.cache_creation_input_tokens,
         usage.reasoning_tokens,
+        usage.cache_creation_5m_input_tokens,
+        usage.cache_creation_1h_input_tokens,
     )
     if min(counts) < 0:
         raise ValueError(f"usage record {record.request_id!r} has a negative token count")
+    if counts[5] + counts[6] > counts[3]:
+        raise ValueError(f"usage record {record.request_id!r} has more 5-minute and 1-hour cache writes than in all")
     started_at = record.started_at.ToDatetime(tzinfo=UTC) if record.HasField("started_at") else received
     return UsageEntry(
         request_id=record.request_id,
@@ -194,6 +198,8 @@ def _entry(record: auth_pb2.UsageRecord, received: datetime) -> UsageEntry:
         cache_read_input_tokens=counts[2],
         cache_creation_input_tokens=counts[3],
         reasoning_tokens=counts[4],
+        cache_creation_5m_input_tokens=counts[5],
+        cache_creation_1h_input_tokens=counts[6],
         status_code=record.status_code,
         stream=record.stream,
         truncated=record.truncated,

@@ -72,6 +72,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE usage_records ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE usage_records ADD COLUMN end_reason TEXT NOT NULL DEFAULT ''",
     ),
+    (
+        "ALTER TABLE usage_records ADD COLUMN cache_creation_5m_input_tokens INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_records ADD COLUMN cache_creation_1h_input_tokens INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -270,8 +274,10 @@ _USAGE_COLUMNS = (
     "recorded_at",
     "usage_estimated",
     "end_reason",
+    "cache_creation_5m_input_tokens",
+    "cache_creation_1h_input_tokens",
 )
-# 23 parameters a row; SQLite >= 3.32 allows 32766 per statement.
+# 25 parameters a row; SQLite >= 3.32 allows 32766 per statement.
 _ROWS_PER_STATEMENT = 500
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(_USAGE_COLUMNS)) + ")"
 
@@ -301,6 +307,8 @@ def _usage_params(entry: UsageEntry) -> tuple[Any, ...]:
         _ts(entry.recorded_at),
         int(entry.usage_estimated),
         entry.end_reason,
+        entry.cache_creation_5m_input_tokens,
+        entry.cache_creation_1h_input_tokens,
     )
 
 

@@ -5,6 +5,10 @@ Rules owned here:
   written (the service drops it), a repeated one is ignored and counted nowhere.
 - Token kinds are named as in the OpenTelemetry GenAI conventions
   (input, output, cached_input, cache_creation_input, reasoning).
+- Cache writes are split by how long they last: `cache_creation_5m_input_tokens`
+  and `cache_creation_1h_input_tokens` are parts of `cache_creation_input_tokens`
+  (never more than it together; both 0 when the vendor gave no split), so they
+  are not token kinds of their own and `token_counts` does not yield them.
 - A key's `last_used_at` is the latest `started_at` among its new records.
 - `end_reason` is stored as the edge sent it ("complete", "client_closed",
   "upstream_broke", "upstream_ended", "upstream_error", "timeout", "shutdown",
@@ -44,6 +48,8 @@ class UsageEntry:
     session_id: str = ""
     usage_estimated: bool = False  # some counts are the edge's estimate, not the vendor's report
     end_reason: str = ""
+    cache_creation_5m_input_tokens: int = 0  # of cache_creation_input_tokens
+    cache_creation_1h_input_tokens: int = 0  # of cache_creation_input_tokens
 
     def token_counts(self) -> Iterator[tuple[str, int]]:
         """(token_type, count) for every non-zero count."""
