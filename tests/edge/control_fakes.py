@@ -3,6 +3,7 @@
 import asyncio
 
 import grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
@@ -18,10 +19,13 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
         self.authenticated = 0
         self.recorded: list[str] = []
         self.records: list[auth_pb2.UsageRecord] = []
+        # Keys Authenticate accepts but Authorize refuses; a key id Authorize reports instead of Authenticate's.
+        self.deny_on_authorize: set[str] = set()
+        self.authorized_key_id = ""
 
     async def Authenticate(self, request, context):  # type: ignore[no-untyped-def]
         self.authenticated += 1
-        if request.credential != "good":
+        if request.credential != "good" and request.credential not in self.deny_on_authorize:
             return auth_pb2.AuthorizeResponse(decision=auth_pb2.DECISION_DENY, reason=auth_pb2.REASON_KEY_INVALID,
                                               message="Invalid API key.")
         return ALLOW
@@ -29,9 +33,14 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
     async def Authorize(self, request, context):  # type: ignore[no-untyped-def]
         if not self.available:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        if request.credential in self.deny_on_authorize:
+            return auth_pb2.AuthorizeResponse(decision=auth_pb2.DECISION_DENY,
+                                              reason=auth_pb2.REASON_MODEL_NOT_ALLOWED, message="Model not allowed.")
         allowed = auth_pb2.AuthorizeResponse()
         allowed.CopyFrom(ALLOW)
         allowed.allowed_platforms[:] = request.platforms
+        if self.authorized_key_id:
+            allowed.identity.key_id = self.authorized_key_id
         return allowed
 
     async def RecordUsage(self, request, context):  # type: ignore[no-untyped-def]
@@ -60,6 +69,8 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
             await asyncio.sleep(self.pick_delay)
         if self.status != router_pb2.PICK_STATUS_OK:
             return router_pb2.PickResponse(status=self.status, message="no account serves model 'x'")
+        if self.account.id in request.exclude_account_ids:  # one account: nothing left to fail over to
+            return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_NO_ACCOUNT, message="all failed")
         self.issued += 1
         self.last_pick = request
         lease = f"lease-{self.issued}"
@@ -84,11 +95,14 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
 
 
 
-async def serve_fakes(auth: FakeAuth, router: FakeRouter) -> tuple[grpc.aio.Server, str]:
-    """Both fakes on one in-process server; returns it and its target."""
+async def serve_fakes(auth: FakeAuth, router: FakeRouter,
+                      health: health.aio.HealthServicer | None = None) -> tuple[grpc.aio.Server, str]:
+    """Both fakes on one in-process server (with `health`, if given); returns it and its target."""
     server = grpc.aio.server()
     auth_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
     router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
+    if health is not None:
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, f"127.0.0.1:{port}"

@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 from aiohttp import web
+from grpc_health.v1 import health, health_pb2
 from prometheus_client import REGISTRY
 
 from switchboard.router.v1 import router_pb2
@@ -20,7 +21,8 @@ from switchboard_simulator.app import create_app as create_simulator
 
 from .control_fakes import FakeAuth, FakeRouter, serve_fakes
 
-FAULTS = ["--key-fault", "sk-sim-error=stream_error:3", "--key-fault", "sk-sim-cut=disconnect:6"]
+FAULTS = ["--key-fault", "sk-sim-error=stream_error:3", "--key-fault", "sk-sim-cut=disconnect:6",
+          "--key-fault", "sk-sim-hang=hang", "--key-fault", "sk-sim-limited=429:7"]
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Edge:
     auth: FakeAuth
     router: FakeRouter
     simulator: str
+    health: health.aio.HealthServicer
 
     def use_account(self, platform: str, key: str) -> None:
         self.router.account = router_pb2.Account(
@@ -46,20 +49,22 @@ class Edge:
 
 @pytest.fixture()
 async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
-    runner = web.AppRunner(create_simulator(simulator_config.load(["--reply-tokens", "40", *FAULTS])))
+    runner = web.AppRunner(create_simulator(simulator_config.load(["--reply-tokens", "40", *FAULTS])),
+                           handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     simulator = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    auth, router = FakeAuth(), FakeRouter()
-    server, target = await serve_fakes(auth, router)
+    auth, router, health_servicer = FakeAuth(), FakeRouter(), health.aio.HealthServicer()
+    server, target = await serve_fakes(auth, router, health_servicer)
     settings = EdgeSettings(auth_target=target, router_target=target, usage_flush_seconds=0.05,
+                            upstream_timeout_seconds=0.5,
                             spool_dir=str(tmp_path / "spool"), instance_id="edge-unit")
     app = create_app(settings)
     try:
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as client:
-                yield Edge(client, auth, router, simulator)
+                yield Edge(client, auth, router, simulator, health_servicer)
     finally:
         await server.stop(None)
         await runner.cleanup()
@@ -198,3 +203,60 @@ async def test_count_tokens_reaches_an_anthropic_platform(edge: Edge) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["input_tokens"] > 0
     assert edge.router.last_pick is not None and "bedrock" not in edge.router.last_pick.platforms
+
+
+async def _settled(edge: Edge) -> None:
+    for _ in range(50):
+        if not edge.router.held:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_an_upstream_429_passes_through_when_no_account_is_left(edge: Edge) -> None:
+    edge.use_account("openai", "sk-sim-limited")
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/openai/v1/chat/completions", json=body, headers=OPENAI_HEADERS)
+    assert response.status_code == 429 and response.headers["retry-after"] == "7"
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"  # the vendor's own body
+    await _settled(edge)
+    assert edge.router.held == set()
+
+
+async def test_a_silent_upstream_times_out_with_504_in_the_clients_format(edge: Edge) -> None:
+    edge.use_account("claude-console", "sk-sim-hang")
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/claude/v1/messages", json=body, headers=CLAUDE_HEADERS)
+    assert response.status_code == 504 and response.json()["error"]["type"] == "timeout_error"
+    await _settled(edge)
+    assert edge.router.issued == 1 and edge.router.held == set()  # no failover after a timeout
+
+
+async def test_a_lease_is_returned_when_authorize_refuses(edge: Edge) -> None:
+    edge.use_account("openai", "sk-sim-openai")
+    edge.auth.deny_on_authorize.add("valid-but-not-here")
+    headers = {"authorization": "Bearer valid-but-not-here"}
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/openai/v1/chat/completions", json=body, headers=headers)
+    assert response.status_code == 403 and response.json()["error"]["type"] == "permission_error"
+    await _settled(edge)
+    assert edge.router.issued == 1 and edge.router.held == set()
+
+
+async def test_a_changed_identity_picks_again_with_the_new_one(edge: Edge) -> None:
+    edge.use_account("openai", "sk-sim-openai")
+    edge.auth.authorized_key_id = "k-rotated"
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/openai/v1/chat/completions", json=body, headers=OPENAI_HEADERS)
+    assert response.status_code == 200
+    await _settled(edge)
+    assert edge.router.issued == 2 and edge.router.last_pick is not None
+    assert edge.router.last_pick.key_id == "k-rotated" and edge.router.held == set()
+
+
+async def test_readyz_follows_the_health_of_auth_and_router(edge: Edge) -> None:
+    await edge.health.set("", health_pb2.HealthCheckResponse.SERVING)
+    response = await edge.client.get("/readyz")
+    assert response.status_code == 200 and response.json()["checks"] == {"auth": True, "router": True}
+    await edge.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    response = await edge.client.get("/readyz")
+    assert response.status_code == 503 and response.json()["status"] == "not ready"

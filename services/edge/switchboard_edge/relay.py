@@ -623,6 +623,8 @@ def _usage_record(exchange: Exchange, status: int, truncated: bool, elapsed: flo
             cache_read_input_tokens=usage.cache_read_input_tokens,
             cache_creation_input_tokens=usage.cache_creation_input_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            cache_creation_5m_input_tokens=usage.cache_creation_5m_input_tokens,
+            cache_creation_1h_input_tokens=usage.cache_creation_1h_input_tokens,
         ),
         status_code=status,
         stream=exchange.stream,
