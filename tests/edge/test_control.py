@@ -23,7 +23,7 @@ class Harness:
         """Lets batched outcome reports reach the router."""
         for _ in range(100):
             await asyncio.sleep(0.02)
-            if not self.control._outcomes and not self.control._background:
+            if not self.control.reports._outcomes and not self.control.reports._background:
                 return
 
 
@@ -47,19 +47,19 @@ def _client(request_id: str = "r1") -> auth_pb2.ClientMetadata:
 
 async def test_lease_is_returned_when_auth_is_unavailable(harness: Harness) -> None:
     control = harness.control
-    await control.authenticate("good", _client())  # the key is known: Authorize and Pick run together
+    await control.admission.authenticate("good", _client())  # the key is known: Authorize and Pick run together
     harness.auth.available = False
     with pytest.raises(ServiceUnavailable):
-        await control.admit("good", ("openai",), "gpt-4o", _client(), False)
+        await control.admission.admit("good", ("openai",), "gpt-4o", _client(), False)
     await harness.settled()
     assert harness.router.issued == 1 and harness.router.held == set()
 
 
 async def test_lease_is_returned_when_the_caller_gives_up_before_pick_answers(harness: Harness) -> None:
     control = harness.control
-    await control.authenticate("good", _client())
+    await control.admission.authenticate("good", _client())
     harness.router.pick_delay = 0.3
-    admitting = asyncio.create_task(control.admit("good", ("openai",), "gpt-4o", _client(), False))
+    admitting = asyncio.create_task(control.admission.admit("good", ("openai",), "gpt-4o", _client(), False))
     await asyncio.sleep(0.1)
     admitting.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -74,7 +74,7 @@ async def test_lease_is_returned_when_the_caller_gives_up_before_pick_answers(ha
 
 async def test_a_failover_pick_given_up_is_returned_too(harness: Harness) -> None:
     harness.router.pick_delay = 0.3
-    picking = asyncio.create_task(harness.control.pick(("openai",), "gpt-4o", ALLOW.identity, "", "r1"))
+    picking = asyncio.create_task(harness.control.admission.pick(("openai",), "gpt-4o", ALLOW.identity, "", "r1"))
     await asyncio.sleep(0.1)
     picking.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -86,16 +86,16 @@ async def test_a_failover_pick_given_up_is_returned_too(harness: Harness) -> Non
 
 async def test_invalid_key_is_refused_by_authenticate_and_a_valid_one_is_remembered(harness: Harness) -> None:
     with pytest.raises(AuthenticationFailed):
-        await harness.control.authenticate("bad", _client())
-    await harness.control.authenticate("good", _client())
-    await harness.control.authenticate("good", _client())
+        await harness.control.admission.authenticate("bad", _client())
+    await harness.control.admission.authenticate("good", _client())
+    await harness.control.admission.authenticate("good", _client())
     assert harness.auth.authenticated == 2
 
 
 async def test_model_nobody_serves_is_404(harness: Harness) -> None:
     harness.router.status = router_pb2.PICK_STATUS_NO_MODEL
     with pytest.raises(ModelNotFound):
-        await harness.control.admit("good", ("openai",), "x", _client(), False)
+        await harness.control.admission.admit("good", ("openai",), "x", _client(), False)
 
 
 async def test_picks_name_the_holder_and_the_first_heartbeat_releases_what_it_held(harness: Harness) -> None:
@@ -110,11 +110,11 @@ async def test_usage_waits_in_the_spool_until_auth_has_it(harness: Harness, tmp_
     control = harness.control
     harness.auth.available = False
     for index in range(3):
-        control.record_usage(auth_pb2.UsageRecord(request_id=f"u{index}"))
-    await control.flush_usage()
+        control.reports.record_usage(auth_pb2.UsageRecord(request_id=f"u{index}"))
+    await control.reports.flush_usage()
     assert harness.auth.recorded == [] and list((tmp_path / "spool").glob("usage-*.spool"))
     harness.auth.available = True
-    control.record_usage(auth_pb2.UsageRecord(request_id="u3"))
-    await control.flush_usage()
+    control.reports.record_usage(auth_pb2.UsageRecord(request_id="u3"))
+    await control.reports.flush_usage()
     assert harness.auth.recorded == ["u0", "u1", "u2", "u3"]
     assert not list((tmp_path / "spool").glob("usage-*.spool"))

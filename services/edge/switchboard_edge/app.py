@@ -160,8 +160,8 @@ def _models_route(runtime: "_Runtime", client_format: ClientFormat,
             credential = inbound.extract_key(request.headers)
             client = auth_pb2.ClientMetadata(user_agent=request.headers.get("user-agent", ""),
                                              client_format=client_format.value)
-            key, accounts = await asyncio.gather(runtime.control.key(credential, client),
-                                                 runtime.control.accounts())
+            key, accounts = await asyncio.gather(runtime.control.admission.key(credential, client),
+                                                 runtime.control.admission.accounts())
         except SwitchboardError as error:
             status, payload, headers = render(error, client_format)
             return Response(payload, status, headers)

@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.control import ControlPlane
+from switchboard_edge.reports import Reports
 from switchboard_edge.upstream_http import Upstreams
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ class Tokens:
 
 
 class OAuthTokens:
-    def __init__(self, control: ControlPlane, upstreams: Upstreams, *, token_url: str, client_id: str,
+    def __init__(self, reports: Reports, upstreams: Upstreams, *, token_url: str, client_id: str,
                  margin_seconds: float, timeout_seconds: float = 30.0) -> None:
-        self._control = control
+        self._reports = reports
         self._upstreams = upstreams
         self._token_url = token_url
         self._client_id = client_id
@@ -93,7 +93,7 @@ class OAuthTokens:
             fresh = await self._request(account, tokens.refresh_token)
         except RefreshFailed as exc:
             log.warning("OAuth refresh for account %s failed: %s", account.id, exc)
-            self._control.store_credential(account.id, error=f"OAuth refresh failed: {exc}")
+            self._reports.store_credential(account.id, error=f"OAuth refresh failed: {exc}")
             result.set_exception(exc)
             result.exception()  # retrieved here: waiters may all have gone
             return
@@ -101,7 +101,7 @@ class OAuthTokens:
         credential = router_pb2.Credential()
         credential.CopyFrom(account.credential)
         _write(credential, fresh)
-        self._control.store_credential(account.id, credential=credential)
+        self._reports.store_credential(account.id, credential=credential)
         log.info("OAuth access token of account %s refreshed", account.id)
         result.set_result(fresh)
 

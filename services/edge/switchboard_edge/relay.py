@@ -36,8 +36,9 @@ from starlette.types import Receive, Scope, Send
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
 from switchboard_edge import inbound, metrics
+from switchboard_edge.admission import Admission
 from switchboard_edge.body import BodyBudget, ClientLeft, read_body
-from switchboard_edge.control import Admission, ControlPlane
+from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
     ClientFormat,
     InvalidRequest,
@@ -136,9 +137,10 @@ class Drained(Exception):
 class Relay:
     def __init__(self, settings: EdgeSettings, control: ControlPlane, upstreams: Upstreams) -> None:
         self._settings = settings
-        self._control = control
+        self._admission = control.admission
+        self._reports = control.reports
         self._upstreams = upstreams
-        self._oauth = OAuthTokens(control, upstreams, token_url=settings.oauth_token_url,
+        self._oauth = OAuthTokens(control.reports, upstreams, token_url=settings.oauth_token_url,
                                   client_id=settings.oauth_client_id,
                                   margin_seconds=settings.oauth_refresh_margin_seconds)
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
@@ -155,7 +157,7 @@ class Relay:
         held = 0
         try:
             credential, client = self._screen(request, exchange)
-            await self._control.authenticate(credential, client)
+            await self._admission.authenticate(credential, client)
             raw, held = await read_body(request, self._settings.max_body_bytes, self._budget)
             platforms, body = self._parse(exchange, raw, request)
             client.session_id = exchange.session
@@ -214,7 +216,7 @@ class Relay:
         self._in_flight.add(exchange)
         streaming = False
         try:
-            admission = await self._control.admit(credential, platforms, exchange.model, client, exchange.stream)
+            admission = await self._admission.admit(credential, platforms, exchange.model, client, exchange.stream)
             response = await self._forward(request, exchange, admission, body, raw)
             streaming = isinstance(response, StreamingResponse)
             return response
@@ -309,7 +311,7 @@ class Relay:
                 excluded.append(pick.account.id)
                 retry = None
                 if attempts > 0 and not failed.final:
-                    retry = await self._control.pick(
+                    retry = await self._admission.pick(
                         admission.platforms, exchange.model, admission.identity, exchange.session,
                         exchange.request_id, excluded,
                     )
@@ -514,7 +516,7 @@ class Relay:
         if pick is None or not exchange.lease_open:
             return
         exchange.lease_open = False
-        self._control.report(router_pb2.ReportOutcomeRequest(
+        self._reports.report(router_pb2.ReportOutcomeRequest(
             lease_id=pick.lease_id,
             account_id=pick.account.id,
             outcome=outcome,
@@ -563,7 +565,7 @@ class Relay:
                     metrics.TOKEN_USAGE.labels(endpoint.operation, platform, model, response_model,
                                                token_type).observe(count)
         if record and exchange.admission is not None:
-            self._control.record_usage(_usage_record(exchange, status, truncated, elapsed))
+            self._reports.record_usage(_usage_record(exchange, status, truncated, elapsed))
 
 
 def _rest(call: Call) -> tuple[Any, ...]:

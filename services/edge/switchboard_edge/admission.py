@@ -1,0 +1,269 @@
+"""Admission: the key checked, then Authorize and Pick, in at most one round of RPCs; never a leaked lease.
+
+A key the edge has not seen valid in the last `_IDENTITY_TTL` seconds is
+authenticated (`Authenticate`, key only) before the request body is read.
+Auth says how long an ALLOW may be reused (`reuse_for`); while it holds, only
+Pick is called. Otherwise Authorize and Pick run concurrently: Pick needs the
+key's identity and groups, which the edge remembers (by key digest, never the
+key), and it re-picks in the rare case they changed. Every Pick names this
+edge as the lease holder. A lease whose Pick answered after its request was
+given up (the client left, auth failed) is returned when it lands.
+"""
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_edge.errors import (
+    AuthenticationFailed,
+    ModelNotFound,
+    NoAvailableAccount,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+    SwitchboardError,
+)
+from switchboard_edge.reports import Reports
+
+log = logging.getLogger(__name__)
+
+_DENIALS: dict[int, type[SwitchboardError]] = {
+    auth_pb2.REASON_KEY_MISSING: AuthenticationFailed,
+    auth_pb2.REASON_KEY_INVALID: AuthenticationFailed,
+    auth_pb2.REASON_KEY_DISABLED: AuthenticationFailed,
+    auth_pb2.REASON_KEY_EXPIRED: AuthenticationFailed,
+    auth_pb2.REASON_PLATFORM_NOT_ALLOWED: PermissionDenied,
+    auth_pb2.REASON_MODEL_NOT_ALLOWED: PermissionDenied,
+    auth_pb2.REASON_RATE_LIMITED: RateLimited,
+    auth_pb2.REASON_CONCURRENCY_LIMITED: RateLimited,
+    auth_pb2.REASON_QUOTA_EXCEEDED: RateLimited,
+}
+_IDENTITY_CACHE_SIZE = 10_000
+# How long a key seen valid may send bodies without being authenticated again.
+_IDENTITY_TTL = 30.0
+
+
+def denial(response: auth_pb2.AuthorizeResponse) -> SwitchboardError:
+    """The client-facing error for a DENY decision (401 / 403 / 429)."""
+    error_class = _DENIALS.get(response.reason, AuthenticationFailed)
+    retry_after = response.retry_after.ToTimedelta().total_seconds() if response.HasField("retry_after") else None
+    return error_class(response.message or "Request not authorized.", retry_after=retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    identity: auth_pb2.KeyIdentity
+    # The requested platforms this key may use; failover stays within them.
+    platforms: tuple[str, ...]
+    pick: router_pb2.PickResponse
+
+
+class Admissions:
+    def __init__(self, auth: auth_pb2_grpc.AuthServiceStub, router: router_pb2_grpc.RouterServiceStub,
+                 reports: Reports, *, rpc_timeout: float, holder: str) -> None:
+        self._auth = auth
+        self._router = router
+        self._reports = reports
+        self._timeout = rpc_timeout
+        self.holder = holder
+        # Key digest -> (monotonic expiry, identity) from its last Authenticate/Authorize; lets Pick run
+        # alongside Authorize, and a known key send its body without another round trip.
+        self._identities: dict[bytes, tuple[float, auth_pb2.KeyIdentity]] = {}
+        # (key digest, platforms, model) -> (monotonic expiry, ALLOW response) while auth lets us reuse it.
+        self._decisions: dict[tuple[bytes, tuple[str, ...], str], tuple[float, auth_pb2.AuthorizeResponse]] = {}
+
+    async def authenticate(self, credential: str, client: auth_pb2.ClientMetadata) -> None:
+        """Refuses an invalid key (401) before its body is read; free for a key seen valid recently."""
+        digest = hashlib.sha256(credential.encode()).digest()
+        known = self._identities.get(digest)
+        if known is not None and known[0] > time.monotonic():
+            return
+        try:
+            reply = await self._auth.Authenticate(
+                auth_pb2.AuthenticateRequest(credential=credential, client=client), timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("auth unavailable: %s", exc.code().name)
+            raise ServiceUnavailable("The gateway cannot check keys right now; try again shortly.") from None
+        if reply.decision != auth_pb2.DECISION_ALLOW:
+            raise denial(reply)
+        self._remember(digest, reply.identity)
+
+    async def key(self, credential: str, client: auth_pb2.ClientMetadata) -> auth_pb2.AuthorizeResponse:
+        """The key's identity and permissions (for listings: not on the request hot path, never cached)."""
+        try:
+            reply = await self._auth.Authenticate(
+                auth_pb2.AuthenticateRequest(credential=credential, client=client), timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("auth unavailable: %s", exc.code().name)
+            raise ServiceUnavailable("The gateway cannot check keys right now; try again shortly.") from None
+        if reply.decision != auth_pb2.DECISION_ALLOW:
+            raise denial(reply)
+        return reply
+
+    async def accounts(self) -> list[router_pb2.AccountStatus]:
+        """The router's account pool, without credentials."""
+        try:
+            reply = await self._router.ListAccounts(router_pb2.ListAccountsRequest(), timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("router unavailable: %s", exc.code().name)
+            raise ServiceUnavailable("The gateway cannot read its accounts right now; try again shortly.") from None
+        return list(reply.accounts)
+
+    async def admit(
+        self,
+        credential: str,
+        platforms: Sequence[str],
+        model: str,
+        client: auth_pb2.ClientMetadata,
+        stream: bool,
+    ) -> Admission:
+        """Authorize and pick together. Raises the client-facing error on any refusal; never leaks a lease."""
+        digest = hashlib.sha256(credential.encode()).digest()
+        platforms = tuple(platforms)
+        reused = self._decisions.get((digest, platforms, model))
+        if reused is not None and reused[0] > time.monotonic():
+            auth = reused[1]
+            pick = await self.pick(auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id)
+            return Admission(auth.identity, tuple(auth.allowed_platforms), checked(pick))
+        request = auth_pb2.AuthorizeRequest(
+            credential=credential, platforms=platforms, model=model, client=client, stream=stream
+        )
+        known = self._identities.get(digest)
+        if known is None:
+            auth = await self._authorize(request)
+            if auth.decision != auth_pb2.DECISION_ALLOW:
+                raise denial(auth)
+            self._remember(digest, auth.identity)
+            pick = await self.pick(auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id)
+        else:
+            auth, pick = await self._authorize_and_pick(request, known[1])
+            stale = auth.identity.key_id != known[1].key_id or auth.identity.groups != known[1].groups
+            self._remember(digest, auth.identity)
+            off_limits = pick.status == router_pb2.PICK_STATUS_OK and (
+                pick.account.platform not in auth.allowed_platforms
+            )
+            if stale or off_limits:
+                self.release(pick)
+                pick = await self.pick(
+                    auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id
+                )
+        self._reuse(digest, platforms, model, auth)
+        return Admission(auth.identity, tuple(auth.allowed_platforms), checked(pick))
+
+    async def _authorize_and_pick(
+        self, request: auth_pb2.AuthorizeRequest, identity: auth_pb2.KeyIdentity
+    ) -> tuple[auth_pb2.AuthorizeResponse, router_pb2.PickResponse]:
+        """Both calls at once; if either fails (or the caller gives up), a lease already taken is returned."""
+        loop = asyncio.get_running_loop()
+        client = request.client
+        authorizing = loop.create_task(self._authorize(request))
+        picking = loop.create_task(
+            self._pick(request.platforms, request.model, identity, client.session_id, client.request_id))
+        try:
+            await asyncio.wait((authorizing, picking))
+        except asyncio.CancelledError:
+            authorizing.cancel()
+            picking.add_done_callback(self._release_done)
+            raise
+        if authorizing.exception() is not None or authorizing.result().decision != auth_pb2.DECISION_ALLOW:
+            self._release_done(picking)
+            error = authorizing.exception()
+            if error is not None:
+                raise error
+            raise denial(authorizing.result())
+        return authorizing.result(), picking.result()
+
+    def _release_done(self, picking: "asyncio.Task[router_pb2.PickResponse]") -> None:
+        if not picking.cancelled() and picking.exception() is None:
+            self.release(picking.result())
+
+    def _reuse(self, digest: bytes, platforms: tuple[str, ...], model: str,
+               auth: auth_pb2.AuthorizeResponse) -> None:
+        if not auth.HasField("reuse_for"):
+            return
+        seconds = auth.reuse_for.ToTimedelta().total_seconds()
+        if seconds <= 0:
+            return
+        if len(self._decisions) >= _IDENTITY_CACHE_SIZE:
+            self._decisions.clear()
+        self._decisions[(digest, platforms, model)] = (time.monotonic() + seconds, auth)
+
+    async def pick(
+        self,
+        platforms: Sequence[str],
+        model: str,
+        identity: auth_pb2.KeyIdentity,
+        session: str,
+        request_id: str,
+        exclude: Sequence[str] = (),
+    ) -> router_pb2.PickResponse:
+        """A Pick whose lease is returned when it lands if the caller gave up waiting for it."""
+        picking = asyncio.get_running_loop().create_task(
+            self._pick(platforms, model, identity, session, request_id, exclude))
+        try:
+            return await asyncio.shield(picking)
+        except asyncio.CancelledError:
+            picking.add_done_callback(self._release_done)
+            raise
+
+    async def _pick(
+        self,
+        platforms: Sequence[str],
+        model: str,
+        identity: auth_pb2.KeyIdentity,
+        session: str,
+        request_id: str,
+        exclude: Sequence[str] = (),
+    ) -> router_pb2.PickResponse:
+        request = router_pb2.PickRequest(
+            platforms=platforms,
+            model=model,
+            key_id=identity.key_id,
+            groups=identity.groups,
+            session_hint=session,
+            exclude_account_ids=exclude,
+            request_id=request_id,
+            holder=self.holder,
+        )
+        try:
+            return await self._router.Pick(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("router unavailable: %s", exc.code().name)
+            raise ServiceUnavailable("The gateway cannot choose an upstream right now; try again shortly.") from None
+
+    def _remember(self, digest: bytes, identity: auth_pb2.KeyIdentity) -> None:
+        if len(self._identities) >= _IDENTITY_CACHE_SIZE:
+            self._identities.clear()
+        self._identities[digest] = (time.monotonic() + _IDENTITY_TTL, identity)
+
+    async def _authorize(self, request: auth_pb2.AuthorizeRequest) -> auth_pb2.AuthorizeResponse:
+        try:
+            return await self._auth.Authorize(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("auth unavailable: %s", exc.code().name)
+            raise ServiceUnavailable("The gateway cannot check keys right now; try again shortly.") from None
+
+    def release(self, pick: router_pb2.PickResponse) -> None:
+        self._reports.release(pick)
+
+
+def checked(pick: router_pb2.PickResponse) -> router_pb2.PickResponse:
+    """The pick if it found an account; else the client-facing error: 404 for a model nobody serves, else 503."""
+    if pick.status == router_pb2.PICK_STATUS_OK:
+        return pick
+    if pick.status == router_pb2.PICK_STATUS_NO_MODEL:
+        return _raise(ModelNotFound(pick.message or "No account serves this model."))
+    retry_after = pick.retry_after.ToTimedelta().total_seconds() if pick.HasField("retry_after") else None
+    return _raise(NoAvailableAccount(pick.message or "No upstream account is available for this model.",
+                                     retry_after=retry_after))
+
+
+def _raise(error: SwitchboardError) -> router_pb2.PickResponse:
+    raise error

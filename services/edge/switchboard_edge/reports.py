@@ -1,0 +1,197 @@
+"""Reports: outcomes to the router (which return leases), usage to auth through the spool, the lease heartbeat.
+
+Everything here leaves the request path: outcomes in batches within
+milliseconds, usage every second or `usage_batch_size` records. Every usage
+record is on disk (`switchboard_edge.spool`) before it is in a batch, so a
+killed edge loses none. The heartbeat keeps this edge's leases alive at the
+router; the first one after start returns whatever a previous life held.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+import grpc
+
+from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_edge import metrics
+from switchboard_edge.spool import Segment, UsageSpool
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_HEARTBEAT = 10.0
+
+
+class Reports:
+    def __init__(self, auth: auth_pb2_grpc.AuthServiceStub, router: router_pb2_grpc.RouterServiceStub, *,
+                 rpc_timeout: float, usage_flush_seconds: float, usage_batch_size: int,
+                 outcome_flush_seconds: float = 0.005, holder: str = "", spool: UsageSpool | None = None) -> None:
+        self._auth = auth
+        self._router = router
+        self._timeout = rpc_timeout
+        self.holder = holder
+        self._spool = spool
+        self._background: set[asyncio.Task[Any]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+        # Usage settled since the last flush, then sealed segments waiting for auth, oldest first.
+        self._usage: list[auth_pb2.UsageRecord] = []
+        self._segments: deque[Segment] = deque()
+        self._closed = False
+        self._usage_wakeup = asyncio.Event()
+        self._flush_seconds = usage_flush_seconds
+        self._batch_size = usage_batch_size
+        self._usage_limit = 100_000
+        self._flusher: asyncio.Task[None] | None = None
+        self._outcomes: list[router_pb2.ReportOutcomeRequest] = []
+        self._outcome_window = outcome_flush_seconds
+        self._outcome_flush: asyncio.TimerHandle | None = None
+
+    def release(self, pick: router_pb2.PickResponse) -> None:
+        """Returns a lease that was never used."""
+        if pick.lease_id:
+            self.report(router_pb2.ReportOutcomeRequest(
+                lease_id=pick.lease_id, account_id=pick.account.id, outcome=router_pb2.OUTCOME_CANCELLED
+            ))
+
+    def report(self, outcome: router_pb2.ReportOutcomeRequest) -> None:
+        if self._closed:  # too late to send; the router returns the lease when this holder goes silent
+            return
+        self._outcomes.append(outcome)
+        if self._outcome_flush is None:
+            self._outcome_flush = asyncio.get_running_loop().call_later(self._outcome_window, self._send_outcomes)
+
+    def _send_outcomes(self) -> None:
+        self._outcome_flush = None
+        batch, self._outcomes = self._outcomes, []
+        if batch:
+            self._spawn(self._call(self._router.ReportOutcomes, router_pb2.ReportOutcomesRequest(outcomes=batch)))
+
+    def store_credential(self, account_id: str, *, credential: router_pb2.Credential | None = None,
+                         error: str = "") -> None:
+        """Hands a refreshed credential (or why it could not be refreshed) to the router, off the request path."""
+        request = router_pb2.StoreCredentialRequest(account_id=account_id, error=error)
+        if credential is not None:
+            request.credential.CopyFrom(credential)
+        self._spawn(self._call(self._router.StoreCredential, request))
+
+    def record_usage(self, record: auth_pb2.UsageRecord) -> None:
+        if self._spool is not None:
+            try:
+                self._spool.append(record)
+            except OSError as exc:
+                log.error("usage spool write failed (record kept in memory only): %s", exc)
+        self._usage.append(record)
+        if len(self._usage) >= self._batch_size:
+            self._usage_wakeup.set()
+
+    async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable, request: object) -> None:
+        try:
+            await method(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("router report failed: %s", exc.code().name)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- background: heartbeat and usage batching ---------------------------
+
+    def start(self) -> None:
+        """Replays what a previous life left in the spool, then starts the heartbeat and the usage flusher."""
+        if self._spool is not None:
+            left = self._spool.open()
+            if left:
+                log.info("usage spool: %d records left by the last run will be sent again",
+                         sum(len(segment.records) for segment in left))
+            self._segments.extend(left)
+            if left:
+                self._usage_wakeup.set()  # send them now, not after the first flush interval
+        loop = asyncio.get_running_loop()
+        self._flusher = loop.create_task(self._flush_forever())
+        if self.holder:
+            self._heartbeat = loop.create_task(self._heartbeat_forever())
+
+    async def _heartbeat_forever(self) -> None:
+        """Keeps this edge's leases alive; the first beat returns leases held by its previous life."""
+        release_held = True
+        interval = _DEFAULT_HEARTBEAT
+        while True:
+            try:
+                reply = await self._router.Heartbeat(
+                    router_pb2.HeartbeatRequest(holder=self.holder, release_held=release_held),
+                    timeout=self._timeout)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("router heartbeat failed: %s", exc.code().name)
+                await asyncio.sleep(min(interval, 1.0))
+                continue
+            if release_held and reply.released:
+                log.info("router returned %d leases held by this edge before it restarted", reply.released)
+            release_held = False
+            ttl = reply.holder_ttl.ToTimedelta().total_seconds() if reply.HasField("holder_ttl") else 0.0
+            interval = max(0.2, ttl / 3) if ttl > 0 else _DEFAULT_HEARTBEAT
+            await asyncio.sleep(interval)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._usage_wakeup.wait(), self._flush_seconds)
+            except TimeoutError:
+                pass
+            self._usage_wakeup.clear()
+            await self.flush_usage()
+
+    async def flush_usage(self) -> None:
+        """Seals what settled since the last flush and sends every waiting segment, oldest first.
+
+        A segment's file is deleted only when auth has all its records; a failed call keeps it for
+        the next flush (or the next start), and auth ignores records it already has.
+        """
+        if self._usage:
+            path = self._spool.seal() if self._spool is not None else None
+            self._segments.append(Segment(path, self._usage))
+            self._usage = []
+            self._bound_memory()
+        while self._segments:
+            segment = self._segments[0]
+            while segment.records:
+                batch = segment.records[: self._batch_size]
+                try:
+                    await self._auth.RecordUsage(auth_pb2.RecordUsageRequest(records=batch),
+                                                 timeout=5 * self._timeout)
+                except grpc.aio.AioRpcError as exc:
+                    log.warning("usage report failed (%d records kept): %s", self.usage_waiting, exc.code().name)
+                    return
+                del segment.records[: len(batch)]
+            if segment.path is not None:
+                segment.path.unlink(missing_ok=True)
+            self._segments.popleft()
+
+    @property
+    def usage_waiting(self) -> int:
+        return len(self._usage) + sum(len(segment.records) for segment in self._segments)
+
+    def _bound_memory(self) -> None:
+        """Past the limit, the oldest segments leave memory; their files stay and are sent on the next start."""
+        while len(self._segments) > 1 and self.usage_waiting > self._usage_limit:
+            dropped = self._segments.popleft()
+            if dropped.path is None:
+                metrics.USAGE_DROPPED.inc(len(dropped.records))
+
+    async def close(self) -> None:
+        """Stops the background work and hands over every outcome and usage record still held."""
+        self._closed = True
+        for task in (self._flusher, self._heartbeat):
+            if task is not None:
+                task.cancel()
+        if self._outcome_flush is not None:
+            self._outcome_flush.cancel()
+        self._send_outcomes()
+        if self._background:
+            await asyncio.wait(self._background, timeout=self._timeout)
+        await self.flush_usage()
+        if self._spool is not None:
+            self._spool.close()
