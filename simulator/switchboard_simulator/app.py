@@ -1,62 +1,44 @@
-"""Wiring: the routes, the request log and counter they share, and the server's start and stop.
+"""Wiring: the vendors' routes from the registry, the request log and counter they share, and the
+server's start and stop.
 
-Routes::
+Every vendor is served on the one port; their paths do not collide::
 
-    POST   /v1/messages                Anthropic Messages (query strings such as ?beta=true are ignored)
-    POST   /v1/messages/count_tokens   Anthropic token counting
-    POST   /v1/chat/completions        OpenAI Chat Completions
-    GET    /healthz                    {"status": "ok"}
-    GET    /metrics                    Prometheus text
-    GET    /_simulator/requests        {"requests": [entry, …]} oldest first; ?limit=N keeps the newest N
-    DELETE /_simulator/requests        clears the log, answers {"cleared": N}
+    POST   /v1/messages                          Anthropic Messages (query strings such as ?beta=true ignored)
+    POST   /v1/messages/count_tokens             Anthropic token counting
+    POST   /v1/oauth/token                       Anthropic OAuth token refresh
+    POST   /v1/chat/completions                  OpenAI Chat Completions
+    POST   /openai/deployments/{d}/chat/completions?api-version=…   Azure OpenAI (deployment path)
+    POST   /openai/v1/chat/completions           Azure OpenAI (v1 path, model in the body)
+    POST   /model/{modelId}/invoke               Bedrock InvokeModel (Anthropic models)
+    POST   /model/{modelId}/invoke-with-response-stream   Bedrock InvokeModelWithResponseStream
+    GET    /healthz                              {"status": "ok"}
+    GET    /metrics                              Prometheus text
+    GET    /_simulator/requests                  {"requests": [entry, …]} oldest first; ?limit=N keeps the newest N
+    DELETE /_simulator/requests                  clears the log, answers {"cleared": N}
 
-Every vendor route reads and parses the body once, records it, then hands the parsed body to the
-vendor module.
+Every vendor route runs the shared `pipeline` (read and parse the body once, record it, then
+auth → faults → validate → reply).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from . import anthropic, openai_chat
+from . import pipeline
 from .config import SimulatorConfig
 from .metrics import RequestCounter
-from .recorder import APPLIED_FAULT, RequestLog
-
-Handler = Callable[[web.Request, Any, str | None], Awaitable[web.StreamResponse]]
+from .recorder import RequestLog
+from .vendors import VENDORS
 
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 COUNTER = web.AppKey("counter", RequestCounter)
 MAX_BODY_BYTES = 32 * 1024 * 1024 + 65536  # the vendors' 32 MB request limit, plus headroom
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::"}
-
-
-def _endpoint(
-    api: str, handle: Handler, log: RequestLog, counter: RequestCounter
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def endpoint(request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body, parse_error = orjson.loads(raw), None
-        except orjson.JSONDecodeError as exc:
-            body, parse_error = None, str(exc)
-        entry = log.add(api, request, body, raw, parse_error is None)
-        try:
-            response = await handle(request, body, parse_error)
-        finally:
-            if entry is not None:
-                entry["fault"] = request.get(APPLIED_FAULT)
-        if entry is not None:
-            entry["status"] = response.status
-        counter.add(api, response.status)
-        return response
-
-    return endpoint
 
 
 def _json(value: Any) -> web.Response:
@@ -87,15 +69,9 @@ def create_app(config: SimulatorConfig) -> web.Application:
     counter = RequestCounter()
     app[REQUEST_LOG] = log
     app[COUNTER] = counter
-    messages = anthropic.AnthropicMessages(config)
-    chat = openai_chat.OpenAIChat(config)
-    routes = (
-        ("/v1/messages", anthropic.API, messages.messages),
-        ("/v1/messages/count_tokens", anthropic.API, messages.count_tokens),
-        ("/v1/chat/completions", openai_chat.API, chat.completions),
-    )
-    for path, api, handle in routes:
-        app.router.add_post(path, _endpoint(api, handle, log, counter))
+    for vendor in VENDORS:
+        for route in vendor.routes(config):
+            app.router.add_route(route.method, route.path, pipeline.handler(route.endpoint, log, counter))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/_simulator/requests", _list_requests)

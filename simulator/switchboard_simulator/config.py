@@ -42,66 +42,35 @@ Fault specs are described in `faults`.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import faults
+from . import defaults
 from .faults import Fault
+from .settings import ConfigError, Field, Section, VendorConfig, fault, mapping, scalar, specs, strings
+from .vendors import VENDORS
+from .vendors.anthropic import AnthropicConfig
+from .vendors.openai import OpenAIConfig
+
+__all__ = ["CONFIG_VARIABLE", "ConfigError", "SimulatorConfig", "VendorConfig", "from_mapping", "load"]
 
 CONFIG_VARIABLE = "SWITCHBOARD_SIMULATOR_CONFIG"
-DEFAULT_KEY_FAULTS = {"sk-sim-broken": "500", "sk-sim-ratelimited": "429", "sk-sim-overloaded": "overloaded"}
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used."""
-
-
-def _model_matcher(patterns: Sequence[str]) -> re.Pattern[str]:
-    if not patterns:
-        return re.compile(r"(?!)")
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
-
-
-@dataclass(frozen=True, slots=True)
-class VendorConfig:
-    """Who may call one vendor API, which models it serves, and which keys are faulty."""
-
-    keys: frozenset[str]
-    models: tuple[str, ...]
-    accept_any_key: bool = False
-    key_faults: Mapping[str, Fault] = field(default_factory=dict)
-    sse_padding: bool = True
-    max_tokens_unsupported: tuple[str, ...] = ()
-    _models: re.Pattern[str] = field(init=False, repr=False, compare=False)
-    _no_max_tokens: re.Pattern[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_models", _model_matcher(self.models))
-        object.__setattr__(self, "_no_max_tokens", _model_matcher(self.max_tokens_unsupported))
-
-    def key_ok(self, key: str) -> bool:
-        return bool(key) and (self.accept_any_key or key in self.keys or key in self.key_faults)
-
-    def serves(self, model: str) -> bool:
-        return self._models.match(model) is not None
-
-    def rejects_max_tokens(self, model: str) -> bool:
-        return self._no_max_tokens.match(model) is not None
+DEFAULT_KEY_FAULTS = defaults.KEY_FAULTS
+SECTIONS: tuple[Section, ...] = tuple(vendor.section for vendor in VENDORS)
 
 
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
-    """Everything the simulator reads at start; immutable afterwards."""
+    """Everything the simulator reads at start; immutable afterwards. One attribute per vendor section
+    (named as in `vendors.VENDORS`), then the settings shared by all vendors."""
 
-    anthropic: VendorConfig
-    openai: VendorConfig
+    anthropic: AnthropicConfig
+    openai: OpenAIConfig
     host: str = "127.0.0.1"
     port: int = 8090
     latency_ms: float = 0.0
@@ -121,55 +90,11 @@ class SimulatorConfig:
     def seconds_per_token(self) -> float:
         return 1.0 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
 
-
-_VENDOR_DEFAULTS: dict[str, dict[str, Any]] = {
-    "anthropic": {"keys": ["sk-sim-anthropic"], "models": ["claude-*"], "key_faults": DEFAULT_KEY_FAULTS},
-    "openai": {
-        "keys": ["sk-sim-openai"],
-        "models": ["gpt-*", "o*"],
-        "key_faults": DEFAULT_KEY_FAULTS,
-        "max_tokens_unsupported": ["o1*", "o3*", "o4*", "gpt-5*"],
-    },
-}
-_VENDOR_KEYS = {"keys", "accept_any_key", "models", "key_faults", "sse_padding", "max_tokens_unsupported"}
-
-
-def _mapping(where: str, value: Any) -> Mapping[Any, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    return value
-
-
-def _strings(where: str, value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
-    return value
-
-
-def _is_spec(value: Any) -> bool:
-    # YAML reads a bare status such as 500 as a number.
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _specs(where: str, value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(_is_spec(item) for item in value):
-        raise ConfigError(f"{where}: expected a list of fault specs, got {value!r}")
-    return [str(item) for item in value]
-
-
-def _fault(spec: Any, where: str) -> Fault:
-    if not _is_spec(spec):
-        raise ConfigError(f"{where}: expected a fault spec, got {spec!r}")
-    try:
-        return faults.parse(str(spec))
-    except faults.FaultSpecError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+    def section(self, name: str) -> VendorConfig:
+        """A vendor's settings by its section name."""
+        value = getattr(self, name)
+        assert isinstance(value, VendorConfig)
+        return value
 
 
 _SCALARS: dict[str, type] = {
@@ -183,51 +108,20 @@ _SCALARS: dict[str, type] = {
     "record_requests": bool,
     "record_limit": int,
 }
-_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-
-
-def _scalar(name: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{name}: expected {_EXPECTED[kind]}, got {value!r}")
-    return value
-
-
-def _vendor(name: str, value: Any) -> VendorConfig:
-    raw = _mapping(name, value)
-    unknown = set(raw) - _VENDOR_KEYS
-    if unknown:
-        raise ConfigError(f"unknown config keys {sorted(f'{name}.{key}' for key in unknown)}")
-    merged = {**_VENDOR_DEFAULTS[name], **raw}
-    raw_faults = _mapping(f"{name}.key_faults", merged["key_faults"])
-    key_faults = {str(k): _fault(v, f"{name}.key_faults.{k}") for k, v in raw_faults.items()}
-    return VendorConfig(
-        keys=frozenset(_strings(f"{name}.keys", merged["keys"])),
-        models=tuple(_strings(f"{name}.models", merged["models"])),
-        accept_any_key=_scalar(f"{name}.accept_any_key", merged.get("accept_any_key", False), bool),
-        key_faults=key_faults,
-        sse_padding=_scalar(f"{name}.sse_padding", merged.get("sse_padding", True), bool),
-        max_tokens_unsupported=tuple(_strings(f"{name}.max_tokens_unsupported",
-                                              merged.get("max_tokens_unsupported"))),
-    )
 
 
 def from_mapping(raw: Mapping[str, Any]) -> SimulatorConfig:
     """Builds the config from a YAML-shaped mapping; unknown keys and wrong types are an error naming the key."""
-    unknown = set(raw) - set(_SCALARS) - {"faults", "anthropic", "openai"}
+    unknown = set(raw) - set(_SCALARS) - {"faults"} - {section.name for section in SECTIONS}
     if unknown:
         raise ConfigError(f"unknown config keys {sorted(map(str, unknown))}")
     top: dict[str, Any] = {}
     for name, value in raw.items():
         if name in _SCALARS:
-            top[name] = _scalar(name, value, _SCALARS[name])
-    top["faults"] = tuple(_fault(spec, "faults") for spec in _specs("faults", raw.get("faults")))
-    config = SimulatorConfig(
-        anthropic=_vendor("anthropic", raw.get("anthropic")),
-        openai=_vendor("openai", raw.get("openai")),
-        **top,
-    )
+            top[name] = scalar(_SCALARS[name])(name, value)
+    top["faults"] = tuple(fault("faults", spec) for spec in specs("faults", raw.get("faults")))
+    sections: dict[str, Any] = {section.name: section.parse(raw.get(section.name)) for section in SECTIONS}
+    config = SimulatorConfig(**sections, **top)
     if config.reply_tokens < 1 or config.chunk_tokens < 1:
         raise ConfigError("reply_tokens and chunk_tokens must be at least 1")
     if config.latency_ms < 0 or config.tokens_per_second < 0:
@@ -240,11 +134,24 @@ server_error, overloaded (Anthropic 529, OpenAI 503), disconnect[:EVENTS], strea
 slow[:MS]. A request picks its fault from the x-simulator-fault header, then its key, then --fault."""
 
 
+def _vendor_flags(p: argparse.ArgumentParser) -> None:
+    for section in SECTIONS:
+        for item in section.fields:
+            if item.flag is None:
+                continue
+            if item.flag_mode in ("add", "replace", "pairs"):
+                p.add_argument(item.flag, dest=item.dest, action="append", metavar=item.metavar, help=item.help)
+            else:
+                p.add_argument(item.flag, dest=item.dest, type=item.flag_type, metavar=item.metavar,
+                               help=item.help)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m switchboard_simulator",
-        description="Switchboard upstream simulator: the Anthropic Messages and OpenAI Chat Completions "
-        "APIs, offline. YAML keys are documented in switchboard_simulator/config.py.",
+        description="Switchboard upstream simulator: the vendors' model APIs "
+        f"({', '.join(section.name for section in SECTIONS)}), offline. "
+        "YAML keys are documented in switchboard_simulator/config.py.",
         epilog=_EPILOG,
     )
     add = p.add_argument
@@ -256,17 +163,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--reply-tokens", type=int, help="reply length in tokens (default 35)")
     add("--chunk-tokens", type=int, help="tokens per streamed delta (default 1)")
     add("--fault", action="append", metavar="SPEC", help="global fault, repeatable, e.g. 500@0.05")
-    add("--key-fault", action="append", metavar="KEY=SPEC", help="a key that always suffers SPEC (both APIs)")
-    add("--anthropic-key", action="append", metavar="KEY", help="another valid Anthropic key")
-    add("--openai-key", action="append", metavar="KEY", help="another valid OpenAI key")
-    add("--anthropic-model", action="append", metavar="GLOB", help="served models (replaces claude-*)")
-    add("--openai-model", action="append", metavar="GLOB", help="served models (replaces gpt-*, o*)")
-    add("--accept-any-key", action="store_true", default=None, help="any non-empty key is valid")
+    add("--key-fault", action="append", metavar="KEY=SPEC", help="a key that always suffers SPEC (every vendor)")
+    add("--accept-any-key", action="store_true", default=None, help="any non-empty key is valid (every vendor)")
     add("--no-fault-header", dest="fault_header", action="store_false", default=None,
         help="ignore the x-simulator-fault request header")
     add("--no-record", dest="record_requests", action="store_false", default=None,
         help="do not keep received requests for /_simulator/requests")
     add("--record-limit", type=int, help="how many received requests to keep (default 1000)")
+    _vendor_flags(p)
     return p
 
 
@@ -291,6 +195,48 @@ def read_file(path: Path, source: str) -> dict[str, Any]:
     return loaded
 
 
+def _pairs(flag: str, items: Sequence[str], *, bare: bool) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or (not sep and not bare):
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value if sep else key
+    return out
+
+
+def _apply_flag(section: Section, item: Field, values: dict[str, Any], arg: Any) -> None:
+    where = f"{section.name}.{item.name}"
+    assert item.flag is not None
+    if item.flag_mode == "add":
+        base = strings(where, values[item.name]) if item.name in values else item.default
+        values[item.name] = [*base, *arg]
+    elif item.flag_mode == "pairs":
+        base = mapping(where, values[item.name]) if item.name in values else item.default
+        values[item.name] = {**base, **_pairs(item.flag, arg, bare=item.bare_pairs)}
+    else:
+        values[item.name] = arg
+
+
+def _section_from_flags(section: Section, args: argparse.Namespace, raw: Any) -> dict[str, Any]:
+    values = dict(mapping(section.name, raw))
+    for item in section.fields:
+        if item.flag is not None and getattr(args, item.dest) is not None:
+            _apply_flag(section, item, values, getattr(args, item.dest))
+    if args.accept_any_key and section.field("accept_any_key") is not None:
+        values["accept_any_key"] = True
+    key_faults = section.field("key_faults")
+    for item in args.key_fault or ():
+        key, sep, spec = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--key-fault {item!r}: expected KEY=SPEC")
+        if key_faults is not None:
+            base = (mapping(f"{section.name}.key_faults", values["key_faults"]) if "key_faults" in values
+                    else key_faults.default)
+            values["key_faults"] = {**base, key: spec}
+    return values
+
+
 def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> SimulatorConfig:
     """Defaults, then the YAML file (``--config``, else ``$SWITCHBOARD_SIMULATOR_CONFIG``), then flags."""
     args = _parser().parse_args(argv)
@@ -306,25 +252,7 @@ def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if value is not None:
             raw[name] = value
     if args.fault:
-        raw["faults"] = [*_specs("faults", raw.get("faults")), *args.fault]
-    for vendor in ("anthropic", "openai"):
-        section = dict(_mapping(vendor, raw.get(vendor)))
-        defaults = _VENDOR_DEFAULTS[vendor]
-        extra_keys = getattr(args, f"{vendor}_key")
-        if extra_keys:
-            base_keys = _strings(f"{vendor}.keys", section["keys"]) if "keys" in section else defaults["keys"]
-            section["keys"] = [*base_keys, *extra_keys]
-        models = getattr(args, f"{vendor}_model")
-        if models:
-            section["models"] = models
-        if args.accept_any_key:
-            section["accept_any_key"] = True
-        for item in args.key_fault or ():
-            key, sep, spec = item.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"--key-fault {item!r}: expected KEY=SPEC")
-            base_faults = (_mapping(f"{vendor}.key_faults", section["key_faults"]) if "key_faults" in section
-                           else defaults["key_faults"])
-            section["key_faults"] = {**base_faults, key: spec}
-        raw[vendor] = section
+        raw["faults"] = [*specs("faults", raw.get("faults")), *args.fault]
+    for section in SECTIONS:
+        raw[section.name] = _section_from_flags(section, args, raw.get(section.name))
     return from_mapping(raw)

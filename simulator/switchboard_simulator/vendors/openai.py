@@ -13,20 +13,26 @@ Shapes follow vendor-recordings/openai-chat:
   ``"usage":null`` on every earlier chunk), then ``data: [DONE]``. An in-stream failure is a
   ``data: {"error":{…}}`` line, then the connection ends;
 - errors: the envelope and its two print styles are `openai_errors`; which error a request earns is
-  decided here (auth, validation, model).
+  decided here (auth, validation, model). Reasoning models (``max_tokens_unsupported``) refuse
+  ``max_tokens`` with 400 ``unsupported_parameter``.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
-from . import delivery, faults, ids, ratelimit, textgen
-from .config import SimulatorConfig
+from .. import defaults, delivery, faults, ids, ratelimit, textgen
+from ..faults import Fault
+from ..pipeline import Endpoint, Exchange, Refusal
+from ..settings import Field, Section, VendorConfig, common_fields, model_matcher, string_tuple
+from ..sse import OPENAI_DONE, Frame, openai_frame
 from .openai_errors import (
     BAD_JSON,
     NO_KEY,
@@ -36,8 +42,10 @@ from .openai_errors import (
     model_not_found,
     wrong_key,
 )
-from .recorder import APPLIED_FAULT
-from .sse import OPENAI_DONE, Frame, openai_frame
+from .registry import Route
+
+if TYPE_CHECKING:
+    from ..config import SimulatorConfig
 
 API = "openai_chat"
 SSE_TYPE = "text/event-stream; charset=utf-8"
@@ -53,6 +61,29 @@ _ROLE_CHOICE = (
 )
 _DELTA_HEAD = b'{"index":0,"delta":{"content":'
 _DELTA_TAIL = b'},"logprobs":null,"finish_reason":null}'
+#: Reasoning models refuse ``max_tokens`` (400 unsupported_parameter) and want ``max_completion_tokens``.
+REASONING_MODELS = ["o1*", "o3*", "o4*", "gpt-5*"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIConfig(VendorConfig):
+    """The ``openai`` section: the common keys plus the models that refuse ``max_tokens``."""
+
+    max_tokens_unsupported: tuple[str, ...] = ()
+    _no_max_tokens: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        super(OpenAIConfig, self).__post_init__()
+        object.__setattr__(self, "_no_max_tokens", model_matcher(self.max_tokens_unsupported))
+
+    def rejects_max_tokens(self, model: str) -> bool:
+        return self._no_max_tokens.match(model) is not None
+
+
+SECTION = Section("openai", OpenAIConfig, (
+    *common_fields("openai", [defaults.OPENAI_KEY], ["gpt-*", "o*"]),
+    Field("max_tokens_unsupported", string_tuple, REASONING_MODELS),
+))
 
 
 def _a(value: Any) -> str:
@@ -86,14 +117,25 @@ def _check_limit(name: str, value: Any) -> None:
         raise OpenAIError(400, message, param=name, code="integer_below_min_value")
 
 
-def validate(body: Any, parse_error: str | None, rejects_max_tokens: Callable[[str], bool]) -> int | None:
-    """Raises the vendor's 400 for the first problem; returns the token limit asked for, if any."""
+def validate(
+    body: Any,
+    parse_error: str | None,
+    rejects_max_tokens: Callable[[str], bool],
+    *,
+    model: str | None = None,
+) -> int | None:
+    """Raises the vendor's 400 for the first problem; returns the token limit asked for, if any.
+
+    `model` is the model the route already names (Azure deployments); else the body must name one.
+    """
     if parse_error is not None or not isinstance(body, dict):
         raise OpenAIError(400, BAD_JSON, legacy=True)
-    if "model" not in body or body["model"] in ("", None):
-        raise OpenAIError(400, "you must provide a model parameter", legacy=True)
-    if not isinstance(body["model"], str):
-        raise _invalid_type("model", "a string", body["model"])
+    if model is None:
+        if "model" not in body or body["model"] in ("", None):
+            raise OpenAIError(400, "you must provide a model parameter", legacy=True)
+        if not isinstance(body["model"], str):
+            raise _invalid_type("model", "a string", body["model"])
+        model = body["model"]
     if "messages" not in body:
         raise OpenAIError(400, "Missing required parameter: 'messages'.", param="messages",
                           code="missing_required_parameter")
@@ -117,7 +159,7 @@ def validate(body: Any, parse_error: str | None, rejects_max_tokens: Callable[[s
             supported = "'system', 'assistant', 'user', 'function', 'tool', and 'developer'"
             text = f"Invalid value: '{message['role']}'. Supported values are: {supported}."
             raise OpenAIError(400, text, param=f"{where}.role", code="invalid_value")
-    if "max_tokens" in body and body["max_tokens"] is not None and rejects_max_tokens(body["model"]):
+    if "max_tokens" in body and body["max_tokens"] is not None and rejects_max_tokens(model):
         message = (
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
             "Use 'max_completion_tokens' instead."
@@ -134,7 +176,7 @@ def validate(body: Any, parse_error: str | None, rejects_max_tokens: Callable[[s
     return limit
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -173,7 +215,7 @@ def completion_body(
                 "finish_reason": finish_reason,
             }
         ],
-        "usage": _usage(prompt_tokens, completion_tokens),
+        "usage": usage(prompt_tokens, completion_tokens),
         "service_tier": "default",
         "system_fingerprint": fingerprint,
     }
@@ -225,22 +267,24 @@ def stream_frames(
     finish = b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"' + finish_reason.encode() + b'"}'
     frames.append((chunk(finish), 0))
     if include_usage:
-        usage = orjson.dumps(_usage(prompt_tokens, completion_tokens))
-        frames.append((chunk(b"", b'],"usage":' + usage), 0))
+        counts = orjson.dumps(usage(prompt_tokens, completion_tokens))
+        frames.append((chunk(b"", b'],"usage":' + counts), 0))
     frames.append((OPENAI_DONE, 0))
     return frames
 
 
-class OpenAIChat:
-    """Request handler for the Chat Completions endpoint, bound to one configuration."""
+class ChatCompletions(Endpoint):
+    """``POST /v1/chat/completions``. Order: auth, faults, JSON, validation, model."""
+
+    api = API
 
     def __init__(self, config: SimulatorConfig) -> None:
-        self.config = config
-        self.vendor = config.openai
+        super().__init__(config)
+        self.vendor: OpenAIConfig = config.openai
         self.fingerprint = ids.system_fingerprint()
 
-    def _authenticate(self, request: web.Request) -> str:
-        authorization = request.headers.get("authorization", "")
+    def admit(self, ex: Exchange) -> str:
+        authorization = ex.request.headers.get("authorization", "")
         token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
         if not token:
             raise OpenAIError(401, NO_KEY, legacy=True)
@@ -248,37 +292,28 @@ class OpenAIChat:
             raise wrong_key(token)
         return token
 
-    async def completions(self, request: web.Request, body: Any, bad_json: str | None) -> web.StreamResponse:
-        """POST /v1/chat/completions. Order: auth, faults, JSON, validation, model."""
-        try:
-            return await self._completions(request, body, bad_json)
-        except OpenAIError as error:
-            return error.response()
+    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
+        return self.vendor.key_faults, self.config.faults
 
-    async def _completions(self, request: web.Request, body: Any, bad_json: str | None) -> web.StreamResponse:
-        config = self.config
-        key = self._authenticate(request)
-        try:
-            header = request.headers.get(faults.FAULT_HEADER) if config.fault_header else None
-            fault = faults.choose(header, key, self.vendor.key_faults, config.faults)
-        except faults.FaultSpecError as exc:
-            raise OpenAIError(400, f"{faults.FAULT_HEADER}: {exc}", param=faults.FAULT_HEADER) from None
-        stream = isinstance(body, dict) and body.get("stream") is True
-        if fault is not None:
-            request[APPLIED_FAULT] = fault.spec
-            if fault.kind == "hang":
-                await delivery.hang()
-            if fault.answers_early(stream):
-                error = fault_error(fault, str(body.get("model")) if isinstance(body, dict) else "unknown")
-                headers, payload = error.parts()
-                return await delivery.send_body(
-                    request, error.status, headers, payload, delay=config.first_byte_delay
-                )
-        limit = validate(body, bad_json, self.vendor.rejects_max_tokens)
+    def bad_request(self, message: str) -> Refusal:
+        return OpenAIError(400, message, param=faults.FAULT_HEADER)
+
+    def fault_refusal(self, ex: Exchange, fault: Fault) -> Refusal:
+        body = ex.json_object
+        return fault_error(fault, str(body.get("model")) if body is not None else "unknown")
+
+    def validate(self, ex: Exchange) -> tuple[dict[str, Any], int | None]:
+        limit = validate(ex.body, ex.bad_json, self.vendor.rejects_max_tokens)
+        body: dict[str, Any] = ex.body
+        if not self.vendor.serves(body["model"]):
+            raise model_not_found(body["model"])
+        return body, limit
+
+    async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
+        config, request = self.config, ex.request
+        body, limit = plan
+        stream = body.get("stream") is True
         model = body["model"]
-        if not self.vendor.serves(model):
-            raise model_not_found(model)
-
         completion_tokens = config.reply_tokens if limit is None else min(config.reply_tokens, limit)
         finish_reason = "length" if limit is not None and limit < config.reply_tokens else "stop"
         prompt_tokens = textgen.estimate_tokens(body["messages"], body.get("tools"))
@@ -298,9 +333,7 @@ class OpenAIChat:
         }
         ratelimit.openai(headers, prompt_tokens)
         if stream:
-            options = body.get("stream_options") or {}
-            if not isinstance(options, dict):
-                options = {}
+            options = stream_options(body)
             frames = stream_frames(
                 completion_id, created, model, self.fingerprint, prompt_tokens, completion_tokens,
                 finish_reason,
@@ -325,3 +358,12 @@ class OpenAIChat:
             delay=delay + generation,
             disconnect=faults.count(fault, "disconnect") is not None,
         )
+
+
+def stream_options(body: dict[str, Any]) -> dict[str, Any]:
+    options = body.get("stream_options") or {}
+    return options if isinstance(options, dict) else {}
+
+
+def routes(config: SimulatorConfig) -> list[Route]:
+    return [Route("POST", "/v1/chat/completions", ChatCompletions(config))]

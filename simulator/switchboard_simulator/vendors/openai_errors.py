@@ -5,7 +5,7 @@ errors (401, 404, 429, 5xx, unparsable JSON, no model) are indented by 4 spaces 
 ``application/json; charset=utf-8`` and ``vary: Origin``; parameter validation errors (those with codes
 such as ``unsupported_parameter``) are indented by 2 spaces, no newline, ``application/json``. Every
 error carries ``x-request-id``; a 429 adds ``retry-after``, ``retry-after-ms`` and an empty requests bucket.
-Shared by every OpenAI-format API the simulator speaks.
+Shared by every OpenAI-format API the simulator speaks (OpenAI, and Azure OpenAI's model-level errors).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 
 import orjson
-from aiohttp import web
 
-from . import ids, ratelimit
-from .faults import Fault
+from .. import ids, ratelimit
+from ..faults import Fault
+from ..pipeline import Refusal
 
 BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
@@ -38,7 +38,8 @@ _OVERLOADED = (
 )
 _KEY_HINT = "You can find your API key at https://platform.openai.com/account/api-keys."
 
-class OpenAIError(Exception):
+
+class OpenAIError(Refusal):
     """One vendor error answer; `legacy` selects the gateway-layer print style."""
 
     def __init__(
@@ -72,10 +73,6 @@ class OpenAIError(Exception):
             headers["retry-after-ms"] = str(self.retry_after * 1000)
             ratelimit.openai(headers, 0, retry_after=self.retry_after)
         return headers, body
-
-    def response(self) -> web.Response:
-        headers, body = self.parts()
-        return web.Response(status=self.status, headers=headers, body=body)
 
 
 def mask_key(key: str) -> str:

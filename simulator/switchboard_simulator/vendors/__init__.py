@@ -1,0 +1,18 @@
+"""The vendors the simulator speaks, one module each, and the registry that lists them.
+
+Each module holds its vendor's routes, key check, validation, error bodies, rate-limit headers and
+replies, plus its config `Section`; `VENDORS` is the only list of them (config sections, flags and
+routes are all generated from it).
+"""
+
+from __future__ import annotations
+
+from . import anthropic, openai
+from .registry import Route, Vendor
+
+VENDORS: tuple[Vendor, ...] = (
+    Vendor(anthropic.SECTION, anthropic.routes),
+    Vendor(openai.SECTION, openai.routes),
+)
+
+__all__ = ["VENDORS", "Route", "Vendor"]

@@ -1,0 +1,366 @@
+"""The Anthropic Messages API as the vendor speaks it: ``POST /v1/messages``, ``…/count_tokens`` and the
+OAuth token endpoint ``POST /v1/oauth/token`` (in `anthropic_oauth`).
+
+Everything Anthropic-specific lives here: authentication (``x-api-key``; ``Authorization: Bearer`` with
+an API key, or with an OAuth access token when ``anthropic-beta`` carries ``oauth-2025-04-20``), the
+``anthropic-version`` requirement, request validation with the vendor's messages, the ``message``
+object, the SSE event sequence, error envelopes and response headers. Shapes, key order, id formats
+and header names follow vendor-recordings/anthropic (2025-2026 traffic):
+
+- message: model, id, type, role, content, stop_reason, stop_sequence, stop_details, usage
+  (input_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation{…}, output_tokens,
+  service_tier, inference_geo);
+- stream: message_start, content_block_start, ping, content_block_delta…, content_block_stop,
+  message_delta (stop_reason + usage), message_stop; an in-stream failure is ``event: error``;
+- error: ``{"type":"error","error":{"type":…,"message":…},"request_id":"req_…"}`` with ``request-id``
+  and ``x-should-retry`` headers; 429 adds ``retry-after`` and an empty requests bucket; 529 uses the
+  current body form with ``"details":null``.
+
+OAuth bearer tokens: an unknown one is ``Invalid bearer token``; a known one without the OAuth beta is
+``OAuth authentication is currently not supported.``; an expired one is ``OAuth token has expired.
+Please obtain a new token or refresh your existing token.`` (all 401 authentication_error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from .. import defaults, delivery, faults, ids, ratelimit, textgen
+from ..faults import Fault
+from ..pipeline import Endpoint, Exchange, Refusal
+from ..settings import (
+    Field,
+    Section,
+    VendorConfig,
+    common_fields,
+    frozen_strings,
+    optional_fault,
+    positive,
+    scalar,
+)
+from ..sse import ANTHROPIC_PING, Frame, anthropic_frame, pad_width
+from .anthropic_errors import AnthropicError, fault_error
+from .anthropic_oauth import OAUTH_BETA, OAuthTokens, TokenEndpoint
+from .registry import Route
+
+if TYPE_CHECKING:
+    from ..config import SimulatorConfig
+
+API = "anthropic"
+JSON_TYPE = "application/json"
+SSE_TYPE = "text/event-stream; charset=utf-8"
+ORGANIZATION_ID = "5e1a7c3b-0000-4000-8000-5eed51a70000"
+
+OAUTH_UNSUPPORTED = "OAuth authentication is currently not supported."
+OAUTH_EXPIRED = "OAuth token has expired. Please obtain a new token or refresh your existing token."
+_BLOCK_START = b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'
+_DELTA_HEAD = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+_BLOCK_STOP = b'{"type":"content_block_stop","index":0}'
+_MESSAGE_STOP = b'{"type":"message_stop"}'
+_STREAM_OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+
+
+@dataclass(frozen=True, slots=True)
+class AnthropicConfig(VendorConfig):
+    """The ``anthropic`` section: the common keys plus SSE padding and the OAuth token store."""
+
+    sse_padding: bool = True
+    oauth_refresh_tokens: frozenset[str] = frozenset()
+    oauth_access_tokens: frozenset[str] = frozenset()
+    oauth_token_lifetime_seconds: float = float(defaults.ANTHROPIC_OAUTH_TOKEN_LIFETIME_SECONDS)
+    oauth_client_ids: frozenset[str] = frozenset()
+    oauth_token_fault: Fault | None = None
+
+
+SECTION = Section("anthropic", AnthropicConfig, (
+    *common_fields("anthropic", [defaults.ANTHROPIC_KEY], ["claude-*"]),
+    Field("sse_padding", scalar(bool), True),
+    Field("oauth_refresh_tokens", frozen_strings, [defaults.ANTHROPIC_OAUTH_REFRESH_TOKEN],
+          flag="--anthropic-refresh-token", flag_mode="add", metavar="TOKEN",
+          help="another OAuth refresh token the token endpoint accepts (once: tokens rotate)"),
+    Field("oauth_access_tokens", frozen_strings, [], flag="--anthropic-access-token", flag_mode="add",
+          metavar="TOKEN", help="an OAuth access token valid from start for the token lifetime"),
+    Field("oauth_token_lifetime_seconds", positive(float), float(defaults.ANTHROPIC_OAUTH_TOKEN_LIFETIME_SECONDS),
+          flag="--oauth-token-lifetime", flag_type=float, metavar="SECONDS",
+          help="lifetime of OAuth access tokens (default 28800)"),
+    Field("oauth_client_ids", frozen_strings, []),
+    Field("oauth_token_fault", optional_fault, None, flag="--oauth-token-fault", metavar="SPEC",
+          help="a fault every token refresh suffers, e.g. 400 (invalid_grant) or 500"),
+))
+
+
+def _content_problem(index: int, message: Any) -> str | None:
+    if not isinstance(message, dict):
+        return f"messages.{index}: Input does not match the expected shape."
+    role = message.get("role")
+    if role is None:
+        return f"messages.{index}.role: Field required"
+    if role not in ("user", "assistant"):
+        return f"messages.{index}.role: Input should be 'user' or 'assistant'"
+    content = message.get("content")
+    if content is None:
+        return f"messages.{index}.content: Field required"
+    if not isinstance(content, str | list):
+        return f"messages.{index}.content: Input should be a valid list"
+    return None
+
+
+def max_tokens_problem(body: dict[str, Any]) -> str | None:
+    if "max_tokens" not in body:
+        return "max_tokens: Field required"
+    max_tokens = body["max_tokens"]
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        return "max_tokens: Input should be a valid integer"
+    if max_tokens < 1:
+        return "max_tokens: Input should be greater than or equal to 1"
+    return None
+
+
+def messages_problem(body: dict[str, Any]) -> str | None:
+    """The vendor's message for the first problem in ``messages`` (shared with Bedrock), or None."""
+    if "messages" not in body:
+        return "messages: Field required"
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        return "messages: Input should be a valid list"
+    if not messages:
+        return "messages: at least one message is required"
+    for index, message in enumerate(messages):
+        problem = _content_problem(index, message)
+        if problem:
+            return problem
+    return None
+
+
+def validate(body: Any, *, needs_max_tokens: bool = True) -> str | None:
+    """The vendor's 400 message for the first problem in a Messages request body, or None."""
+    if not isinstance(body, dict):
+        return "Input should be a valid dictionary"
+    problem = (max_tokens_problem(body) if needs_max_tokens else None) or messages_problem(body)
+    if problem:
+        return problem
+    if "model" not in body:
+        return "model: Field required"
+    if not isinstance(body["model"], str):
+        return "model: Input should be a valid string"
+    if not isinstance(body.get("stream", False), bool):
+        return "stream: Input should be a valid boolean"
+    return None
+
+
+def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+        "inference_geo": "not_available",
+    }
+
+
+def message_body(
+    model: str, message_id: str, text: str, stop_reason: str, input_tokens: int, output_tokens: int
+) -> dict[str, Any]:
+    """The non-stream ``message`` object."""
+    return {
+        "model": model,
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "stop_details": None,
+        "usage": usage(input_tokens, output_tokens),
+    }
+
+
+def stream_frames(
+    model: str,
+    message_id: str,
+    input_tokens: int,
+    output_tokens: int,
+    stop_reason: str,
+    *,
+    chunk_tokens: int = 1,
+    pad: bool = True,
+    error_after: int | None = None,
+) -> list[Frame]:
+    """The SSE events of one streamed reply; with `error_after`, that many deltas then ``event: error``."""
+    start = {
+        "type": "message_start",
+        "message": {
+            "model": model,
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "stop_details": None,
+            "usage": usage(input_tokens, 1),
+        },
+    }
+    frames: list[Frame] = []
+
+    def add(event: bytes, data: bytes, tokens: int = 0) -> None:
+        frames.append((anthropic_frame(event, data, pad_width(len(frames)) if pad else 0), tokens))
+
+    add(b"message_start", orjson.dumps(start))
+    add(b"content_block_start", _BLOCK_START)
+    frames.append((ANTHROPIC_PING, 0))
+    deltas = textgen.chunks(output_tokens, chunk_tokens)
+    if error_after is not None:
+        deltas = deltas[:error_after]
+    for text_json, count in deltas:
+        add(b"content_block_delta", _DELTA_HEAD + text_json + b"}}", count)
+    if error_after is not None:
+        frames.append((anthropic_frame(b"error", _STREAM_OVERLOADED), 0))
+        return frames
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": None, "stop_details": None},
+        "usage": {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+        },
+    }
+    add(b"content_block_stop", _BLOCK_STOP)
+    add(b"message_delta", orjson.dumps(delta))
+    add(b"message_stop", _MESSAGE_STOP)
+    return frames
+
+
+def _betas(request: web.Request) -> set[str]:
+    return {beta.strip() for value in request.headers.getall("anthropic-beta", ()) for beta in value.split(",")}
+
+
+class Messages(Endpoint):
+    """``POST /v1/messages``. Order: auth, version header, faults, JSON, validation, model."""
+
+    api = API
+
+    def __init__(self, config: SimulatorConfig, tokens: OAuthTokens) -> None:
+        super().__init__(config)
+        self.vendor: AnthropicConfig = config.anthropic
+        self.tokens = tokens
+
+    def _authenticate(self, request: web.Request) -> str:
+        key = request.headers.get("x-api-key", "").strip()
+        if key:
+            if not self.vendor.key_ok(key):
+                raise AnthropicError(401, "invalid x-api-key")
+            return key
+        authorization = request.headers.get("authorization", "")
+        token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        if not token:
+            raise AnthropicError(401, "x-api-key header is required")
+        if self.vendor.key_ok(token):
+            return token
+        state = self.tokens.access_state(token)
+        if state == "unknown":
+            raise AnthropicError(401, "Invalid bearer token")
+        if OAUTH_BETA not in _betas(request):
+            raise AnthropicError(401, OAUTH_UNSUPPORTED)
+        if state == "expired":
+            raise AnthropicError(401, OAUTH_EXPIRED)
+        return token
+
+    def admit(self, ex: Exchange) -> str:
+        key = self._authenticate(ex.request)
+        if not ex.request.headers.get("anthropic-version"):
+            raise AnthropicError(400, "anthropic-version: header is required")
+        return key
+
+    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
+        return self.vendor.key_faults, self.config.faults
+
+    def bad_request(self, message: str) -> Refusal:
+        return AnthropicError(400, message)
+
+    def fault_refusal(self, ex: Exchange, fault: Fault) -> Refusal:
+        return fault_error(fault)
+
+    def _checked(self, ex: Exchange, *, needs_max_tokens: bool) -> dict[str, Any]:
+        if ex.bad_json is not None:
+            raise AnthropicError(400, f"The request body is not valid JSON: {ex.bad_json}")
+        problem = validate(ex.body, needs_max_tokens=needs_max_tokens)
+        if problem is not None:
+            raise AnthropicError(400, problem)
+        body: dict[str, Any] = ex.body
+        if not self.vendor.serves(body["model"]):
+            raise AnthropicError(404, f"model: {body['model']}")
+        return body
+
+    def validate(self, ex: Exchange) -> dict[str, Any]:
+        return self._checked(ex, needs_max_tokens=True)
+
+    async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
+        config, body, request = self.config, plan, ex.request
+        stream = body.get("stream") is True
+        model, max_tokens = body["model"], body["max_tokens"]
+        output_tokens = min(config.reply_tokens, max_tokens)
+        stop_reason = "max_tokens" if max_tokens < config.reply_tokens else "end_turn"
+        input_tokens = textgen.estimate_tokens(body["messages"], body.get("system"), body.get("tools"))
+        message_id = ids.anthropic_message_id()
+        delay = config.first_byte_delay + faults.extra_delay(fault)
+        headers = {
+            "Content-Type": SSE_TYPE if stream else JSON_TYPE,
+            "request-id": ids.anthropic_request_id(),
+            "anthropic-organization-id": ORGANIZATION_ID,
+            "x-robots-tag": "none",
+        }
+        ratelimit.anthropic(headers, input_tokens)
+        if stream:
+            headers["Cache-Control"] = "no-cache"
+            frames = stream_frames(
+                model, message_id, input_tokens, output_tokens, stop_reason,
+                chunk_tokens=config.chunk_tokens,
+                pad=self.vendor.sse_padding,
+                error_after=faults.count(fault, "stream_error"),
+            )
+            return await delivery.send_stream(
+                request, headers, frames,
+                delay=delay,
+                seconds_per_token=config.seconds_per_token,
+                disconnect_after=faults.count(fault, "disconnect"),
+            )
+        text = textgen.reply(output_tokens).text
+        payload = orjson.dumps(message_body(model, message_id, text, stop_reason, input_tokens, output_tokens))
+        return await delivery.send_body(
+            request, 200, headers, payload,
+            delay=delay + output_tokens * config.seconds_per_token,
+            disconnect=faults.count(fault, "disconnect") is not None,
+        )
+
+
+class CountTokens(Messages):
+    """``POST /v1/messages/count_tokens``: ``{"input_tokens": N}`` by the same estimate; no faults."""
+
+    faults = False
+
+    def validate(self, ex: Exchange) -> dict[str, Any]:
+        return self._checked(ex, needs_max_tokens=False)
+
+    async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
+        tokens = textgen.estimate_tokens(plan["messages"], plan.get("system"), plan.get("tools"))
+        headers = {"Content-Type": JSON_TYPE, "request-id": ids.anthropic_request_id()}
+        return web.Response(headers=headers, body=orjson.dumps({"input_tokens": tokens}))
+
+
+def routes(config: SimulatorConfig) -> list[Route]:
+    tokens = OAuthTokens(config.anthropic)
+    return [
+        Route("POST", "/v1/messages", Messages(config, tokens)),
+        Route("POST", "/v1/messages/count_tokens", CountTokens(config, tokens)),
+        Route("POST", "/v1/oauth/token", TokenEndpoint(config, tokens)),
+    ]
