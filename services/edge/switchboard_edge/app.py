@@ -32,7 +32,8 @@ from switchboard_edge.errors import (
     format_for_path,
     render,
 )
-from switchboard_edge.relay import Endpoint, Relay
+from switchboard_edge.exchange import Endpoint
+from switchboard_edge.relay import Relay
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.spool import UsageSpool
 from switchboard_edge.upstream import registry

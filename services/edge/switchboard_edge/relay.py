@@ -22,20 +22,17 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
-from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
-from switchboard_edge import inbound, metrics
+from switchboard_edge import inbound, metrics, wire
 from switchboard_edge.admission import Admission
 from switchboard_edge.body import BodyBudget, ClientLeft, read_body
 from switchboard_edge.control import ControlPlane
@@ -49,6 +46,19 @@ from switchboard_edge.errors import (
     render,
     stream_error_event,
 )
+from switchboard_edge.exchange import (
+    CLIENT_CLOSED,
+    CLIENT_CLOSED_STATUS,
+    COMPLETE,
+    ERROR,
+    SHUTDOWN,
+    TIMEOUT,
+    UPSTREAM_BROKE,
+    UPSTREAM_ENDED,
+    UPSTREAM_ERROR,
+    Endpoint,
+    Exchange,
+)
 from switchboard_edge.oauth import OAuthTokens, RefreshFailed
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.upstream.base import Call, Platform, StreamTap, response_headers
@@ -58,64 +68,9 @@ from switchboard_edge.usage import Usage, estimate_input
 
 log = logging.getLogger(__name__)
 
-SessionReader = Callable[[Mapping[str, Any], Mapping[str, str]], str]
-
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
-# How a request ended (UsageRecord.end_reason).
-COMPLETE = "complete"
-CLIENT_CLOSED = "client_closed"
-UPSTREAM_BROKE = "upstream_broke"
-UPSTREAM_ENDED = "upstream_ended"
-UPSTREAM_ERROR = "upstream_error"
-TIMEOUT = "timeout"
-SHUTDOWN = "shutdown"
-ERROR = "error"
-# nginx's status for "the client closed the connection": never sent (nobody is listening), only recorded.
-CLIENT_CLOSED_STATUS = 499
-
 _RESTARTING = "The gateway is restarting; retry the request."
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A client-facing route: its dialect, the platforms it reaches and how."""
-
-    route: str
-    client_format: ClientFormat
-    operation: str
-    # Platforms tried when the model string names none, in preference order (the registry's natives).
-    platforms: tuple[str, ...]
-    session: SessionReader
-
-
-@dataclass(eq=False)
-class Exchange:
-    """Everything known about one request while it is in flight."""
-
-    endpoint: Endpoint
-    request_id: str
-    started: float
-    started_wall: float
-    model: str = ""
-    stream: bool = False
-    session: str = ""
-    platform: str = ""
-    body: Mapping[str, Any] = field(default_factory=dict)
-    admission: Admission | None = None
-    # The current attempt's lease has not been reported back yet.
-    lease_open: bool = False
-    upstream_model: str = ""
-    upstream_started: float = 0.0
-    upstream_time: float = 0.0
-    first_byte: float = 0.0
-    usage: Usage = field(default_factory=Usage)
-    usage_estimated: bool = False
-    # Set once, by whoever ends the request early (the client leaving, the drain); empty while it runs.
-    end_reason: str = ""
-    # The task handling the request until its response starts; the upstream response while streaming.
-    task: asyncio.Task[Any] | None = None
-    upstream: aiohttp.ClientResponse | None = None
 
 
 class UpstreamAttemptFailed(Exception):
@@ -516,16 +471,7 @@ class Relay:
         if pick is None or not exchange.lease_open:
             return
         exchange.lease_open = False
-        self._reports.report(router_pb2.ReportOutcomeRequest(
-            lease_id=pick.lease_id,
-            account_id=pick.account.id,
-            outcome=outcome,
-            status_code=status,
-            time_to_first_byte=_duration(exchange.first_byte),
-            duration=_duration(time.perf_counter() - exchange.upstream_started),
-            error_type=error_type,
-            session_hint=exchange.session,
-        ))
+        self._reports.report(wire.outcome(exchange, outcome, status, error_type))
 
     def _fail(self, exchange: Exchange, error: SwitchboardError) -> Response:
         status, payload, headers = render(error, exchange.endpoint.client_format)
@@ -565,7 +511,7 @@ class Relay:
                     metrics.TOKEN_USAGE.labels(endpoint.operation, platform, model, response_model,
                                                token_type).observe(count)
         if record and exchange.admission is not None:
-            self._reports.record_usage(_usage_record(exchange, status, truncated, elapsed))
+            self._reports.record_usage(wire.usage_record(exchange, status, truncated, elapsed))
 
 
 def _rest(call: Call) -> tuple[Any, ...]:
@@ -598,44 +544,3 @@ async def _watch_disconnect(receive: Receive, exchange: Exchange) -> None:
     if not exchange.end_reason and exchange.task is not None:
         exchange.end_reason = CLIENT_CLOSED
         exchange.task.cancel()
-
-
-def _duration(seconds: float) -> Duration:
-    duration = Duration()
-    duration.FromNanoseconds(int(seconds * 1e9))
-    return duration
-
-
-def _usage_record(exchange: Exchange, status: int, truncated: bool, elapsed: float) -> auth_pb2.UsageRecord:
-    admission = exchange.admission
-    assert admission is not None
-    started = Timestamp()
-    started.FromNanoseconds(int(exchange.started_wall * 1e9))
-    usage = exchange.usage
-    return auth_pb2.UsageRecord(
-        request_id=exchange.request_id,
-        key_id=admission.identity.key_id,
-        platform=exchange.platform,
-        account_id=admission.pick.account.id,
-        model=exchange.model,
-        upstream_model=exchange.upstream_model,
-        usage=auth_pb2.TokenUsage(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_input_tokens=usage.cache_read_input_tokens,
-            cache_creation_input_tokens=usage.cache_creation_input_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cache_creation_5m_input_tokens=usage.cache_creation_5m_input_tokens,
-            cache_creation_1h_input_tokens=usage.cache_creation_1h_input_tokens,
-        ),
-        status_code=status,
-        stream=exchange.stream,
-        truncated=truncated,
-        started_at=started,
-        duration=_duration(elapsed),
-        time_to_first_token=_duration(exchange.first_byte),
-        client_format=exchange.endpoint.client_format.value,
-        session_id=exchange.session,
-        usage_estimated=exchange.usage_estimated,
-        end_reason=exchange.end_reason or ERROR,
-    )

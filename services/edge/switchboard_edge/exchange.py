@@ -1,0 +1,67 @@
+"""One request in flight: the route it came by (`Endpoint`), what is known of it (`Exchange`), how it ended."""
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from switchboard_edge.admission import Admission
+from switchboard_edge.errors import ClientFormat
+from switchboard_edge.usage import Usage
+
+SessionReader = Callable[[Mapping[str, Any], Mapping[str, str]], str]
+
+# How a request ended (UsageRecord.end_reason).
+COMPLETE = "complete"
+CLIENT_CLOSED = "client_closed"
+UPSTREAM_BROKE = "upstream_broke"
+UPSTREAM_ENDED = "upstream_ended"
+UPSTREAM_ERROR = "upstream_error"
+TIMEOUT = "timeout"
+SHUTDOWN = "shutdown"
+ERROR = "error"
+# nginx's status for "the client closed the connection": never sent (nobody is listening), only recorded.
+CLIENT_CLOSED_STATUS = 499
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A client-facing route: its dialect, the platforms it reaches and how."""
+
+    route: str
+    client_format: ClientFormat
+    operation: str
+    # Platforms tried when the model string names none, in preference order (the registry's natives).
+    platforms: tuple[str, ...]
+    session: SessionReader
+
+
+@dataclass(eq=False)
+class Exchange:
+    """Everything known about one request while it is in flight."""
+
+    endpoint: Endpoint
+    request_id: str
+    started: float
+    started_wall: float
+    model: str = ""
+    stream: bool = False
+    session: str = ""
+    platform: str = ""
+    body: Mapping[str, Any] = field(default_factory=dict)
+    admission: Admission | None = None
+    # The current attempt's lease has not been reported back yet.
+    lease_open: bool = False
+    upstream_model: str = ""
+    upstream_started: float = 0.0
+    upstream_time: float = 0.0
+    first_byte: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    usage_estimated: bool = False
+    # Set once, by whoever ends the request early (the client leaving, the drain); empty while it runs.
+    end_reason: str = ""
+    # The task handling the request until its response starts; the upstream response while streaming.
+    task: asyncio.Task[Any] | None = None
+    upstream: aiohttp.ClientResponse | None = None
