@@ -13,13 +13,23 @@ from switchboard_router.pool import AccountPool
 from switchboard_router.server import RouterServicer
 
 
+def credential(name: str, platform: str) -> dict[str, Any]:
+    """The YAML credential fields a platform requires, with values unique to the account."""
+    if platform == "claude-official":
+        return {"oauth": {"refresh_token": f"rt-test-{name}-secret"}}
+    if platform == "bedrock":
+        return {"region": "us-east-1",
+                "aws": {"access_key_id": f"AKIATEST{name}", "secret_access_key": f"aws-test-{name}-secret"}}
+    return {"api_key": f"sk-test-{name}-secret"}
+
+
 def account(name: str, platform: str = "claude-console", **fields: Any) -> dict[str, Any]:
     """One YAML account entry with the required fields filled in."""
     return {
         "name": name,
         "platform": platform,
         "base_url": f"http://127.0.0.1:8090/{name}/",
-        "api_key": f"sk-test-{name}-secret",
+        **credential(name, platform),
         **fields,
     }
 

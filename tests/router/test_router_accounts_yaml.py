@@ -137,7 +137,8 @@ DROP = object()
         pytest.param({"name": "[1]"}, "name", "expected a string, got list", id="name-not-string"),
         pytest.param({"platform": DROP}, "platform", "is required", id="platform-missing"),
         pytest.param({"platform": "claude"}, "platform", "unknown platform 'claude'", id="platform-unknown"),
-        pytest.param({"base_url": DROP}, "base_url", "is required", id="base-url-missing"),
+        pytest.param({"base_url": DROP, "platform": "claude-ccr"}, "base_url", "is required for platform claude-ccr",
+                     id="base-url-missing"),
         pytest.param({"base_url": "ftp://x"}, "base_url", "http:// or https://", id="base-url-scheme"),
         pytest.param({"api_key": DROP}, "api_key", "one of 'api_key' or 'api_key_env'", id="key-missing"),
         pytest.param({"api_key_env": "K"}, "api_key", "set only one", id="key-both"),
@@ -160,6 +161,8 @@ DROP = object()
         pytest.param({"timeout_seconds": "true"}, "timeout_seconds", "positive number", id="timeout-bool"),
         pytest.param({"timeout_seconds": ".inf"}, "timeout_seconds", "up to 86400", id="timeout-infinite"),
         pytest.param({"timeout_seconds": "86401"}, "timeout_seconds", "up to 86400", id="timeout-too-long"),
+        pytest.param({"connect_timeout_seconds": "0"}, "connect_timeout_seconds", "positive number",
+                     id="connect-timeout-zero"),
         pytest.param({"prority": "1"}, "prority", "unknown field", id="unknown-field"),
     ],
 )

@@ -39,7 +39,8 @@ def is_glob(pattern: str) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Account:
-    """One upstream account. `error` is set when it cannot be used (e.g. a missing secret)."""
+    """One upstream account. `error` is set when it cannot be used (a missing secret, a failed
+    credential refresh); the account is then in the error state and never picked."""
 
     name: str
     platform: str
@@ -52,8 +53,19 @@ class Account:
     model_mapping: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     groups: frozenset[str] = frozenset()
-    # Upstream timeout for this account; 0 leaves it to the edge's own setting.
+    # Upstream read timeout and connect timeout for this account; 0 leaves each to the edge's setting.
     timeout_seconds: float = 0.0
+    connect_timeout_seconds: float = 0.0
+    # Outbound proxy URL ("" direct); it may hold a password, so it is kept out of reprs and listings.
+    proxy_url: str = field(default="", repr=False)
+    # Per-platform settings (see platform_fields): bedrock region; azure-openai deployments
+    # (model or glob -> deployment), api_version, path_style; openai organization, project.
+    region: str = ""
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    api_version: str = ""
+    path_style: str = ""
+    organization: str = ""
+    project: str = ""
     error: str | None = None
     # Stable id "<platform>/<name>"; derived, stored because every pick reads it.
     id: str = field(init=False)

@@ -1,186 +1,197 @@
 """The accounts YAML format: parse and validate it into `Account`s (no file I/O here).
 
-The only module that imports `yaml`. Format::
+The only module that imports `yaml`. Fields every account has::
 
     accounts:
-      - name: sim-claude            # required; [A-Za-z0-9._-], unique per platform;
+      - name: team-claude           # required; [A-Za-z0-9._-], unique per platform;
                                     #   the account id is "<platform>/<name>"
         platform: claude-console    # required; one of switchboard_common.platforms.ALL
-        base_url: http://127.0.0.1:8090   # required; http(s), trailing "/" dropped
-        api_key: sk-...             # the credential inline, or
-        api_key_env: ANTHROPIC_KEY  #   the name of an environment variable read at load
-                                    #   time (exactly one of the two)
+        base_url: https://api.anthropic.com   # http(s), trailing "/" dropped; defaults to the
+                                    #   vendor's own where it has one (platform_fields)
         priority: 50                # integer, lower wins; default 50
         enabled: true               # default true
         models: ["claude-*"]        # glob patterns served (fnmatchcase); default ["*"]
         model_mapping:              # requested model (exact, or glob) -> upstream model;
           claude-sonnet-4: claude-sonnet-4-20250514   # exact keys win, then globs in order
-        headers: {}                 # extra upstream headers, string -> string
+        headers: {}                 # extra upstream headers, name -> value
         groups: []                  # key groups that may use it; empty = default pool
-        timeout_seconds: 600        # upstream timeout in seconds, 0 < t <= 86400; omit it
-                                    #   to use the edge's SWITCHBOARD_EDGE_UPSTREAM_TIMEOUT_SECONDS
+        timeout_seconds: 600        # longest upstream silence, 0 < t <= 86400; omitted: the
+                                    #   edge's SWITCHBOARD_EDGE_UPSTREAM_TIMEOUT_SECONDS
+        connect_timeout_seconds: 10 # connecting upstream, same range; omitted: the edge's
+                                    #   SWITCHBOARD_EDGE_UPSTREAM_CONNECT_TIMEOUT_SECONDS
+        proxy_url: socks5h://proxy:1080   # http, https, socks5 or socks5h URL with a port; omitted: direct
+
+Then the platform's own fields (credentials, region, Azure settings, …), read and
+checked by the platform's reader in `platform_fields`. Every secret (and the proxy
+URL, which may hold a password) is given inline (`api_key: sk-…`) or as the name of
+an environment variable read at load time (`api_key_env: ANTHROPIC_KEY`), never both.
 
 Unknown fields are errors (a typo must not silently change routing), and so is an
 empty document: a file caught half-written must not empty the pool. Every problem
-is reported at once, each naming the account and the field. An `api_key_env`
-naming an unset variable is not a file error: that account loads in the error
-state (`Account.error`) and the rest of the pool stays usable. Credential values
-never appear in any message. Write the file atomically (write, then rename).
+is reported at once, each naming the account and the field. A `*_env` naming an
+unset variable is not a file error: that account loads in the error state
+(`Account.error`) and the rest of the pool stays usable. Credential values never
+appear in any message (YAML syntax errors are reported by line and column, without
+the line's text). Write the file atomically (write, then rename).
 """
 
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from switchboard_common import platforms
 from switchboard_router.accounts import DEFAULT_PRIORITY, Account
 from switchboard_router.errors import AccountsInvalid
+from switchboard_router.platform_fields import PLATFORMS, PlatformFields, misplaced
+from switchboard_router.yaml_fields import Fields, Findings, kind, secret_names
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _INT32 = (-(2**31), 2**31 - 1)
-_MAX_TIMEOUT_SECONDS = 86_400
-_FIELDS = frozenset({
-    "name", "platform", "base_url", "api_key", "api_key_env", "priority", "enabled",
-    "models", "model_mapping", "headers", "groups", "timeout_seconds",
-})
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# Headers that frame the request: the edge owns them.
+_FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+COMMON_FIELDS = frozenset({
+    "name", "platform", "base_url", "priority", "enabled", "models", "model_mapping", "headers",
+    "groups", "timeout_seconds", "connect_timeout_seconds",
+}) | secret_names("proxy_url")
 
 
-class _Problems:
-    """Collects messages for one account, each prefixed with where it is."""
-
-    def __init__(self, where: str, out: list[str]) -> None:
-        self.where, self.out, self.count = where, out, 0
-
-    def add(self, field: str, message: str) -> None:
-        self.out.append(f"{self.where}: field '{field}': {message}")
-        self.count += 1
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _string(raw: Mapping[str, Any], field: str, p: _Problems, *, required: bool) -> str | None:
-    value = raw.get(field)
+def _base_url(fields: Fields, platform: str, own: PlatformFields) -> str | None:
+    value = fields.string("base_url")
     if value is None:
-        if required:
-            p.add(field, "is required")
-        return None
-    if not isinstance(value, str):
-        p.add(field, f"expected a string, got {_kind(value)}")
-        return None
-    if not value.strip():
-        p.add(field, "must not be empty")
-        return None
-    return value.strip()
+        if own.default_base_url is None and not fields.has("base_url"):
+            fields.add("base_url", f"is required for platform {platform}")
+        return own.default_base_url
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not value.startswith(("http://", "https://")):
+        fields.add("base_url", "must start with http:// or https://")
+    elif not parts.hostname or parts.query or parts.fragment:
+        fields.add("base_url", "must be a URL with a host and no query or fragment")
+    elif platform == platforms.AZURE_OPENAI and parts.path.rstrip("/").endswith("/openai"):
+        fields.add("base_url", "give the resource endpoint without '/openai' (e.g. https://myres.openai.azure.com)")
+    return value.rstrip("/")
 
 
-def _string_list(raw: Mapping[str, Any], field: str, p: _Problems, default: list[str]) -> list[str]:
-    value = raw.get(field, default)
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        p.add(field, "expected a list of non-empty strings")
-        return default
-    return [v.strip() for v in value]
+def _proxy_url(fields: Fields) -> str:
+    value = fields.secret("proxy_url", required=False)
+    if not value:
+        return ""
+    try:  # messages never show the URL: it may carry a password
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme.lower() not in _PROXY_SCHEMES:
+        fields.add("proxy_url", f"expected a URL with scheme {', '.join(_PROXY_SCHEMES)}")
+    elif not parts.hostname or port is None:
+        fields.add("proxy_url", "expected a URL with a host and a port, e.g. socks5h://proxy.internal:1080")
+    elif parts.path not in ("", "/") or parts.query or parts.fragment:
+        fields.add("proxy_url", "expected scheme://[user:password@]host:port with nothing after the port")
+    return value
 
 
-def _string_map(raw: Mapping[str, Any], field: str, p: _Problems) -> dict[str, str]:
-    value = raw.get(field, {})
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        p.add(field, f"expected a mapping of string to string, got {_kind(value)}")
-        return {}
-    result: dict[str, str] = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or not key or not isinstance(item, str) or not item:
-            p.add(field, f"entry {key!r}: key and value must be non-empty strings")
-        else:
-            result[key] = item
-    return result
+def _headers(fields: Fields) -> dict[str, str]:
+    headers = fields.string_map("headers")
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            fields.add("headers", f"entry {name[:100]!r}: not a valid header name")
+        elif name.lower() in _FRAMING_HEADERS:
+            fields.add("headers", f"entry {name!r}: set by the edge, not by an account")
+        elif not _HEADER_VALUE.fullmatch(value):
+            fields.add("headers", f"entry {name!r}: the value holds control characters")
+    return headers
 
 
-def _account(
-    index: int, raw: object, environ: Mapping[str, str], problems: list[str]
-) -> Account | None:
+def _account(index: int, raw: object, environ: Mapping[str, str], problems: list[str]) -> Account | None:
     if not isinstance(raw, dict):
-        problems.append(f"accounts[{index}]: expected a mapping, got {_kind(raw)}")
+        problems.append(f"accounts[{index}]: expected a mapping, got {kind(raw)}")
         return None
     label = raw.get("name")
     if not isinstance(label, str) or not label.strip():
         label = "?"
-    p = _Problems(f"accounts[{index}] ({label})", problems)
-    for unknown in sorted(str(k) for k in raw if k not in _FIELDS):
-        p.add(unknown, "unknown field")
+    findings = Findings(f"accounts[{index}] ({label})", environ)
+    fields = Fields(raw, findings)
 
-    name = _string(raw, "name", p, required=True)
+    name = fields.string("name", required=True)
     if name is not None and not _NAME.fullmatch(name):
-        p.add("name", "may hold only letters, digits, '.', '_' and '-', starting with a letter or digit")
-    platform = _string(raw, "platform", p, required=True)
-    if platform is not None and not platforms.is_platform(platform):
-        p.add("platform", f"unknown platform {platform!r}; expected one of {', '.join(platforms.ALL)}")
-    base_url = _string(raw, "base_url", p, required=True)
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        p.add("base_url", "must start with http:// or https://")
+        fields.add("name", "may hold only letters, digits, '.', '_' and '-', starting with a letter or digit")
+    platform = fields.string("platform", required=True)
+    spec = PLATFORMS.get(platform or "")
+    if platform is not None and spec is None:
+        fields.add("platform", f"unknown platform {platform!r}; expected one of {', '.join(platforms.ALL)}")
+    if platform is None or spec is None:  # without a platform, only its common fields can be checked
+        fields.check_known(COMMON_FIELDS | {f for s in PLATFORMS.values() for f in s.fields})
+        problems.extend(findings.problems)
+        return None
+    fields.check_known(COMMON_FIELDS | spec.fields,
+                       hint={f: misplaced(f, platform) for f in raw if isinstance(f, str) and misplaced(f, platform)})
 
-    api_key, error = "", None
-    inline, from_env = raw.get("api_key") is not None, raw.get("api_key_env") is not None
-    if inline and from_env:
-        p.add("api_key", "set only one of 'api_key' and 'api_key_env'")
-    elif inline:
-        api_key = _string(raw, "api_key", p, required=True) or ""
-    elif from_env:
-        variable = _string(raw, "api_key_env", p, required=True)
-        if variable is not None:
-            api_key = environ.get(variable, "").strip()
-            if not api_key:
-                error = f"environment variable {variable} (api_key_env) is not set or empty"
-    else:
-        p.add("api_key", "one of 'api_key' or 'api_key_env' is required")
-
-    priority = raw.get("priority", DEFAULT_PRIORITY)
-    if isinstance(priority, bool) or not isinstance(priority, int) or not _INT32[0] <= priority <= _INT32[1]:
-        p.add("priority", f"expected a 32-bit integer, got {priority!r}")
-    enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        p.add("enabled", f"expected true or false, got {_kind(enabled)}")
-    models = _string_list(raw, "models", p, ["*"])
+    own = spec.read(fields)
+    base_url = _base_url(fields, platform, own)
+    priority = fields.integer("priority", DEFAULT_PRIORITY, *_INT32, "a 32-bit integer")
+    enabled = fields.boolean("enabled", True)
+    models = fields.string_list("models", ["*"])
     if not models:
-        p.add("models", "must not be empty (omit it to serve every model)")
-    model_mapping = _string_map(raw, "model_mapping", p)
-    headers = _string_map(raw, "headers", p)
-    groups = _string_list(raw, "groups", p, [])
-    timeout = raw.get("timeout_seconds")  # None: unset, the edge's own timeout applies
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= _MAX_TIMEOUT_SECONDS
-    ):
-        p.add("timeout_seconds", f"expected a positive number up to {_MAX_TIMEOUT_SECONDS}, got {timeout!r}")
+        fields.add("models", "must not be empty (omit it to serve every model)")
+    model_mapping = fields.string_map("model_mapping")
+    headers = _headers(fields)
+    groups = fields.string_list("groups", [])
+    timeout = fields.seconds("timeout_seconds")
+    connect_timeout = fields.seconds("connect_timeout_seconds")
+    proxy_url = _proxy_url(fields)
 
-    if p.count or name is None or platform is None or base_url is None:
+    problems.extend(findings.problems)
+    if findings.problems or name is None or base_url is None:
         return None
     return Account(
         name=name,
         platform=platform,
-        base_url=base_url.rstrip("/"),
-        api_key=api_key,
+        base_url=base_url,
+        api_key=own.api_key,
+        secrets=own.secrets,
         priority=priority,
         enabled=enabled,
         models=tuple(models),
         model_mapping=model_mapping,
         headers=headers,
         groups=frozenset(groups),
-        timeout_seconds=float(timeout or 0),
-        error=error,
+        timeout_seconds=timeout,
+        connect_timeout_seconds=connect_timeout,
+        proxy_url=proxy_url,
+        region=own.region,
+        deployments=own.deployments,
+        api_version=own.api_version,
+        path_style=own.path_style,
+        organization=own.organization,
+        project=own.project,
+        error="; ".join(findings.unset_env) or None,
     )
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without PyYAML's snippet of the line (it may hold a secret)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return "not valid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    context = ""
+    if exc.context and exc.problem:
+        start = f" from line {exc.context_mark.line + 1}" if exc.context_mark else ""
+        context = f" ({exc.context}{start})"
+    return f"not valid YAML{where}: {exc.problem or exc.context or 'syntax error'}{context}"
 
 
 def parse_accounts(text: str, *, source: str, environ: Mapping[str, str]) -> list[Account]:
     """Accounts in file order, or `AccountsInvalid` listing every problem."""
     try:
-        document = yaml.safe_load(text)
+        document: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise AccountsInvalid(source, [f"not valid YAML: {exc}"]) from None
+        raise AccountsInvalid(source, [_yaml_error(exc)]) from None
     if not isinstance(document, dict) or "accounts" not in document:
         raise AccountsInvalid(source, ["expected a mapping with an 'accounts' list at the top level"])
     extra = sorted(str(k) for k in document if k != "accounts")
@@ -190,7 +201,7 @@ def parse_accounts(text: str, *, source: str, environ: Mapping[str, str]) -> lis
     if entries is None:
         entries = []
     if not isinstance(entries, list):
-        raise AccountsInvalid(source, [f"'accounts' must be a list, got {_kind(entries)}"])
+        raise AccountsInvalid(source, [f"'accounts' must be a list, got {kind(entries)}"])
 
     problems: list[str] = []
     accounts: list[Account] = []

@@ -1,5 +1,7 @@
 """Domain ↔ protobuf: the only module that knows the router.proto field layout."""
 
+from urllib.parse import urlsplit, urlunsplit
+
 from google.protobuf.duration_pb2 import Duration
 
 from switchboard.router.v1 import router_pb2
@@ -30,9 +32,11 @@ def duration(seconds: float) -> Duration:
 
 
 def account_message(account: Account, *, with_credential: bool) -> router_pb2.Account:
-    """The Account message; the credential only when `with_credential` (Pick, never listings).
+    """The Account message; the credential only when `with_credential` (Pick, never listings),
+    and in listings a proxy URL's password is masked.
 
-    `timeout` is left unset when the account has none, so the edge applies its own.
+    `timeout` and `connect_timeout` are left unset when the account has none, so the edge
+    applies its own.
     """
     message = router_pb2.Account(
         id=account.id,
@@ -43,13 +47,36 @@ def account_message(account: Account, *, with_credential: bool) -> router_pb2.Ac
         headers=account.headers,
         priority=account.priority,
         groups=sorted(account.groups),
+        region=account.region,
+        proxy_url=account.proxy_url if with_credential else masked_proxy_url(account.proxy_url),
+        deployments=account.deployments,
+        api_version=account.api_version,
+        path_style=account.path_style,
+        organization=account.organization,
+        project=account.project,
     )
     if account.timeout_seconds > 0:
         message.timeout.CopyFrom(duration(account.timeout_seconds))
+    if account.connect_timeout_seconds > 0:
+        message.connect_timeout.CopyFrom(duration(account.connect_timeout_seconds))
     if with_credential:
         message.credential.api_key = account.api_key
         message.credential.secrets.update(account.secrets)
     return message
+
+
+def masked_proxy_url(url: str) -> str:
+    """`scheme://user:***@host:port` for a URL with a password; others unchanged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{parts.username or ''}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def credential_of(message: router_pb2.Credential) -> tuple[str, dict[str, str]]:
+    """A Credential message as (api_key, secrets)."""
+    return message.api_key, dict(message.secrets)
 
 
 def account_status(account: Account, in_flight: int) -> router_pb2.AccountStatus:

@@ -1,0 +1,259 @@
+"""What each platform needs in an account: one reader per platform id, one table (`PLATFORMS`).
+
+A platform's reader takes the account's YAML entry and returns the fields it adds to
+the common ones (credential, region, Azure settings, …) and its default base URL;
+its credential check says what a credential stored later (`StoreCredential`) must hold.
+Adding a platform is one reader, one check and one row. Secret names on the wire
+(`Credential.secrets`) are the ones router.proto documents.
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from switchboard_common import platforms
+from switchboard_router.yaml_fields import Fields, kind, secret_names
+
+ANTHROPIC_API = "https://api.anthropic.com"
+OPENAI_API = "https://api.openai.com"
+GEMINI_API = "https://generativelanguage.googleapis.com"
+AZURE_API_VERSION = "2024-10-21"  # the current GA data-plane version; the edge defaults to it too
+PATH_STYLES = ("deployments", "v1")
+
+# Credential.secrets names (router.proto).
+ACCESS_TOKEN, REFRESH_TOKEN, EXPIRES_AT = "access_token", "refresh_token", "expires_at"
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN = (
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+_DEPLOYMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PRINTABLE = re.compile(r"[\x20-\x7e]+")
+# Larger than any real POSIX time in seconds for centuries: a value past it is milliseconds.
+_MAX_POSIX_SECONDS = 100_000_000_000
+
+
+@dataclass(frozen=True)
+class PlatformFields:
+    """The platform's part of an account, as read from its entry."""
+
+    api_key: str = ""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    # Base URL when the entry gives none; None: the entry must give one.
+    default_base_url: str | None = None
+    region: str = ""
+    deployments: Mapping[str, str] = field(default_factory=dict)
+    api_version: str = ""
+    path_style: str = ""
+    organization: str = ""
+    project: str = ""
+
+
+# A stored credential's problems, each "credential.<field>: <message>", no value shown.
+CredentialCheck = Callable[[str, Mapping[str, str]], list[str]]
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    # YAML keys this platform adds to the common ones.
+    fields: frozenset[str]
+    read: Callable[[Fields], PlatformFields]
+    check_credential: CredentialCheck
+
+
+# --- stored credentials -------------------------------------------------------------------------
+
+
+def _credential_problems(api_key: str, secrets: Mapping[str, str], *, api_key_allowed: bool,
+                         allowed: frozenset[str]) -> list[str]:
+    problems = []
+    if api_key and not api_key_allowed:
+        problems.append("credential.api_key: not used by this platform")
+    for name in sorted(secrets):
+        if name not in allowed:
+            shown = repr(name) if _PRINTABLE.fullmatch(name) and len(name) <= 64 else "(unprintable)"
+            problems.append(f"credential.secrets: unknown name {shown}")
+        elif not secrets[name]:
+            problems.append(f"credential.secrets.{name}: must not be empty")
+    return problems
+
+
+def _api_key_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
+    problems = _credential_problems(api_key, secrets, api_key_allowed=True, allowed=frozenset())
+    if not api_key:
+        problems.append("credential.api_key: is required")
+    return problems
+
+
+def _oauth_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
+    problems = _credential_problems(api_key, secrets, api_key_allowed=False,
+                                    allowed=frozenset({ACCESS_TOKEN, REFRESH_TOKEN, EXPIRES_AT}))
+    if not secrets.get(REFRESH_TOKEN) and not (secrets.get(ACCESS_TOKEN) and secrets.get(EXPIRES_AT)):
+        problems.append(f"credential.secrets.{REFRESH_TOKEN}: is required (or {ACCESS_TOKEN} with {EXPIRES_AT})")
+    if secrets.get(EXPIRES_AT) and not secrets[EXPIRES_AT].isdigit():
+        problems.append(f"credential.secrets.{EXPIRES_AT}: expected POSIX seconds (digits only)")
+    return problems
+
+
+def _bedrock_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
+    problems = _credential_problems(api_key, secrets, api_key_allowed=True,
+                                    allowed=frozenset({AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN}))
+    if api_key and secrets:
+        problems.append("credential: either api_key (a Bedrock API key) or the aws_* secrets, not both")
+    elif not api_key and not (secrets.get(AWS_ACCESS_KEY_ID) and secrets.get(AWS_SECRET_ACCESS_KEY)):
+        problems.append(f"credential: api_key, or secrets {AWS_ACCESS_KEY_ID} and {AWS_SECRET_ACCESS_KEY}, required")
+    return problems
+
+
+# --- readers ------------------------------------------------------------------------------------
+
+
+def _header_value(fields: Fields, name: str) -> str:
+    """An optional value the edge sends as a header: printable ASCII only."""
+    value = fields.string(name) or ""
+    if value and not _PRINTABLE.fullmatch(value):
+        fields.add(name, "may hold only printable ASCII characters")
+        return ""
+    return value
+
+
+def _api_key_reader(default_base_url: str | None) -> Callable[[Fields], PlatformFields]:
+    """claude-console, claude-ccr (no default: base_url required), gemini: a key and nothing else."""
+
+    def read(fields: Fields) -> PlatformFields:
+        return PlatformFields(api_key=fields.secret("api_key", required=True) or "",
+                              default_base_url=default_base_url)
+
+    return read
+
+
+def _read_openai(fields: Fields) -> PlatformFields:
+    return PlatformFields(
+        api_key=fields.secret("api_key", required=True) or "",
+        default_base_url=OPENAI_API,
+        organization=_header_value(fields, "organization"),
+        project=_header_value(fields, "project"),
+    )
+
+
+def _read_azure_openai(fields: Fields) -> PlatformFields:
+    path_style = fields.choice("path_style", PATH_STYLES, "deployments")
+    api_version = fields.string("api_version")
+    if api_version is not None:
+        if path_style == "v1":
+            fields.add("api_version", "not used with path_style v1 (the /openai/v1/ API takes no api-version)")
+        elif not _API_VERSION.fullmatch(api_version):
+            fields.add("api_version", f"expected a date like {AZURE_API_VERSION} (optionally -preview), "
+                                      f"got {api_version[:40]!r}")
+    deployments = fields.string_map("deployments")
+    for model, deployment in deployments.items():
+        if not _DEPLOYMENT.fullmatch(deployment):
+            fields.add("deployments", f"entry {model[:100]!r}: a deployment name has 1-64 letters, digits, "
+                                      "'.', '_' or '-'")
+    if path_style == "deployments":
+        api_version = api_version or AZURE_API_VERSION
+    return PlatformFields(
+        api_key=fields.secret("api_key", required=True) or "",
+        default_base_url=None,  # the resource endpoint, e.g. https://myres.openai.azure.com
+        deployments=deployments,
+        api_version=api_version or "",
+        path_style=path_style,
+    )
+
+
+def _posix_seconds(fields: Fields, name: str) -> str | None:
+    """POSIX seconds (a number) or an ISO 8601 timestamp (zone-less means UTC), as a digits string."""
+    value = fields.raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            fields.add(name, "expected POSIX seconds or an ISO 8601 timestamp, got a string that is neither")
+            return None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return str(int(moment.timestamp()))
+    if isinstance(value, date) or isinstance(value, bool) or not isinstance(value, int | float):
+        fields.add(name, f"expected POSIX seconds or an ISO 8601 timestamp with a time, got {kind(value)}")
+        return None
+    if not 0 <= value < _MAX_POSIX_SECONDS:
+        fields.add(name, "expected POSIX seconds (not milliseconds), 0 or more")
+        return None
+    return str(int(value))
+
+
+_OAUTH_FIELDS = secret_names(ACCESS_TOKEN, REFRESH_TOKEN) | {EXPIRES_AT}
+
+
+def _read_claude_official(fields: Fields) -> PlatformFields:
+    oauth = fields.section("oauth", _OAUTH_FIELDS, required=True)
+    secrets: dict[str, str] = {}
+    if oauth is not None:
+        access = oauth.secret(ACCESS_TOKEN, required=False)
+        expires_at = _posix_seconds(oauth, EXPIRES_AT)
+        # A long-lived access token (no refresh token) needs its expiry; otherwise a refresh token is required.
+        refresh = oauth.secret(REFRESH_TOKEN, required=access is None or expires_at is None)
+        for name, value in ((ACCESS_TOKEN, access), (REFRESH_TOKEN, refresh), (EXPIRES_AT, expires_at)):
+            if value is not None:
+                secrets[name] = value
+    return PlatformFields(secrets=secrets, default_base_url=ANTHROPIC_API)
+
+
+_AWS_FIELDS = secret_names("access_key_id", "secret_access_key", "session_token")
+
+
+def bedrock_base_url(region: str) -> str:
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://bedrock-runtime.{region}.{suffix}"
+
+
+def _read_bedrock(fields: Fields) -> PlatformFields:
+    region = fields.string("region", required=True)
+    if region is not None and not _REGION.fullmatch(region):
+        fields.add("region", f"expected an AWS region such as us-east-1, got {region[:40]!r}")
+        region = None
+    api_key, secrets = "", {}
+    has_key = fields.has("api_key") or fields.has("api_key_env")
+    if has_key and fields.has("aws"):
+        fields.add("aws", "set either 'aws' (access keys) or 'api_key' (a Bedrock API key), not both")
+    elif has_key:
+        api_key = fields.secret("api_key", required=True) or ""
+    else:
+        aws = fields.section("aws", _AWS_FIELDS, required=False)
+        if aws is None and not fields.has("aws"):
+            fields.add("aws", "one of 'aws' (access keys) or 'api_key' (a Bedrock API key) is required")
+        if aws is not None:
+            for yaml_name, wire_name, required in (("access_key_id", AWS_ACCESS_KEY_ID, True),
+                                                   ("secret_access_key", AWS_SECRET_ACCESS_KEY, True),
+                                                   ("session_token", AWS_SESSION_TOKEN, False)):
+                value = aws.secret(yaml_name, required=required)
+                if value is not None:
+                    secrets[wire_name] = value
+    return PlatformFields(api_key=api_key, secrets=secrets, region=region or "",
+                          default_base_url=bedrock_base_url(region) if region else None)
+
+
+_KEY = secret_names("api_key")
+
+PLATFORMS: Mapping[str, PlatformSpec] = {
+    platforms.CLAUDE_OFFICIAL: PlatformSpec(frozenset({"oauth"}), _read_claude_official, _oauth_credential),
+    platforms.CLAUDE_CONSOLE: PlatformSpec(_KEY, _api_key_reader(ANTHROPIC_API), _api_key_credential),
+    platforms.CLAUDE_CCR: PlatformSpec(_KEY, _api_key_reader(None), _api_key_credential),
+    platforms.BEDROCK: PlatformSpec(_KEY | {"region", "aws"}, _read_bedrock, _bedrock_credential),
+    platforms.OPENAI: PlatformSpec(_KEY | {"organization", "project"}, _read_openai, _api_key_credential),
+    platforms.AZURE_OPENAI: PlatformSpec(_KEY | {"api_version", "path_style", "deployments"}, _read_azure_openai,
+                                         _api_key_credential),
+    platforms.GEMINI: PlatformSpec(_KEY, _api_key_reader(GEMINI_API), _api_key_credential),
+    platforms.OPENAI_RESPONSES: PlatformSpec(_KEY | {"organization", "project"}, _read_openai,
+                                             _api_key_credential),
+}
+assert set(PLATFORMS) == set(platforms.ALL), "every platform id needs a row"
+
+
+def misplaced(field_name: str, platform: str) -> str:
+    """The message for a field that other platforms take, or "" when none does."""
+    users = [p for p, spec in PLATFORMS.items() if field_name in spec.fields and p != platform]
+    return f"not a field of platform {platform} (it is one of {', '.join(users)})" if users else ""
