@@ -18,16 +18,24 @@ YAML keys (all optional; flags in brackets override them)::
     faults: []                 # [--fault SPEC, repeatable] global faults, e.g. ["500@0.05", "slow:800@0.1"]
     record_requests: true      # [--no-record] keep the last requests for GET /_simulator/requests
     record_limit: 1000         # [--record-limit]
-    anthropic:                 # POST /v1/messages
+    anthropic:                 # POST /v1/messages, /v1/messages/count_tokens, /v1/oauth/token
       keys: [sk-sim-anthropic] # [--anthropic-key KEY, repeatable, adds] valid x-api-key / Bearer values;
                                #   the list replaces the default, so keep sk-sim-anthropic to add keys
-      accept_any_key: false    # [--accept-any-key, both vendors] any non-empty key is valid
+      accept_any_key: false    # [--accept-any-key, every vendor] any non-empty key is valid
       models: ["claude-*"]     # [--anthropic-model GLOB, repeatable, replaces] served models
-      key_faults:              # [--key-fault KEY=SPEC, repeatable, both vendors] a key that always
+      key_faults:              # [--key-fault KEY=SPEC, repeatable, every vendor] a key that always
         sk-sim-broken: "500"   #   suffers a fault; such keys are valid keys. These three are the defaults.
         sk-sim-ratelimited: "429"
         sk-sim-overloaded: overloaded
       sse_padding: true        # pad data objects with spaces before "}" as the vendor does
+      oauth_refresh_tokens: [sim-refresh-token]  # [--anthropic-refresh-token TOKEN, adds] refresh tokens
+                               #   the token endpoint accepts at start; each works once (they rotate)
+      oauth_access_tokens: []  # [--anthropic-access-token TOKEN, adds] Bearer access tokens valid from
+                               #   start for one lifetime (with anthropic-beta: oauth-2025-04-20)
+      oauth_token_lifetime_seconds: 28800  # [--oauth-token-lifetime] expires_in of issued access tokens
+      oauth_client_ids: []     # client_id values the token endpoint accepts; empty = any
+      oauth_token_fault: null  # [--oauth-token-fault SPEC] a fault every token refresh suffers, e.g.
+                               #   "400" (invalid_grant) or "500"; global faults never reach it
     openai:                    # POST /v1/chat/completions
       keys: [sk-sim-openai]    # [--openai-key KEY, repeatable, adds] valid Bearer values
       accept_any_key: false
@@ -35,6 +43,30 @@ YAML keys (all optional; flags in brackets override them)::
       key_faults: {...}        # same defaults as anthropic
       max_tokens_unsupported: ["o1*", "o3*", "o4*", "gpt-5*"]  # models that reject max_tokens (400
                                #   unsupported_parameter, as the vendor does for reasoning models)
+    azure_openai:              # POST /openai/deployments/{deployment}/chat/completions?api-version=…
+                               #   and POST /openai/v1/chat/completions (deployment in "model")
+      keys: [sk-sim-azure]     # [--azure-key KEY, repeatable, adds] valid api-key / Bearer values
+      accept_any_key: false
+      key_faults: {...}        # same defaults as anthropic
+      deployments:             # [--azure-deployment NAME[=MODEL], repeatable, adds] deployment -> model;
+        gpt-4o: gpt-4o         #   an unknown deployment is 404 DeploymentNotFound. Defaults: gpt-4o,
+                               #   gpt-4o-mini, gpt-4.1, gpt-4.1-mini, o3-mini, gpt-5-nano, each to itself
+      api_versions: ["20??-??-??", "20??-??-??-preview"]  # (as date globs) accepted api-version values
+                               #   on the deployment path; the v1 path takes none, "preview" or "latest"
+      max_tokens_unsupported: ["o1*", "o3*", "o4*", "gpt-5*"]  # by the deployment's model, as for openai
+    bedrock:                   # POST /model/{modelId}/invoke and /model/{modelId}/invoke-with-response-stream
+      keys: [sk-sim-bedrock]   # [--bedrock-key KEY, repeatable, adds] Bedrock API keys (Authorization: Bearer)
+      accept_any_key: false    #   (also: any parsable SigV4 Authorization passes unchecked)
+      models: ["anthropic.claude-*", "*.anthropic.claude-*"]  # [--bedrock-model GLOB, replaces] model ids
+                               #   and inference profiles (an ARN is matched by its last path segment)
+      key_faults: {...}        # same defaults as anthropic; keyed by API key or SigV4 access key id
+      region: us-east-1        # [--bedrock-region] the region signatures must be scoped to
+      credentials:             # [--bedrock-credential ACCESS_KEY_ID=SECRET, repeatable, adds] SigV4
+        AKIASIMULATOR0000000: sim-bedrock-secret  # keys; a value may also be {secret_access_key: …,
+                               #   session_token: …} for temporary credentials
+      expired_session_tokens: []  # X-Amz-Security-Token values answered 403 ExpiredTokenException
+      anthropic_versions: [bedrock-2023-05-31]  # accepted body anthropic_version values
+      betas: [...]             # anthropic_beta flags Bedrock accepts (globs); others: "invalid beta flag"
 
 Fault specs are described in `faults`.
 """
@@ -55,6 +87,8 @@ from .faults import Fault
 from .settings import ConfigError, Field, Section, VendorConfig, fault, mapping, scalar, specs, strings
 from .vendors import VENDORS
 from .vendors.anthropic import AnthropicConfig
+from .vendors.azure_openai import AzureOpenAIConfig
+from .vendors.bedrock import BedrockConfig
 from .vendors.openai import OpenAIConfig
 
 __all__ = ["CONFIG_VARIABLE", "ConfigError", "SimulatorConfig", "VendorConfig", "from_mapping", "load"]
@@ -71,6 +105,8 @@ class SimulatorConfig:
 
     anthropic: AnthropicConfig
     openai: OpenAIConfig
+    azure_openai: AzureOpenAIConfig
+    bedrock: BedrockConfig
     host: str = "127.0.0.1"
     port: int = 8090
     latency_ms: float = 0.0
@@ -130,8 +166,9 @@ def from_mapping(raw: Mapping[str, Any]) -> SimulatorConfig:
 
 
 _EPILOG = """fault specs are NAME[:ARG][@RATE]: a status 400-599 (429:SECONDS sets retry-after), rate_limit,
-server_error, overloaded (Anthropic 529, OpenAI 503), disconnect[:EVENTS], stream_error[:DELTAS], hang,
-slow[:MS]. A request picks its fault from the x-simulator-fault header, then its key, then --fault."""
+server_error, overloaded (Anthropic 529, OpenAI/Azure/Bedrock 503), disconnect[:EVENTS],
+stream_error[:DELTAS], hang, slow[:MS]. A request picks its fault from the x-simulator-fault header,
+then its key, then --fault."""
 
 
 def _vendor_flags(p: argparse.ArgumentParser) -> None:

@@ -7,11 +7,13 @@ A fault spec is ``NAME[:ARG][@RATE]``:
                         ARG is the ``retry-after`` in seconds (default 1)
 ``rate_limit[:S]``      same as ``429[:S]``
 ``server_error``        same as ``500``
-``overloaded``          the vendor's overloaded answer: Anthropic 529 ``overloaded_error``, OpenAI 503
+``overloaded``          the vendor's overloaded answer: Anthropic 529 ``overloaded_error``, OpenAI 503,
+                        Azure 503 ``ServiceUnavailable``, Bedrock 503 ``ServiceUnavailableException``
 ``disconnect[:N]``      close the connection after N SSE events (default 5); a non-stream request gets
                         its headers and half its body, then the connection closes
 ``stream_error[:N]``    a stream sends N text deltas (default 3), then the vendor's in-stream error
-                        event; a non-stream request gets the ``overloaded`` answer
+                        event (Bedrock: a ``modelStreamErrorException`` frame); a non-stream request
+                        gets the ``overloaded`` answer
 ``hang``                never answer (for client timeout tests); ends only when the client goes away
 ``slow[:MS]``           wait MS milliseconds (default 5000) before the first byte, then answer normally
 ======================  ==============================================================================
@@ -19,7 +21,9 @@ A fault spec is ``NAME[:ARG][@RATE]``:
 RATE (0..1, default 1) is the probability the fault fires on a given request.
 
 Precedence: the ``x-simulator-fault`` request header (when enabled), then the fault configured for the
-request's API key, then the global faults in order. The first spec that fires wins.
+request's API key (or Bedrock access key id), then the global faults in order. The first spec that
+fires wins. The Anthropic OAuth token endpoint draws from ``anthropic.oauth_token_fault`` instead of
+the key and global faults.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Identifier formats exactly as the vendors print them (lengths and alphabets taken from the recordings).
 
-Anthropic: ``msg_01`` + 22 base58 characters, ``req_011C`` + 20 base58 characters.
+Anthropic: ``msg_01`` + 22 base58 characters, ``req_011C`` + 20 base58 characters; on Bedrock
+``msg_bdrk_01`` + 22 base58 characters. AWS and Azure request ids are UUIDs.
 OpenAI: ``chatcmpl-`` + 29 alphanumerics, ``req_`` + 32 hex digits, ``fp_`` + 10 hex digits, and the
 ``obfuscation`` padding of stream chunks (alphanumerics of varying length).
 Ids only have to be unique, not secret, so a plain PRNG is used.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import random
 import string
+import uuid
 
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _ALNUM = string.ascii_letters + string.digits
@@ -23,6 +25,15 @@ def anthropic_message_id() -> str:
 
 def anthropic_request_id() -> str:
     return "req_011C" + "".join(_choices(_BASE58, k=20))
+
+
+def bedrock_message_id() -> str:
+    return "msg_bdrk_01" + "".join(_choices(_BASE58, k=22))
+
+
+def request_uuid() -> str:
+    """AWS ``x-amzn-RequestId``, Azure ``apim-request-id`` and ``x-request-id``."""
+    return str(uuid.UUID(int=_rng.getrandbits(128), version=4))
 
 
 def openai_completion_id() -> str:

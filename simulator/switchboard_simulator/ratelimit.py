@@ -2,7 +2,9 @@
 
 Anthropic: ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}``
 with RFC 3339 reset times. OpenAI: ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` with
-duration resets (``12ms``, ``0s``). A 429 fault reports the requests bucket as empty.
+duration resets (``12ms``, ``0s``). Azure OpenAI: ``x-ratelimit-{limit,remaining}-{requests,tokens}``,
+and on streams also ``-renewalperiod-`` and ``-reset-`` in plain seconds. Bedrock sends none.
+A 429 fault reports the requests bucket as empty.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ ANTHROPIC_INPUT_TOKENS = 2_000_000
 ANTHROPIC_OUTPUT_TOKENS = 400_000
 OPENAI_REQUESTS = 5000
 OPENAI_TOKENS = 800_000
+AZURE_REQUESTS = 2500
+AZURE_TOKENS = 250_000
 
 _stamp_second = -1
 _stamp = ""
@@ -55,3 +59,16 @@ def openai(headers: dict[str, str], prompt_tokens: int, *, retry_after: int | No
     headers["x-ratelimit-remaining-tokens"] = str(max(0, OPENAI_TOKENS - prompt_tokens))
     headers["x-ratelimit-reset-requests"] = f"{retry_after}s" if retry_after is not None else "12ms"
     headers["x-ratelimit-reset-tokens"] = "0s"
+
+
+def azure(headers: dict[str, str], prompt_tokens: int, *, stream: bool = False, retry_after: int | None = None) -> None:
+    """Adds Azure's x-ratelimit-* headers (the stream form has renewal periods and resets too)."""
+    headers["x-ratelimit-limit-requests"] = str(AZURE_REQUESTS)
+    headers["x-ratelimit-limit-tokens"] = str(AZURE_TOKENS)
+    headers["x-ratelimit-remaining-requests"] = "0" if retry_after is not None else str(AZURE_REQUESTS - 1)
+    headers["x-ratelimit-remaining-tokens"] = str(max(0, AZURE_TOKENS - prompt_tokens))
+    if stream or retry_after is not None:
+        headers["x-ratelimit-renewalperiod-requests"] = "60"
+        headers["x-ratelimit-renewalperiod-tokens"] = "60"
+        headers["x-ratelimit-reset-requests"] = str(retry_after or 0)
+        headers["x-ratelimit-reset-tokens"] = "0"

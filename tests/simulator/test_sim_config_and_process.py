@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from switchboard_simulator import faults, textgen
+from switchboard_simulator import defaults, faults, textgen
 from switchboard_simulator.__main__ import main
 from switchboard_simulator.config import CONFIG_VARIABLE, ConfigError, load
 
@@ -34,6 +34,35 @@ def test_defaults() -> None:
     assert config.openai.key_faults["sk-sim-broken"] == faults.parse("500")
     assert config.anthropic.key_faults["sk-sim-overloaded"].kind == "overloaded"
     assert config.openai.rejects_max_tokens("gpt-5-nano") and not config.openai.rejects_max_tokens("gpt-4o")
+    assert config.azure_openai.keys == {defaults.AZURE_OPENAI_KEY}
+    assert config.azure_openai.deployments == defaults.AZURE_OPENAI_DEPLOYMENTS
+    assert config.azure_openai.api_version_ok("2024-10-21") and config.azure_openai.api_version_ok("2025-04-01-preview")
+    assert not config.azure_openai.api_version_ok("2024-13-01x")
+    assert config.bedrock.keys == {defaults.BEDROCK_API_KEY} and config.bedrock.region == "us-east-1"
+    assert config.bedrock.credentials[defaults.BEDROCK_ACCESS_KEY_ID].secret_access_key == "sim-bedrock-secret"
+    assert config.bedrock.serves("us.anthropic.claude-sonnet-4-20250514-v1:0") and not config.bedrock.serves("gpt-4o")
+    assert config.anthropic.oauth_refresh_tokens == {"sim-refresh-token"}
+    assert config.anthropic.oauth_token_lifetime_seconds == 28800 and config.anthropic.oauth_token_fault is None
+    for section in (config.anthropic, config.openai, config.azure_openai, config.bedrock):
+        assert section.key_faults["sk-sim-ratelimited"] == faults.parse("429")
+
+
+def test_new_vendor_flags() -> None:
+    config = load(["--azure-key", "az2", "--azure-deployment", "prod=gpt-4.1", "--azure-deployment", "gpt-x",
+                   "--bedrock-credential", "AKIAOTHER=s2", "--bedrock-region", "eu-west-1", "--bedrock-key", "bk2",
+                   "--bedrock-model", "eu.anthropic.*", "--anthropic-refresh-token", "r2",
+                   "--anthropic-access-token", "a1", "--oauth-token-lifetime", "2.5", "--oauth-token-fault", "500",
+                   "--key-fault", "AKIAOTHER=stream_error:2"], NO_ENV)
+    assert config.azure_openai.keys == {defaults.AZURE_OPENAI_KEY, "az2"}
+    assert config.azure_openai.deployments["prod"] == "gpt-4.1" and config.azure_openai.deployments["gpt-x"] == "gpt-x"
+    assert "gpt-4o" in config.azure_openai.deployments
+    assert set(config.bedrock.credentials) == {defaults.BEDROCK_ACCESS_KEY_ID, "AKIAOTHER"}
+    assert config.bedrock.region == "eu-west-1" and config.bedrock.keys == {defaults.BEDROCK_API_KEY, "bk2"}
+    assert config.bedrock.models == ("eu.anthropic.*",)
+    assert config.bedrock.key_faults["AKIAOTHER"] == faults.parse("stream_error:2")
+    assert config.anthropic.oauth_refresh_tokens == {"sim-refresh-token", "r2"}
+    assert config.anthropic.oauth_access_tokens == {"a1"} and config.anthropic.oauth_token_lifetime_seconds == 2.5
+    assert config.anthropic.oauth_token_fault == faults.parse("500")
 
 
 def test_yaml_then_flags(tmp_path: Path) -> None:
@@ -113,6 +142,18 @@ def test_flags_override_the_variable_and_config_overrides_both(tmp_path: Path) -
         pytest.param({"port": True}, "port", id="port-bool"),
         pytest.param({"reply_tokens": 2.5}, "reply_tokens", id="int-float"),
         pytest.param({"record_requests": "no"}, "record_requests", id="bool-type"),
+        pytest.param({"openai": {"sse_padding": False}}, "openai.sse_padding", id="key-of-another-vendor"),
+        pytest.param({"azure_openai": {"deployments": ["gpt-4o"]}}, "azure_openai.deployments",
+                     id="deployments-not-a-mapping"),
+        pytest.param({"azure_openai": {"models": ["gpt-4o"]}}, "azure_openai.models", id="azure-has-no-models"),
+        pytest.param({"bedrock": {"credentials": {"AKIA": 5}}}, "bedrock.credentials.AKIA", id="credential-type"),
+        pytest.param({"bedrock": {"credentials": {"AKIA": {"secret": "s"}}}}, "bedrock.credentials.AKIA",
+                     id="credential-fields"),
+        pytest.param({"bedrock": {"region": 1}}, "bedrock.region", id="region-type"),
+        pytest.param({"anthropic": {"oauth_token_lifetime_seconds": 0}}, "anthropic.oauth_token_lifetime_seconds",
+                     id="lifetime-zero"),
+        pytest.param({"anthropic": {"oauth_token_fault": "teapot"}}, "anthropic.oauth_token_fault",
+                     id="token-fault"),
     ],
 )
 def test_bad_config_is_refused_naming_the_key(tmp_path: Path, raw: dict[str, object], named: str) -> None:

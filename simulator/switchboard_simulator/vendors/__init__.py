@@ -7,12 +7,14 @@ routes are all generated from it).
 
 from __future__ import annotations
 
-from . import anthropic, openai
+from . import anthropic, azure_openai, bedrock, openai
 from .registry import Route, Vendor
 
 VENDORS: tuple[Vendor, ...] = (
     Vendor(anthropic.SECTION, anthropic.routes),
     Vendor(openai.SECTION, openai.routes),
+    Vendor(azure_openai.SECTION, azure_openai.routes),
+    Vendor(bedrock.SECTION, bedrock.routes),
 )
 
 __all__ = ["VENDORS", "Route", "Vendor"]
