@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_router.credential_overlay import CredentialOverlay
 from switchboard_router.file_source import YamlFileSource
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool
@@ -63,12 +64,21 @@ class Router:
 
     def __init__(self, path: Path, environ: dict[str, str]) -> None:
         self.path = path
+        self.credentials_path = path.with_name(path.name + ".credentials.json")
+        self.environ = environ
         self.source = YamlFileSource(path, interval_seconds=0.02, environ=environ)
-        self.pool = AccountPool(self.source.load())
+        self.pool = AccountPool(self.source.load(), CredentialOverlay(self.credentials_path))
         self.clock = FakeClock()
         self.leases = LeaseTable(ttl_seconds=600, holder_ttl_seconds=30, clock=self.clock)
         self.servicer = RouterServicer(self.pool, self.leases)
         self.stub: router_pb2_grpc.RouterServiceStub
+
+    def restart(self) -> None:
+        """A new router process in all but name: source, stored credentials and pool read again from
+        the same files; the gRPC server now serves the new pool."""
+        self.source = YamlFileSource(self.path, interval_seconds=0.02, environ=self.environ)
+        self.pool = AccountPool(self.source.load(), CredentialOverlay(self.credentials_path))
+        self.servicer.pool = self.pool
 
     def set_accounts(self, accounts: list[dict[str, Any]]) -> None:
         """Rewrites the file and reloads it now (the watcher's job, minus the wait)."""
@@ -79,6 +89,14 @@ class Router:
                    **fields: Any) -> router_pb2.PickResponse:
         request = router_pb2.PickRequest(platforms=platforms, model=model, **fields)
         return await self.stub.Pick(request, timeout=5)
+
+    async def store_credential(self, account_id: str, *, error: str = "", api_key: str = "",
+                               **secrets: str) -> router_pb2.StoreCredentialResponse:
+        request = router_pb2.StoreCredentialRequest(
+            account_id=account_id, error=error,
+            credential=router_pb2.Credential(api_key=api_key, secrets=secrets),
+        )
+        return await self.stub.StoreCredential(request, timeout=5)
 
     async def heartbeat(self, holder: str, release_held: bool = False) -> router_pb2.HeartbeatResponse:
         request = router_pb2.HeartbeatRequest(holder=holder, release_held=release_held)

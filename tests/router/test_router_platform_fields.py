@@ -1,6 +1,8 @@
 """Per-platform account fields: what each platform reads, its defaults, its refusals, and that no
 credential value ever reaches a message."""
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +275,25 @@ def test_listings_carry_no_credential_and_mask_a_proxy_password() -> None:
     assert listed.credential == router_pb2.Credential()
     assert listed.proxy_url == "http://user:***@proxy:3128"
     assert CANARY not in str(listed)
+
+
+def test_an_unquoted_api_version_is_read_as_written() -> None:
+    text = ("accounts:\n  - {name: a, platform: azure-openai, base_url: 'https://r', api_key: k,\n"
+            "     api_version: 2024-06-01}\n")
+    (account,) = parse_accounts(text, source="a.yaml", environ={})
+    assert account.api_version == "2024-06-01"
+
+
+def test_the_readme_examples_parse() -> None:
+    """The README's Accounts section: the common-fields example and the one-account-per-platform example."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Accounts\n"):]
+    blocks = re.findall(r"```yaml\n(.*?)```", section[:section.index("\n## ", 5)], re.S)
+    assert len(blocks) == 2
+    variables = set(re.findall(r"_env: (\w+)", "".join(blocks)))
+    environ = {name: f"value-of-{name}" for name in variables}
+    common = parse_accounts(blocks[0], source="README", environ=environ)
+    per_platform = parse_accounts(blocks[1], source="README", environ=environ)
+    assert [a.state for a in common + per_platform] == [State.READY] * 7
+    assert {a.platform for a in per_platform} == {"claude-console", "claude-ccr", "claude-official", "bedrock",
+                                                  "openai", "azure-openai"}

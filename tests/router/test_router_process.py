@@ -86,3 +86,42 @@ async def test_process_refuses_a_non_positive_holder_ttl(tmp_path: Path) -> None
     _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
     assert proc.returncode == 2
     assert b"HOLDER_TTL_SECONDS" in stderr and b"Traceback" not in stderr
+
+
+async def test_process_keeps_a_stored_credential_across_a_restart(tmp_path: Path) -> None:
+    official = {"name": "sub", "platform": "claude-official", "oauth": {"refresh_token": "rt-yaml-never-logged"}}
+    write_accounts(tmp_path / "accounts.yaml", [official])
+    stored = {"access_token": "at-stored-never-logged", "refresh_token": "rt-stored-never-logged",
+              "expires_at": "1900000000"}
+    for life in range(2):
+        grpc_port = free_port()
+        proc = await start(tmp_path, grpc_port, -1)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                await asyncio.wait_for(channel.channel_ready(), timeout=10)
+                router = router_pb2_grpc.RouterServiceStub(channel)
+                if life == 0:
+                    await router.StoreCredential(router_pb2.StoreCredentialRequest(
+                        account_id="claude-official/sub", credential=router_pb2.Credential(secrets=stored)),
+                        timeout=5)
+                pick = await router.Pick(router_pb2.PickRequest(platforms=["claude-official"], model="m"), timeout=5)
+                assert dict(pick.account.credential.secrets) == stored
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+            assert proc.returncode == 0, stderr.decode()
+            assert b"never-logged" not in stderr
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.communicate()
+    assert (tmp_path / "accounts.yaml.credentials.json").exists()  # the default place, beside the accounts file
+
+
+async def test_process_refuses_to_start_on_an_unreadable_credentials_file(tmp_path: Path) -> None:
+    write_accounts(tmp_path / "accounts.yaml", [])
+    write_text(tmp_path / "stored.json", '{"version": 1, "accounts": {"x": "sk-never-logged-456"')
+    proc = await start(tmp_path, free_port(), -1, credentials_file=str(tmp_path / "stored.json"))
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+    assert proc.returncode == 2
+    assert f"credentials file {tmp_path / 'stored.json'}: not valid JSON".encode() in stderr
+    assert b"sk-never-logged" not in stderr and b"Traceback" not in stderr

@@ -1,8 +1,9 @@
 """Boot the router: settings, logging, the account pool and its reload task, then serve.
 
-Exits with status 2 when a lease TTL setting is not positive or the accounts file
-is invalid at start (a missing file starts an empty pool and is picked up once it
-appears).
+Exits with status 2 when a lease TTL setting is not positive, or the accounts file
+or the stored-credentials file is invalid at start (a missing accounts file starts
+an empty pool and is picked up once it appears; a missing credentials file is an
+empty one).
 """
 
 import asyncio
@@ -12,7 +13,8 @@ import sys
 from switchboard_common import logs
 from switchboard_common.grpc_server import serve
 from switchboard_router import settings as router_settings
-from switchboard_router.errors import AccountsInvalid
+from switchboard_router.credential_overlay import CredentialOverlay
+from switchboard_router.errors import AccountsInvalid, CredentialsFileInvalid
 from switchboard_router.file_source import YamlFileSource
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool
@@ -29,7 +31,11 @@ async def main() -> int:
         return 2
     source = YamlFileSource(settings.accounts_file, interval_seconds=settings.reload_interval_seconds)
     try:
-        pool = AccountPool(source.load())
+        overlay = CredentialOverlay(router_settings.credentials_path(settings))
+        pool = AccountPool(source.load(), overlay)
+    except CredentialsFileInvalid as exc:
+        log.error("credentials file %s: %s", exc.source, exc.problem)
+        return 2
     except AccountsInvalid as exc:
         for problem in exc.problems:
             log.error("accounts file %s: %s", exc.source, problem)

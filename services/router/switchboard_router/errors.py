@@ -2,10 +2,14 @@
 
 ```
 RouterError
-├── InvalidRequest     → INVALID_ARGUMENT (the caller broke an RPC's contract)
+├── InvalidRequest          → INVALID_ARGUMENT (the caller broke an RPC's contract)
 │   ├── InvalidPick
-│   └── InvalidHeartbeat
-└── AccountsInvalid    → not an RPC error: a source refused a whole account list
+│   ├── InvalidHeartbeat
+│   └── InvalidCredential   (StoreCredential: a credential the account's platform cannot use)
+├── UnknownAccount          → NOT_FOUND (StoreCredential for an account not in the pool)
+├── CredentialNotSaved      → INTERNAL (applied in memory, but the credentials file was not written)
+├── AccountsInvalid         → not an RPC error: a source refused a whole account list
+└── CredentialsFileInvalid  → not an RPC error: the stored-credentials file cannot be read at start
 ```
 """
 
@@ -39,3 +43,26 @@ class AccountsInvalid(RouterError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class InvalidCredential(InvalidRequest):
+    """A stored credential that lacks what its platform needs; the message names fields, never values."""
+
+
+class UnknownAccount(RouterError):
+    """An RPC named an account id the pool does not hold."""
+
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class CredentialNotSaved(RouterError):
+    """A stored credential is live but could not be persisted (the reason is an OS error, no secret)."""
+
+
+class CredentialsFileInvalid(RouterError):
+    """The stored-credentials file exists but cannot be used; `problem` never holds a credential."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")

@@ -4,7 +4,22 @@ A platform's reader takes the account's YAML entry and returns the fields it add
 the common ones (credential, region, Azure settings, …) and its default base URL;
 its credential check says what a credential stored later (`StoreCredential`) must hold.
 Adding a platform is one reader, one check and one row. Secret names on the wire
-(`Credential.secrets`) are the ones router.proto documents.
+(`Credential.secrets`) are the ones router.proto documents. `S` marks a secret, given
+inline or as `S_env` (see yaml_fields.Fields.secret)::
+
+    claude-console, gemini   api_key S                                base_url default: the vendor's
+    claude-ccr               api_key S                                base_url required
+    openai, openai-responses api_key S, organization?, project?       https://api.openai.com
+    azure-openai             api_key S, path_style? (deployments|v1), base_url required (the endpoint)
+                             api_version? (deployments only, default 2024-10-21),
+                             deployments? {model or glob: deployment}
+    claude-official          oauth: {refresh_token S, access_token S?, expires_at?}
+                             -> secrets refresh_token, access_token, expires_at (POSIX seconds);
+                             refresh_token may be left out when access_token and expires_at are given
+    bedrock                  region, and aws: {access_key_id S, secret_access_key S, session_token S?}
+                             -> secrets aws_access_key_id, aws_secret_access_key, aws_session_token;
+                             or api_key S (a Bedrock API key) -> Credential.api_key; never both
+                             base_url default https://bedrock-runtime.{region}.amazonaws.com
 """
 
 import re
@@ -102,7 +117,7 @@ def _bedrock_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
     if api_key and secrets:
         problems.append("credential: either api_key (a Bedrock API key) or the aws_* secrets, not both")
     elif not api_key and not (secrets.get(AWS_ACCESS_KEY_ID) and secrets.get(AWS_SECRET_ACCESS_KEY)):
-        problems.append(f"credential: api_key, or secrets {AWS_ACCESS_KEY_ID} and {AWS_SECRET_ACCESS_KEY}, required")
+        problems.append(f"credential: needs api_key, or the secrets {AWS_ACCESS_KEY_ID} and {AWS_SECRET_ACCESS_KEY}")
     return problems
 
 
@@ -139,7 +154,11 @@ def _read_openai(fields: Fields) -> PlatformFields:
 
 def _read_azure_openai(fields: Fields) -> PlatformFields:
     path_style = fields.choice("path_style", PATH_STYLES, "deployments")
-    api_version = fields.string("api_version")
+    unquoted = fields.raw.get("api_version")
+    if isinstance(unquoted, date) and not isinstance(unquoted, datetime):  # YAML reads 2024-10-21 as a date
+        api_version: str | None = unquoted.isoformat()
+    else:
+        api_version = fields.string("api_version")
     if api_version is not None:
         if path_style == "v1":
             fields.add("api_version", "not used with path_style v1 (the /openai/v1/ API takes no api-version)")

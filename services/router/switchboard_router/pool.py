@@ -1,4 +1,5 @@
-"""The live account pool: an immutable snapshot, swapped whole when a source publishes.
+"""The live account pool: an immutable snapshot, swapped whole when a source publishes
+or a credential is stored.
 
 Readers (every RPC) take `pool.snapshot` once and use it to the end of the call,
 so a reload never shows them half a pool. Anything derived from the account list
@@ -7,11 +8,14 @@ reload, not per request.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from switchboard.router.v1 import router_pb2
 from switchboard_router import metrics, wire
 from switchboard_router.accounts import Account, State
+from switchboard_router.credential_overlay import CredentialOverlay
+from switchboard_router.errors import InvalidCredential, UnknownAccount
+from switchboard_router.platform_fields import PLATFORMS
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +35,23 @@ class PoolSnapshot:
 
 
 class AccountPool:
-    """Holds the current snapshot; `replace` is the `Publish` callback sources call."""
+    """Holds the current snapshot: the source's accounts with the credential overlay applied.
 
-    def __init__(self, accounts: Sequence[Account] = ()) -> None:
+    `replace` is the `Publish` callback sources call; `store_credential` and `credential_failed`
+    change one account's credential or state at once (StoreCredential), and every later
+    snapshot keeps the change (see `credential_overlay` for when it ends).
+    """
+
+    def __init__(self, accounts: Sequence[Account] = (), overlay: CredentialOverlay | None = None) -> None:
+        self.overlay = overlay if overlay is not None else CredentialOverlay(None)
         self.snapshot = PoolSnapshot(())
+        # The accounts as the source published them, before the overlay.
+        self._sourced: dict[str, Account] = {}
         self.replace(accounts)
 
     def replace(self, accounts: Sequence[Account]) -> None:
-        snapshot = PoolSnapshot(accounts)
-        self.snapshot = snapshot
-        metrics.set_account_states(snapshot.accounts)
+        self._sourced = {a.id: a for a in accounts}
+        snapshot = self._publish(self.overlay.apply(accounts))
         for account in snapshot.accounts:
             if account.state is State.ERROR:
                 log.error("account %s is unusable: %s", account.id, account.error)
@@ -50,3 +61,37 @@ class AccountPool:
             len(states),
             ", ".join(f"{s.value} {states.count(s)}" for s in State if states.count(s)) or "empty",
         )
+
+    def store_credential(self, account_id: str, api_key: str, secrets: Mapping[str, str]) -> None:
+        """The account's new credential, live at once and persisted. Raises `UnknownAccount`,
+        `InvalidCredential` (naming fields, never values) or, after applying it, `CredentialNotSaved`."""
+        account = self._sourced_account(account_id)
+        problems = PLATFORMS[account.platform].check_credential(api_key, secrets)
+        if problems:
+            raise InvalidCredential(f"account {account_id}: " + "; ".join(problems))
+        try:
+            if self.overlay.store(account, api_key, secrets):
+                log.info("account %s: new credential stored", account_id)
+        finally:
+            self._publish(self.overlay.apply(tuple(self._sourced.values())))
+
+    def credential_failed(self, account_id: str, reason: str) -> None:
+        """Puts the account in error with `reason` until a credential is stored, the source's
+        changes or the router restarts."""
+        account = self._sourced_account(account_id)
+        self.overlay.fail(account, reason)
+        log.error("account %s is unusable until a new credential is stored, the accounts file's changes or "
+                  "the router restarts: %s", account_id, reason)
+        self._publish(self.overlay.apply(tuple(self._sourced.values())))
+
+    def _sourced_account(self, account_id: str) -> Account:
+        account = self._sourced.get(account_id)
+        if account is None:
+            raise UnknownAccount(f"no account {account_id[:200]!r} in the pool")
+        return account
+
+    def _publish(self, accounts: Sequence[Account]) -> PoolSnapshot:
+        snapshot = PoolSnapshot(accounts)
+        self.snapshot = snapshot
+        metrics.set_account_states(snapshot.accounts)
+        return snapshot

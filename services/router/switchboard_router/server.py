@@ -10,7 +10,7 @@ import grpc
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_router import metrics, wire
-from switchboard_router.errors import InvalidHeartbeat, InvalidPick, RouterError
+from switchboard_router.errors import CredentialNotSaved, InvalidHeartbeat, InvalidPick, RouterError
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool
 from switchboard_router.selection import PickQuery, Selector, Unavailable
@@ -26,6 +26,8 @@ _REFUSED = {
 }
 # Holder ids are edge instance names ("<hostname>:<port>"); anything longer is a caller bug.
 MAX_HOLDER_CHARS = 512
+# A StoreCredential error reason is kept and logged at most this long.
+MAX_REASON_CHARS = 500
 
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
@@ -107,6 +109,23 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             released=released, holder_ttl=wire.duration(self.leases.holder_ttl_seconds)
         )
 
+    async def StoreCredential(
+        self, request: router_pb2.StoreCredentialRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.StoreCredentialResponse:
+        """A refreshed credential (kept live at once, and persisted) or why the refresh failed (the account
+        is in error until its credential changes or the router restarts)."""
+        try:
+            if request.error:
+                self.pool.credential_failed(request.account_id, _reason(request.error))
+            else:
+                self.pool.store_credential(request.account_id, *wire.credential_of(request.credential))
+        except CredentialNotSaved as exc:
+            log.error("account %s: %s", request.account_id, exc)
+            await context.abort(exc.grpc_code, str(exc))
+        except RouterError as exc:
+            await context.abort(exc.grpc_code, str(exc))
+        return router_pb2.StoreCredentialResponse()
+
     async def ListAccounts(
         self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ListAccountsResponse:
@@ -117,6 +136,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 if not request.platform or account.platform == request.platform
             ]
         )
+
+
+def _reason(text: str) -> str:
+    """An error reason from the edge as it is logged and kept: one line, bounded."""
+    line = "".join(c if c.isprintable() else " " for c in text).strip()
+    return line if len(line) <= MAX_REASON_CHARS else line[:MAX_REASON_CHARS] + "…"
 
 
 def _check_holder(holder: str, error: type[RouterError], *, required: bool) -> None:

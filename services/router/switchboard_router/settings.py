@@ -13,6 +13,9 @@ class RouterSettings:
     metrics_port: int = 9102
     # YAML account list (format: switchboard_router.accounts_yaml).
     accounts_file: str = "./accounts.yaml"
+    # Credentials stored at run time (OAuth refreshes), written 0600; empty: "<accounts_file>.credentials.json".
+    # Set it when the accounts file's directory is read-only (a mounted ConfigMap or Secret).
+    credentials_file: str = ""
     # How often the accounts file is checked for changes.
     reload_interval_seconds: float = 2.0
     # A lease taken without a holder and never returned is dropped after this long
@@ -21,6 +24,10 @@ class RouterSettings:
     # A holder's leases (an edge instance's) are returned when no Heartbeat or Pick
     # from it arrived for this long; the edge beats every third of it.
     holder_ttl_seconds: float = 30.0
+
+
+def credentials_path(settings: RouterSettings) -> str:
+    return settings.credentials_file or f"{settings.accounts_file}.credentials.json"
 
 
 def load() -> RouterSettings:
