@@ -29,6 +29,7 @@ from . import delivery, faults
 from .faults import Fault
 from .metrics import RequestCounter
 from .recorder import APPLIED_FAULT, RequestLog
+from .settings import VendorConfig
 
 if TYPE_CHECKING:
     from .config import SimulatorConfig
@@ -68,11 +69,14 @@ class Endpoint(abc.ABC):
 
     #: Label of the request log entries and of the ``api`` metric label.
     api: str
+    #: The vendor's config section (its name in `vendors.VENDORS`).
+    section: str
     #: False for endpoints that never suffer faults (e.g. token counting).
     faults: bool = True
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
+        self.vendor: VendorConfig = config.section(self.section)
 
     @abc.abstractmethod
     def admit(self, ex: Exchange) -> str:
@@ -80,7 +84,7 @@ class Endpoint(abc.ABC):
 
     def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
         """The per-key faults and the global faults this endpoint draws from."""
-        return {}, self.config.faults
+        return self.vendor.key_faults, self.config.faults
 
     def streams(self, ex: Exchange) -> bool:
         """Whether the caller asked for a stream (decides what a ``stream_error`` fault does)."""

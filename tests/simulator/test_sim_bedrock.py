@@ -418,3 +418,16 @@ async def test_anthropic_sdk_bedrock_client_with_an_api_key(base_url: str) -> No
     assert message.model == "claude-sonnet-4-20250514" and message.usage.output_tokens == 35
     assert pieces == ["The", " quick", " brown", " fox", " jumps"] and final.stop_reason == "max_tokens"
     assert failure.value.body["error"]["type"] == "modelStreamErrorException"  # type: ignore[index]
+
+
+async def test_the_signature_covers_the_path_exactly_as_sent(client: httpx.AsyncClient) -> None:
+    # AWS canonicalises the path as received: signing ".../v1:0/..." and sending it so works (the anthropic
+    # SDK's way), as does signing and sending "%3A" (botocore's way); signing one and sending the other
+    # does not (what an HTTP client that re-normalises "%3A" to ":" after signing would cause).
+    raw = json.dumps(BODY).encode()
+    base = str(client.base_url).rstrip("/")
+    plain = f"/model/{MODEL}/invoke"
+    assert (await client.post(plain, content=raw, headers=signed(base + plain, raw))).status_code == 200
+    assert (await client.post(INVOKE, content=raw, headers=signed(base + INVOKE, raw))).status_code == 200
+    mixed = await client.post(plain, content=raw, headers=signed(base + INVOKE, raw))
+    assert mixed.status_code == 403 and mixed.headers[ERROR_TYPE].startswith("InvalidSignatureException:")

@@ -23,7 +23,6 @@ Please obtain a new token or refresh your existing token.`` (all 401 authenticat
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -248,10 +247,11 @@ class Messages(Endpoint):
     """``POST /v1/messages``. Order: auth, version header, faults, JSON, validation, model."""
 
     api = API
+    section = SECTION.name
+    vendor: AnthropicConfig
 
     def __init__(self, config: SimulatorConfig, tokens: OAuthTokens) -> None:
         super().__init__(config)
-        self.vendor: AnthropicConfig = config.anthropic
         self.tokens = tokens
 
     def _authenticate(self, request: web.Request) -> str:
@@ -280,9 +280,6 @@ class Messages(Endpoint):
         if not ex.request.headers.get("anthropic-version"):
             raise AnthropicError(400, "anthropic-version: header is required")
         return key
-
-    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
-        return self.vendor.key_faults, self.config.faults
 
     def bad_request(self, message: str) -> Refusal:
         return AnthropicError(400, message)

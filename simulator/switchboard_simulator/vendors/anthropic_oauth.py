@@ -145,10 +145,11 @@ class TokenEndpoint(Endpoint):
     """``POST /v1/oauth/token``: the refresh-token grant with rotation; faults from ``oauth_token_fault``."""
 
     api = API
+    section = "anthropic"
+    vendor: AnthropicConfig
 
     def __init__(self, config: SimulatorConfig, tokens: OAuthTokens) -> None:
         super().__init__(config)
-        self.vendor = config.anthropic
         self.tokens = tokens
 
     def admit(self, ex: Exchange) -> str:

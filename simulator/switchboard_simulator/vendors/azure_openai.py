@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -253,10 +253,11 @@ class ChatCompletions(Endpoint):
     """One of the two chat completion paths: `v1` names the deployment in the body, else in the path."""
 
     api = API
+    section = SECTION.name
+    vendor: AzureOpenAIConfig
 
     def __init__(self, config: SimulatorConfig, *, v1: bool) -> None:
         super().__init__(config)
-        self.vendor: AzureOpenAIConfig = config.azure_openai
         self.v1 = v1
 
     def _api_version(self, request: web.Request) -> str:
@@ -278,9 +279,6 @@ class ChatCompletions(Endpoint):
         if not self.vendor.key_ok(key):
             raise AzureError(401, "401", WRONG_KEY)
         return key
-
-    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
-        return self.vendor.key_faults, self.config.faults
 
     def bad_request(self, message: str) -> Refusal:
         return OpenAIError(400, message, param=faults.FAULT_HEADER)

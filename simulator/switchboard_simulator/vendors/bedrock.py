@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -263,10 +263,11 @@ class Invoke(Endpoint):
     """``InvokeModel`` (``stream=False``) or ``InvokeModelWithResponseStream`` (``stream=True``)."""
 
     api = API
+    section = SECTION.name
+    vendor: BedrockConfig
 
     def __init__(self, config: SimulatorConfig, *, stream: bool) -> None:
         super().__init__(config)
-        self.vendor: BedrockConfig = config.bedrock
         self.stream = stream
 
     def admit(self, ex: Exchange) -> str:
@@ -289,9 +290,6 @@ class Invoke(Endpoint):
             )
         except sigv4.SigV4Error as exc:
             raise AwsError(exc.status, exc.code, exc.message, namespace=CORAL_NS) from None
-
-    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
-        return self.vendor.key_faults, self.config.faults
 
     def streams(self, ex: Exchange) -> bool:
         return self.stream

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -277,10 +277,11 @@ class ChatCompletions(Endpoint):
     """``POST /v1/chat/completions``. Order: auth, faults, JSON, validation, model."""
 
     api = API
+    section = SECTION.name
+    vendor: OpenAIConfig
 
     def __init__(self, config: SimulatorConfig) -> None:
         super().__init__(config)
-        self.vendor: OpenAIConfig = config.openai
         self.fingerprint = ids.system_fingerprint()
 
     def admit(self, ex: Exchange) -> str:
@@ -291,9 +292,6 @@ class ChatCompletions(Endpoint):
         if not self.vendor.key_ok(token):
             raise wrong_key(token)
         return token
-
-    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
-        return self.vendor.key_faults, self.config.faults
 
     def bad_request(self, message: str) -> Refusal:
         return OpenAIError(400, message, param=faults.FAULT_HEADER)
