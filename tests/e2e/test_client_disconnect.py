@@ -46,4 +46,5 @@ def test_client_leaving_mid_stream_is_settled_as_truncated(tmp_path: Path) -> No
             time.sleep(0.05)
         assert asyncio.run(_in_flight(stack.ports.router)) == 0
         edge_metrics = httpx.get(f"http://127.0.0.1:{stack.ports.edge_metrics}/metrics").text
-        assert 'switchboard_stream_truncations_total{platform="claude-console"} 1.0' in edge_metrics
+        # The demo pool tries claude-official first for a bare Claude model.
+        assert 'switchboard_stream_truncations_total{platform="claude-official"} 1.0' in edge_metrics

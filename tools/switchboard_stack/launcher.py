@@ -22,6 +22,7 @@ from typing import IO, Any, BinaryIO, TextIO
 import httpx
 import yaml
 
+from switchboard_simulator import defaults
 from switchboard_stack.ports import Ports
 
 __all__ = [
@@ -80,22 +81,23 @@ def _die_with_this_thread() -> Callable[[], None] | None:
 
 
 def demo_accounts(simulator_url: str) -> list[dict[str, Any]]:
-    """Accounts that point at the built-in simulator."""
+    """One account per platform, all pointing at the built-in simulator with the credentials it accepts."""
     return [
-        {
-            "name": "simulator-claude",
-            "platform": "claude-console",
-            "base_url": simulator_url,
-            "api_key": SIMULATOR_ANTHROPIC_KEY,
-            "models": ["claude-*"],
-        },
-        {
-            "name": "simulator-openai",
-            "platform": "openai",
-            "base_url": simulator_url,
-            "api_key": SIMULATOR_OPENAI_KEY,
-            "models": ["gpt-*", "o*"],
-        },
+        {"name": "simulator-claude-official", "platform": "claude-official", "base_url": simulator_url,
+         "oauth": {"refresh_token": defaults.ANTHROPIC_OAUTH_REFRESH_TOKEN}, "models": ["claude-*"]},
+        {"name": "simulator-claude", "platform": "claude-console", "base_url": simulator_url,
+         "api_key": SIMULATOR_ANTHROPIC_KEY, "models": ["claude-*"]},
+        {"name": "simulator-claude-ccr", "platform": "claude-ccr", "base_url": simulator_url,
+         "api_key": SIMULATOR_ANTHROPIC_KEY, "models": ["claude-*"]},
+        {"name": "simulator-bedrock", "platform": "bedrock", "base_url": simulator_url,
+         "region": defaults.BEDROCK_REGION, "models": ["claude-*", "anthropic.*", "us.anthropic.*"],
+         "aws": {"access_key_id": defaults.BEDROCK_ACCESS_KEY_ID,
+                 "secret_access_key": defaults.BEDROCK_SECRET_ACCESS_KEY}},
+        {"name": "simulator-openai", "platform": "openai", "base_url": simulator_url,
+         "api_key": SIMULATOR_OPENAI_KEY, "models": ["gpt-*", "o*"]},
+        {"name": "simulator-azure", "platform": "azure-openai", "base_url": simulator_url,
+         "api_key": defaults.AZURE_OPENAI_KEY, "api_version": defaults.AZURE_OPENAI_API_VERSION,
+         "models": sorted(defaults.AZURE_OPENAI_DEPLOYMENTS)},
     ]
 
 
@@ -205,6 +207,8 @@ class Stack:
             "SWITCHBOARD_EDGE_AUTH_TARGET": f"127.0.0.1:{ports.auth}",
             "SWITCHBOARD_EDGE_ROUTER_TARGET": f"127.0.0.1:{ports.router}",
             "SWITCHBOARD_EDGE_SPOOL_DIR": str(self.workdir / "edge-spool"),
+            # claude-official demo accounts sign in at the simulator's token endpoint.
+            "SWITCHBOARD_EDGE_OAUTH_TOKEN_URL": f"{self.simulator_url}/v1/oauth/token",
         })
         env.update(self.env)
         return env
@@ -221,6 +225,8 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.accounts_path.exists() or self.accounts is not None:
             self.write_accounts(self.accounts if self.accounts is not None else demo_accounts(self.simulator_url))
+            # Credentials the router stored for the previous accounts (rotated OAuth tokens) belong to them.
+            Path(f"{self.accounts_path}.credentials.json").unlink(missing_ok=True)
         env = self.environment()
         simulator = ["--host", "127.0.0.1", "--port", str(self.ports.simulator), *self.simulator_args]
         try:

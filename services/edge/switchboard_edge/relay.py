@@ -29,6 +29,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
+from yarl import URL
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
@@ -338,7 +339,8 @@ class Relay:
         outbound = platform.build(call)
         try:
             return await self._upstreams.session(account.proxy_url).post(
-                outbound.url,
+                # Sent exactly as built: a signature covers the path as it is encoded (Bedrock's "%3A").
+                URL(outbound.url, encoded=True),
                 data=outbound.body,
                 headers=outbound.headers,
                 timeout=self._timeout(account),

@@ -1,0 +1,91 @@
+"""Every platform of the Anthropic and OpenAI families through the whole stack, with the official SDKs as
+clients: `platform,model` reaches that platform's simulator vendor, stream and non-stream, and usage is billed.
+The stack is `make run`'s own: one demo account per platform."""
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from switchboard_stack.demo import create_demo_key
+from switchboard_stack.launcher import Ports, Stack
+
+CLAUDE_PLATFORMS = ["claude-official", "claude-console", "claude-ccr", "bedrock"]
+OPENAI_PLATFORMS = ["openai", "azure-openai"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    stack = Stack(tmp_path_factory.mktemp("platforms"), Ports.free(),
+                  env={"SWITCHBOARD_EDGE_USAGE_FLUSH_SECONDS": "0.1"})
+    with stack:
+        yield stack, create_demo_key(stack.db_path)
+
+
+@pytest.mark.parametrize("platform", CLAUDE_PLATFORMS)
+def test_anthropic_sdk_reaches_each_anthropic_platform(demo: tuple[Stack, str], platform: str) -> None:
+    stack, key = demo
+    client = anthropic.Anthropic(base_url=f"{stack.base_url}/claude", api_key=key, max_retries=0)
+    message = client.messages.create(model=f"{platform},claude-sonnet-4-20250514", max_tokens=32,
+                                      messages=[{"role": "user", "content": "Hello"}])
+    assert message.type == "message" and message.content and message.usage.output_tokens > 0
+    with client.messages.stream(model=f"{platform},claude-sonnet-4-20250514", max_tokens=32,
+                                messages=[{"role": "user", "content": "Hello"}]) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text and final.stop_reason and final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("platform", OPENAI_PLATFORMS)
+def test_openai_sdk_reaches_each_openai_platform(demo: tuple[Stack, str], platform: str) -> None:
+    stack, key = demo
+    client = openai.OpenAI(base_url=f"{stack.base_url}/openai/v1", api_key=key, max_retries=0)
+    completion = client.chat.completions.create(model=f"{platform},gpt-4o-mini",
+                                                messages=[{"role": "user", "content": "Hello"}])
+    assert completion.object == "chat.completion" and completion.choices[0].message.content
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    chunks = list(client.chat.completions.create(model=f"{platform},gpt-4o-mini", stream=True,
+                                                 messages=[{"role": "user", "content": "Hello"}]))
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+
+
+def test_every_platform_is_billed(demo: tuple[Stack, str]) -> None:
+    stack, _ = demo
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with sqlite3.connect(stack.db_path) as db:
+            billed = {row[0] for row in db.execute("SELECT platform FROM usage_records WHERE output_tokens > 0")}
+        if billed >= set(CLAUDE_PLATFORMS + OPENAI_PLATFORMS):
+            break
+        time.sleep(0.1)
+    assert billed >= set(CLAUDE_PLATFORMS + OPENAI_PLATFORMS)
+
+
+def test_claude_official_refreshes_once_under_twenty_concurrent_requests(tmp_path: Path) -> None:
+    # A fresh stack: the demo account has only a refresh token, so the first requests must sign in.
+    stack = Stack(tmp_path, Ports.free())
+    with stack:
+        key = create_demo_key(stack.db_path)
+        statuses: list[int] = []
+
+        def ask() -> None:
+            response = httpx.post(f"{stack.base_url}/claude/v1/messages", timeout=30,
+                                  headers={"authorization": f"Bearer {key}"},
+                                  json={"model": "claude-official,claude-sonnet-4-20250514", "max_tokens": 8,
+                                        "messages": [{"role": "user", "content": "Hi"}]})
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=ask) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert statuses == [200] * 20
+        log = (tmp_path / "edge.log").read_text()
+        assert log.count("OAuth access token of account claude-official/simulator-claude-official refreshed") == 1
