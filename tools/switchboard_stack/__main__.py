@@ -56,13 +56,16 @@ Switchboard is up.
   Upstream simulator: {stack.simulator_url} (accounts in {stack.accounts_path}; \
 settings {simulator_config or "built in"})
 
-Try it:
-  curl {base}/claude/v1/messages -H "x-api-key: {key}" -H "anthropic-version: 2023-06-01" \\
-    -H "content-type: application/json" \\
+Try it (the key as a bearer token, no anthropic-version, as the contract writes it):
+  curl {base}/claude/v1/messages -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": [{{"role": "user", "content": "Hi"}}]}}'
 
   curl {base}/openai/v1/chat/completions -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello!"}}], "stream": true}}'
+
+Every platform has a demo account; pin one with "platform,model", e.g.
+  "claude-official,claude-sonnet-4-20250514"  "bedrock,claude-sonnet-4-20250514"  "claude-ccr,claude-sonnet-4-20250514"
+  "azure-openai,gpt-4o-mini"  "openai,gpt-4o-mini"
 
 Press Ctrl-C to stop.
 """, flush=True)
