@@ -89,3 +89,46 @@ def test_claude_official_refreshes_once_under_twenty_concurrent_requests(tmp_pat
         assert statuses == [200] * 20
         log = (tmp_path / "edge.log").read_text()
         assert log.count("OAuth access token of account claude-official/simulator-claude-official refreshed") == 1
+
+
+def test_each_platforms_own_failures(tmp_path: Path) -> None:
+    ports = Ports.free()
+    simulator = f"http://127.0.0.1:{ports.simulator}"
+    accounts = [
+        {"name": "bad-signature", "platform": "bedrock", "base_url": simulator, "region": "us-east-1",
+         "models": ["claude-badsig"], "model_mapping": {"claude-badsig": "anthropic.claude-sonnet-4-20250514-v1:0"},
+         "aws": {"access_key_id": "AKIASIMULATOR0000000", "secret_access_key": "not-the-secret"}},
+        {"name": "faulty-stream", "platform": "bedrock", "base_url": simulator, "region": "us-east-1",
+         "models": ["claude-faulty"], "model_mapping": {"claude-faulty": "anthropic.claude-sonnet-4-20250514-v1:0"},
+         "aws": {"access_key_id": "AKIAFAULTY0000000000", "secret_access_key": "faulty-secret"}},
+        {"name": "no-deployment", "platform": "azure-openai", "base_url": simulator, "api_key": "sk-sim-azure",
+         "models": ["gpt-missing"], "deployments": {"gpt-missing": "nobody-deployed-this"}},
+        {"name": "signed-out", "platform": "claude-official", "base_url": simulator, "models": ["claude-signed-out"],
+         "oauth": {"refresh_token": "a-refresh-token-the-vendor-never-issued"}},
+    ]
+    faults = ["--bedrock-credential", "AKIAFAULTY0000000000=faulty-secret",
+              "--key-fault", "AKIAFAULTY0000000000=stream_error:3"]
+    with Stack(tmp_path, ports, accounts=accounts, simulator_args=faults) as stack:
+        key = create_demo_key(stack.db_path)
+        with httpx.Client(base_url=stack.base_url, timeout=30, headers={"authorization": f"Bearer {key}"}) as client:
+            def claude(model: str, stream: bool = False) -> httpx.Response:
+                return client.post("/claude/v1/messages", json={
+                    "model": model, "max_tokens": 16, "stream": stream,
+                    "messages": [{"role": "user", "content": "Hi"}]})
+
+            # A wrong AWS secret: the account's credential is refused, the client gets a clear 502.
+            response = claude("claude-badsig")
+            assert response.status_code == 502 and response.json()["error"]["type"] == "api_error"
+            assert "403" in response.json()["error"]["message"]
+            # Bedrock's in-stream exception becomes one Anthropic error event.
+            response = claude("claude-faulty", stream=True)
+            assert response.text.startswith("event: message_start") and response.text.count("event: error") == 1
+            # Azure's own DeploymentNotFound reaches the client as Azure said it.
+            response = client.post("/openai/v1/chat/completions", json={
+                "model": "gpt-missing", "messages": [{"role": "user", "content": "Hi"}]})
+            assert response.status_code == 404 and response.json()["error"]["code"] == "DeploymentNotFound"
+            # A refresh token the vendor refuses: the account is put in error and the request fails cleanly.
+            response = claude("claude-signed-out")
+            assert response.status_code == 502 and "sign-in" in response.json()["error"]["message"]
+        log = (tmp_path / "edge.log").read_text()
+        assert "a-refresh-token-the-vendor-never-issued" not in log and "not-the-secret" not in log
