@@ -14,7 +14,7 @@ from switchboard_edge.errors import ClientFormat
 from switchboard_edge.sse import SSEDecoder
 from switchboard_edge.upstream.azure_openai import AzureOpenAI
 from switchboard_edge.upstream.base import Call
-from switchboard_edge.upstream.bedrock import Bedrock, BedrockDecoder
+from switchboard_edge.upstream.bedrock import Bedrock, BedrockDecoder, bedrock_model_id
 from switchboard_edge.upstream.registry import native
 
 RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-recordings"
@@ -43,7 +43,7 @@ def test_bedrock_request_is_rewritten_and_signed_with_sigv4() -> None:
     headers = {"anthropic-beta": "interleaved-thinking-2025-05-14,some-future-beta-2099-01-01"}
     built = Bedrock().build(_call(account, BODY, "claude-sonnet-4-20250514", headers))
     assert built.url == ("https://bedrock-runtime.us-east-1.amazonaws.com/model/"
-                         "anthropic.claude-sonnet-4-20250514-v1%3A0/invoke-with-response-stream")
+                         "us.anthropic.claude-sonnet-4-20250514-v1%3A0/invoke-with-response-stream")
     body = orjson.loads(built.body)
     assert "model" not in body and "stream" not in body
     assert body["anthropic_version"] == "bedrock-2023-05-31"
@@ -115,3 +115,16 @@ def test_azure_urls_deployments_and_key(style: str, model: str, url_tail: str, b
     assert built.url == "https://res.openai.azure.com" + url_tail
     assert built.headers["api-key"] == "azure-key" and "authorization" not in built.headers
     assert orjson.loads(built.body)["model"] == body_model
+
+
+@pytest.mark.parametrize("model, region, expected", [
+    pytest.param("claude-sonnet-4-20250514", "eu-central-1", "eu.anthropic.claude-sonnet-4-20250514-v1:0", id="eu"),
+    pytest.param("claude-opus-4-1-20250805", "ap-northeast-1", "apac.anthropic.claude-opus-4-1-20250805-v1:0",
+                 id="apac"),
+    pytest.param("claude-3-5-haiku-20241022", "us-west-2", "anthropic.claude-3-5-haiku-20241022-v1:0",
+                 id="on-demand"),
+    pytest.param("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1",
+                 "global.anthropic.claude-sonnet-4-5-20250929-v1:0", id="profile-as-is"),
+])
+def test_bedrock_model_ids(model: str, region: str, expected: str) -> None:
+    assert bedrock_model_id(model, region) == expected

@@ -1,7 +1,8 @@
 """Anthropic models on AWS Bedrock (bedrock): InvokeModel and InvokeModelWithResponseStream.
 
 - URL: `{base_url}/model/{model id}/invoke` or `/invoke-with-response-stream`; the model id is the account's
-  mapping of the client's model, else `anthropic.<model>-v1:0` (Bedrock's naming of Claude models); an id
+  mapping of the client's model, else `anthropic.<model>-v1:0` (Bedrock's naming of Claude models), behind
+  the region's inference profile (`us.`, `eu.`, `apac.`) for the models Bedrock serves only that way; an id
   that already names a Bedrock model or inference profile (it has a dot) is used as it is.
 - Body: the Anthropic request with `anthropic_version: bedrock-2023-05-31`, without `model` and `stream`;
   the client's `anthropic-beta` values that Bedrock accepts move into `anthropic_beta`, the others are
@@ -61,8 +62,23 @@ _ERROR_TYPES = {
 }
 
 
-def bedrock_model_id(model: str) -> str:
-    return model if "." in model else f"anthropic.{model}-v1:0"
+# Claude models Bedrock serves on demand only through a cross-region inference profile ("us.anthropic.…").
+PROFILE_ONLY = ("claude-sonnet-4", "claude-opus-4", "claude-haiku-4", "claude-3-7-sonnet")
+# Region prefix -> the inference profile's geography.
+_GEOGRAPHIES = (("us-gov-", "us-gov"), ("us-", "us"), ("eu-", "eu"), ("ap-", "apac"), ("ca-", "ca"))
+
+
+def bedrock_model_id(model: str, region: str) -> str:
+    """The Bedrock id for a client's model: an id or ARN as it is; else Anthropic's model on Bedrock,
+    through the region's inference profile where Bedrock requires one. Accounts override it with
+    `model_mapping` (e.g. to a global profile or a provisioned-throughput ARN)."""
+    if "." in model or model.startswith("arn:"):
+        return model
+    base = f"anthropic.{model}-v1:0"
+    if not model.startswith(PROFILE_ONLY):
+        return base
+    geography = next((name for prefix, name in _GEOGRAPHIES if region.startswith(prefix)), "us")
+    return f"{geography}.{base}"
 
 
 def bedrock_body(call: Call) -> bytes:
@@ -126,7 +142,8 @@ class Bedrock(Platform):
     def build(self, call: Call) -> UpstreamRequest:
         account = call.account
         action = "invoke-with-response-stream" if call.stream else "invoke"
-        url = f"{account.base_url}/model/{quote(bedrock_model_id(call.upstream_model), safe='')}/{action}"
+        model_id = quote(bedrock_model_id(call.upstream_model, account.region), safe="")
+        url = f"{account.base_url}/model/{model_id}/{action}"
         body = bedrock_body(call)
         headers = {"content-type": "application/json", "accept": EVENT_STREAM if call.stream else "application/json"}
         headers.update(account.headers)
