@@ -35,6 +35,7 @@ class ClientFormat(StrEnum):
 
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
+    GEMINI = "gemini"
 
 
 class SwitchboardError(Exception):
@@ -168,14 +169,26 @@ class UpstreamTimeout(UpstreamError):
 
 
 def format_for_path(path: str) -> ClientFormat:
-    """The dialect of the endpoint a path belongs to: Anthropic under /claude, else OpenAI."""
-    return ClientFormat.ANTHROPIC if path.startswith("/claude") else ClientFormat.OPENAI
+    """The dialect of the endpoint a path belongs to: Anthropic under /claude, Gemini under /gemini, else OpenAI."""
+    if path.startswith("/claude"):
+        return ClientFormat.ANTHROPIC
+    return ClientFormat.GEMINI if path.startswith("/gemini") else ClientFormat.OPENAI
+
+
+# Google's error statuses (google.rpc.Code names) by HTTP status, for Gemini-format errors.
+_GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                  405: "INVALID_ARGUMENT", 408: "DEADLINE_EXCEEDED", 413: "INVALID_ARGUMENT",
+                  414: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 431: "INVALID_ARGUMENT",
+                  500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
 def error_payload(error: SwitchboardError, client_format: ClientFormat) -> dict[str, object]:
     """The error as the endpoint's vendor would shape it."""
     if client_format is ClientFormat.ANTHROPIC:
         return {"type": "error", "error": {"type": error.anthropic_type, "message": error.message}}
+    if client_format is ClientFormat.GEMINI:
+        return {"error": {"code": error.status, "message": error.message,
+                          "status": _GOOGLE_STATUS.get(error.status, "UNKNOWN")}}
     return {
         "error": {
             "message": error.message,

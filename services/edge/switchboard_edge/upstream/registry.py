@@ -13,6 +13,7 @@ from switchboard_edge.upstream.azure_openai import AzureOpenAI
 from switchboard_edge.upstream.base import Platform
 from switchboard_edge.upstream.bedrock import Bedrock
 from switchboard_edge.upstream.claude_official import ClaudeOfficial
+from switchboard_edge.upstream.gemini import Gemini
 from switchboard_edge.upstream.openai import OpenAIChat
 
 PLATFORMS: Mapping[str, Platform] = {
@@ -24,6 +25,7 @@ PLATFORMS: Mapping[str, Platform] = {
         Bedrock(),
         OpenAIChat(),
         AzureOpenAI(),
+        Gemini(),
     )
 }
 
