@@ -31,7 +31,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]
 @pytest.mark.parametrize("platform", CLAUDE_PLATFORMS)
 def test_anthropic_sdk_reaches_each_anthropic_platform(demo: tuple[Stack, str], platform: str) -> None:
     stack, key = demo
-    client = anthropic.Anthropic(base_url=f"{stack.base_url}/claude", api_key=key, max_retries=0)
+    with anthropic.Anthropic(base_url=f"{stack.base_url}/claude", api_key=key, max_retries=0) as client:
+        _claude_turns(client, platform)
+
+
+def _claude_turns(client: anthropic.Anthropic, platform: str) -> None:
     message = client.messages.create(model=f"{platform},claude-sonnet-4-20250514", max_tokens=32,
                                       messages=[{"role": "user", "content": "Hello"}])
     assert message.type == "message" and message.content and message.usage.output_tokens > 0
@@ -45,7 +49,11 @@ def test_anthropic_sdk_reaches_each_anthropic_platform(demo: tuple[Stack, str], 
 @pytest.mark.parametrize("platform", OPENAI_PLATFORMS)
 def test_openai_sdk_reaches_each_openai_platform(demo: tuple[Stack, str], platform: str) -> None:
     stack, key = demo
-    client = openai.OpenAI(base_url=f"{stack.base_url}/openai/v1", api_key=key, max_retries=0)
+    with openai.OpenAI(base_url=f"{stack.base_url}/openai/v1", api_key=key, max_retries=0) as client:
+        _openai_turns(client, platform)
+
+
+def _openai_turns(client: openai.OpenAI, platform: str) -> None:
     completion = client.chat.completions.create(model=f"{platform},gpt-4o-mini",
                                                 messages=[{"role": "user", "content": "Hello"}])
     assert completion.object == "chat.completion" and completion.choices[0].message.content
