@@ -53,6 +53,22 @@ CLAUDE_COUNT_TOKENS = Endpoint(
     platforms=registry.native(ClientFormat.ANTHROPIC, "count_tokens"),
     session=inbound.anthropic_session,
 )
+# Gemini's native API: the action after the model decides the operation and whether it streams.
+GEMINI_ENDPOINTS = tuple(
+    Endpoint(
+        route=f"/gemini/{version}/models/{{model}}:{action}",
+        client_format=ClientFormat.GEMINI,
+        operation=operation,
+        platforms=registry.native(ClientFormat.GEMINI, operation),
+        session=inbound.no_session,
+        model_in_path=True,
+        key_in_query=True,
+        stream=stream,
+    )
+    for version in ("v1beta", "v1")
+    for action, operation, stream in (("generateContent", "chat", False), ("streamGenerateContent", "chat", True),
+                                      ("countTokens", "count_tokens", False))
+)
 OPENAI_CHAT = Endpoint(
     route="/openai/v1/chat/completions",
     client_format=ClientFormat.OPENAI,
@@ -102,13 +118,15 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
     # parameter resolution would be pure per-request cost. SDKs given a Base URL ending in "/" may call
     # the route with a trailing slash: the same handler serves it.
-    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT):
+    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT, *GEMINI_ENDPOINTS):
         handler = _relay_route(runtime, endpoint)
         app.add_route(endpoint.route, handler, methods=["POST"])
         app.add_route(endpoint.route + "/", handler, methods=["POST"])
 
     for path, client_format, render_list in (("/claude/v1/models", ClientFormat.ANTHROPIC, models.anthropic_list),
-                                             ("/openai/v1/models", ClientFormat.OPENAI, models.openai_list)):
+                                             ("/openai/v1/models", ClientFormat.OPENAI, models.openai_list),
+                                             ("/gemini/v1beta/models", ClientFormat.GEMINI, models.gemini_list),
+                                             ("/gemini/v1/models", ClientFormat.GEMINI, models.gemini_list)):
         listing = _models_route(runtime, client_format, render_list)
         app.add_route(path, listing, methods=["GET"])
         app.add_route(path + "/", listing, methods=["GET"])
@@ -158,7 +176,8 @@ def _models_route(runtime: "_Runtime", client_format: ClientFormat,
 
     async def listing(request: Request) -> Response:
         try:
-            credential = inbound.extract_key(request.headers)
+            query_key = request.query_params.get("key", "") if client_format is ClientFormat.GEMINI else ""
+            credential = inbound.extract_key(request.headers, query_key)
             client = auth_pb2.ClientMetadata(user_agent=request.headers.get("user-agent", ""),
                                              client_format=client_format.value)
             key, accounts = await asyncio.gather(runtime.control.admission.key(credential, client),

@@ -36,6 +36,11 @@ class Endpoint:
     # Platforms tried when the model string names none, in preference order (the registry's natives).
     platforms: tuple[str, ...]
     session: SessionReader
+    # Gemini's routes name the model in the path (`{model}` path parameter), accept the key as `?key=`,
+    # and say by their action whether they stream (None: the body's `stream` says).
+    model_in_path: bool = False
+    key_in_query: bool = False
+    stream: bool | None = None
 
 
 @dataclass(eq=False)

@@ -23,16 +23,19 @@ _NO_KEY = (
 )
 
 
-def extract_key(headers: Mapping[str, str]) -> str:
-    """The Switchboard key from Authorization: Bearer, or X-API-Key (any case). Raises 401 if absent."""
+def extract_key(headers: Mapping[str, str], query_key: str = "") -> str:
+    """The Switchboard key from Authorization: Bearer, X-API-Key or x-goog-api-key (any case), else
+    `query_key` (Gemini's `?key=`, only on /gemini routes). Raises 401 if absent."""
     authorization = headers.get("authorization", "")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    api_key = headers.get("x-api-key", "").strip()
+    api_key = headers.get("x-api-key", "").strip() or headers.get("x-goog-api-key", "").strip()
     if api_key:
         return api_key
+    if query_key.strip():
+        return query_key.strip()
     raise AuthenticationFailed(_NO_KEY)
 
 
@@ -107,6 +110,10 @@ def parse_model(body: Mapping[str, Any]) -> ModelRef:
     if "," in model:
         raise InvalidRequest(f"model: expected 'platform,model' with one comma, got '{shown(value)}'.")
     return ModelRef(platform, model)
+
+
+def no_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    return ""
 
 
 def anthropic_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:

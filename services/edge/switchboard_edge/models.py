@@ -50,6 +50,13 @@ def anthropic_list(names: Sequence[str]) -> bytes:
                          "last_id": names[-1] if names else None})
 
 
+def gemini_list(names: Sequence[str]) -> bytes:
+    return orjson.dumps({"models": [
+        {"name": f"models/{name}", "displayName": name,
+         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"]}
+        for name in names]})
+
+
 def openai_list(names: Sequence[str]) -> bytes:
     return orjson.dumps({"object": "list", "data": [
         {"id": name, "object": "model", "created": _CREATED, "owned_by": "switchboard"} for name in names]})

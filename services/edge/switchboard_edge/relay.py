@@ -132,21 +132,23 @@ class Relay:
         if self._draining:
             raise ServiceUnavailable(_RESTARTING, retry_after=1.0)
         headers = request.headers
-        credential = inbound.extract_key(headers)
+        endpoint = exchange.endpoint
+        credential = inbound.extract_key(
+            headers, request.query_params.get("key", "") if endpoint.key_in_query else "")
         inbound.check_content_type(headers.get("content-type", ""))
         inbound.check_declared_length(headers.get("content-length"), self._settings.max_body_bytes)
         client = auth_pb2.ClientMetadata(
             remote_addr=request.client.host if request.client else "",
             user_agent=headers.get("user-agent", ""),
             request_id=exchange.request_id,
-            client_format=exchange.endpoint.client_format.value,
+            client_format=endpoint.client_format.value,
         )
         return credential, client
 
     def _parse(self, exchange: Exchange, raw: bytes, request: Request) -> tuple[tuple[str, ...], dict[str, Any]]:
         endpoint = exchange.endpoint
         body = inbound.parse_body(raw)
-        ref = inbound.parse_model(body)
+        ref = inbound.parse_model({"model": request.path_params.get("model", "")} if endpoint.model_in_path else body)
         if ref.platform is None:
             platforms = endpoint.platforms
         elif ref.platform in endpoint.platforms:
@@ -156,7 +158,10 @@ class Relay:
                 f"model: platform '{ref.platform}' cannot serve {endpoint.route} requests; "
                 f"use one of: {', '.join(endpoint.platforms)}."
             )
-        exchange.stream = inbound.parse_stream(body, nullable=endpoint.client_format is ClientFormat.OPENAI)
+        if endpoint.stream is None:
+            exchange.stream = inbound.parse_stream(body, nullable=endpoint.client_format is ClientFormat.OPENAI)
+        else:
+            exchange.stream = endpoint.stream
         exchange.model = ref.model
         exchange.body = body
         exchange.session = endpoint.session(body, request.headers)

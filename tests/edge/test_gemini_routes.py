@@ -1,0 +1,107 @@
+"""Gemini's native API under /gemini: the key in x-goog-api-key or ?key= (never forwarded), the model and action in
+the path, answers relayed as the upstream gave them, errors in Gemini's format. The upstream replays recordings."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from aiohttp import web
+
+from switchboard.router.v1 import router_pb2
+from switchboard_edge.app import create_app
+from switchboard_edge.settings import EdgeSettings
+
+from .control_fakes import FakeAuth, FakeRouter, serve_fakes
+
+RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-recordings" / "gemini"
+BODY = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
+
+
+def _recorded(name: str) -> bytes:
+    body = yaml.safe_load((RECORDINGS / name).read_text())["interactions"][0]["response"]["body"]["string"]
+    return body if isinstance(body, bytes) else body.encode()
+
+
+@dataclass
+class Upstream:
+    seen: list[web.Request] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(request)
+        action = request.match_info["target"].rsplit(":", 1)[1]
+        if action == "streamGenerateContent":
+            return web.Response(body=_recorded("streamGenerateContent-sse.yaml"), content_type="text/event-stream")
+        if action == "countTokens":
+            return web.json_response({"totalTokens": 5})
+        return web.Response(body=_recorded("generateContent.yaml"), content_type="application/json")
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    upstream: Upstream
+    auth: FakeAuth
+    router: FakeRouter
+
+
+@pytest.fixture()
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    upstream = Upstream()
+    app = web.Application()
+    app.router.add_post("/v1beta/models/{target}", upstream.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    account = router_pb2.Account(id="gemini/g", platform="gemini", base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+                                 credential=router_pb2.Credential(api_key="AIza-account"))
+    auth, router = FakeAuth(), FakeRouter(account)
+    server, target = await serve_fakes(auth, router)
+    edge = create_app(EdgeSettings(auth_target=target, router_target=target, usage_flush_seconds=0.05,
+                                   spool_dir=str(tmp_path / "spool"), instance_id="edge-gemini"))
+    try:
+        async with edge.router.lifespan_context(edge):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://edge") as client:
+                yield Gateway(client, upstream, auth, router)
+    finally:
+        await server.stop(None)
+        await runner.cleanup()
+
+
+async def test_generate_content_with_the_key_in_the_query(gateway: Gateway) -> None:
+    response = await gateway.client.post("/gemini/v1beta/models/gemini-2.5-flash:generateContent?key=good", json=BODY)
+    assert response.status_code == 200 and response.json()["candidates"]
+    (seen,) = gateway.upstream.seen
+    assert seen.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+    assert seen.headers["x-goog-api-key"] == "AIza-account" and "key" not in seen.query
+    assert gateway.router.last_pick is not None and gateway.router.last_pick.model == "gemini-2.5-flash"
+
+
+async def test_stream_and_count_tokens_with_the_key_in_the_header(gateway: Gateway) -> None:
+    headers = {"x-goog-api-key": "good"}
+    response = await gateway.client.post("/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                                         json=BODY, headers=headers)
+    assert response.status_code == 200 and response.text == _recorded("streamGenerateContent-sse.yaml").decode()
+    assert gateway.upstream.seen[-1].query.get("alt") == "sse"
+    response = await gateway.client.post("/gemini/v1/models/gemini-2.5-flash:countTokens", json=BODY, headers=headers)
+    assert response.json() == {"totalTokens": 5}
+
+
+async def test_errors_the_gateway_makes_are_in_geminis_format(gateway: Gateway) -> None:
+    response = await gateway.client.post("/gemini/v1beta/models/gemini-2.5-flash:generateContent?key=wrong", json=BODY)
+    assert response.status_code == 401
+    assert response.json()["error"]["status"] == "UNAUTHENTICATED" and response.json()["error"]["code"] == 401
+    response = await gateway.client.get("/gemini/v1beta/nothing-here", headers={"x-goog-api-key": "good"})
+    assert response.status_code == 404 and response.json()["error"]["status"] == "NOT_FOUND"
+    assert gateway.upstream.seen == []
+
+
+async def test_models_are_listed_in_geminis_format(gateway: Gateway) -> None:
+    gateway.router.statuses = [router_pb2.AccountStatus(
+        account=router_pb2.Account(id="gemini/g", platform="gemini"), state=router_pb2.ACCOUNT_STATE_READY,
+        models=["gemini-2.5-flash", "gemini-*"])]
+    response = await gateway.client.get("/gemini/v1beta/models?key=good")
+    assert response.status_code == 200
+    assert [model["name"] for model in response.json()["models"]] == ["models/gemini-2.5-flash"]
