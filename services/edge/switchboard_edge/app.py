@@ -69,6 +69,17 @@ GEMINI_ENDPOINTS = tuple(
     for action, operation, stream in (("generateContent", "chat", False), ("streamGenerateContent", "chat", True),
                                       ("countTokens", "count_tokens", False))
 )
+# Codex appends /responses to whatever base URL the user typed: every such path is served.
+RESPONSES_ENDPOINTS = tuple(
+    Endpoint(
+        route=route,
+        client_format=ClientFormat.RESPONSES,
+        operation="chat",
+        platforms=registry.native(ClientFormat.RESPONSES),
+        session=inbound.openai_session,
+    )
+    for route in ("/responses", "/v1/responses", "/openai/v1/responses", "/openai/responses")
+)
 OPENAI_CHAT = Endpoint(
     route="/openai/v1/chat/completions",
     client_format=ClientFormat.OPENAI,
@@ -118,7 +129,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
     # parameter resolution would be pure per-request cost. SDKs given a Base URL ending in "/" may call
     # the route with a trailing slash: the same handler serves it.
-    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT, *GEMINI_ENDPOINTS):
+    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT, *GEMINI_ENDPOINTS, *RESPONSES_ENDPOINTS):
         handler = _relay_route(runtime, endpoint)
         app.add_route(endpoint.route, handler, methods=["POST"])
         app.add_route(endpoint.route + "/", handler, methods=["POST"])

@@ -36,6 +36,8 @@ class ClientFormat(StrEnum):
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
     GEMINI = "gemini"
+    # OpenAI's Responses API: OpenAI's error bodies, its own stream events.
+    RESPONSES = "responses"
 
 
 class SwitchboardError(Exception):
@@ -220,4 +222,7 @@ def stream_error_event(error: SwitchboardError, client_format: ClientFormat) -> 
     data = orjson.dumps(error_payload(error, client_format))
     if client_format is ClientFormat.ANTHROPIC:
         return b"event: error\ndata: " + data + b"\n\n"
+    if client_format is ClientFormat.RESPONSES:
+        failure = {"type": "error", "code": error.openai_code, "message": error.message, "param": None}
+        return b"event: error\ndata: " + orjson.dumps(failure) + b"\n\n"
     return b"data: " + data + b"\n\n"

@@ -140,5 +140,6 @@ def anthropic_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> st
 
 def openai_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
     """Session hint for OpenAI-format clients: session-id header, then prompt_cache_key, then user."""
-    hint = headers.get("session-id") or body.get("prompt_cache_key") or body.get("user")
+    hint = (headers.get("session-id") or headers.get("session_id") or body.get("prompt_cache_key")
+            or body.get("user"))
     return hint if isinstance(hint, str) else ""

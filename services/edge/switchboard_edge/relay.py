@@ -159,7 +159,8 @@ class Relay:
                 f"use one of: {', '.join(endpoint.platforms)}."
             )
         if endpoint.stream is None:
-            exchange.stream = inbound.parse_stream(body, nullable=endpoint.client_format is ClientFormat.OPENAI)
+            nullable = endpoint.client_format in (ClientFormat.OPENAI, ClientFormat.RESPONSES)
+            exchange.stream = inbound.parse_stream(body, nullable=nullable)
         else:
             exchange.stream = endpoint.stream
         exchange.model = ref.model

@@ -15,6 +15,7 @@ from switchboard_edge.upstream.bedrock import Bedrock
 from switchboard_edge.upstream.claude_official import ClaudeOfficial
 from switchboard_edge.upstream.gemini import Gemini
 from switchboard_edge.upstream.openai import OpenAIChat
+from switchboard_edge.upstream.openai_responses import OpenAIResponses
 
 PLATFORMS: Mapping[str, Platform] = {
     platform.id: platform
@@ -26,6 +27,7 @@ PLATFORMS: Mapping[str, Platform] = {
         OpenAIChat(),
         AzureOpenAI(),
         Gemini(),
+        OpenAIResponses(),
     )
 }
 

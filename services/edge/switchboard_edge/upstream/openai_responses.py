@@ -1,0 +1,95 @@
+"""OpenAI's Responses API with an API key (openai-responses): `{base}/v1/responses`, Bearer auth.
+
+Streams are typed SSE events (`response.created` … `response.output_text.delta` … `response.completed`);
+the stream is complete on `response.completed` (or `response.incomplete`, a finished answer cut by a limit),
+whose `response.usage` is the final usage; `response.failed` and `error` are the vendor's own failure
+events. Input items and `include` values the gateway does not know pass through untouched.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from switchboard_common import platforms
+from switchboard_edge.errors import ClientFormat
+from switchboard_edge.sse import SSEEvent
+from switchboard_edge.upstream.base import Call, Platform, StreamTap, UpstreamRequest, forwardable, with_query
+from switchboard_edge.usage import Usage
+
+# Codex's own headers pass through too (session, originator, version, its x-codex-* and subagent headers).
+_HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "openai-beta", "session_id", "session-id",
+                           "originator", "version", "x-openai-subagent", "thread-id", "x-client-request-id"})
+_HEADER_PREFIXES = ("x-stainless-", "x-codex-")
+_FINISHED = frozenset({"response.completed", "response.incomplete"})
+_FAILED = frozenset({"response.failed", "error"})
+_DELTAS = frozenset({"response.output_text.delta", "response.reasoning_summary_text.delta",
+                     "response.function_call_arguments.delta", "response.refusal.delta"})
+
+
+def from_responses(reported: Any) -> Usage:
+    """Usage from a Responses `usage` object (cached input split out, reasoning part of output)."""
+    if not isinstance(reported, dict):
+        return Usage()
+
+    def count(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    input_details = reported.get("input_tokens_details") or {}
+    output_details = reported.get("output_tokens_details") or {}
+    cached = count(input_details.get("cached_tokens")) if isinstance(input_details, dict) else 0
+    return Usage(
+        input_tokens=max(0, count(reported.get("input_tokens")) - cached),
+        output_tokens=count(reported.get("output_tokens")),
+        cache_read_input_tokens=cached,
+        reasoning_tokens=count(output_details.get("reasoning_tokens")) if isinstance(output_details, dict) else 0,
+    )
+
+
+class ResponsesStreamTap(StreamTap):
+    def observe(self, event: SSEEvent) -> bool:
+        name = event.name
+        if name in _DELTAS:
+            try:
+                delta = orjson.loads(event.data).get("delta")
+            except (orjson.JSONDecodeError, AttributeError):
+                return True
+            if isinstance(delta, str):
+                self.output_chars += len(delta)
+                self.output_deltas += 1
+        elif name in _FINISHED:
+            self.complete = True
+            try:
+                response = orjson.loads(event.data).get("response")
+            except (orjson.JSONDecodeError, AttributeError):
+                return True
+            if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+                self.usage = from_responses(response["usage"])
+                self.final_usage = self.input_reported = True
+        elif name in _FAILED:
+            self.errored = True
+        return True
+
+
+class OpenAIResponses(Platform):
+    id = platforms.OPENAI_RESPONSES
+    client_format = ClientFormat.RESPONSES
+
+    def build(self, call: Call) -> UpstreamRequest:
+        headers = forwardable(call.client_headers, _HEADER_NAMES, _HEADER_PREFIXES)
+        headers["content-type"] = "application/json"
+        headers.update(call.account.headers)
+        headers["authorization"] = f"Bearer {call.account.credential.api_key}"
+        if call.account.organization:
+            headers["openai-organization"] = call.account.organization
+        if call.account.project:
+            headers["openai-project"] = call.account.project
+        body = call.raw if call.body.get("model") == call.upstream_model else orjson.dumps(
+            {**call.body, "model": call.upstream_model})
+        return UpstreamRequest(with_query(f"{call.account.base_url}/v1/responses", call.query), headers, body)
+
+    def usage(self, body: Any) -> Usage:
+        return from_responses(body.get("usage")) if isinstance(body, dict) else Usage()
+
+    def tap(self, body: Mapping[str, Any]) -> ResponsesStreamTap:
+        return ResponsesStreamTap()
