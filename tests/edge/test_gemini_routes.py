@@ -1,6 +1,7 @@
 """Gemini's native API under /gemini: the key in x-goog-api-key or ?key= (never forwarded), the model and action in
 the path, answers relayed as the upstream gave them, errors in Gemini's format. The upstream replays recordings."""
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +29,15 @@ def _recorded(name: str) -> bytes:
 @dataclass
 class Upstream:
     seen: list[web.Request] = field(default_factory=list)
+    # Stream only the first chunk, then end without the final one.
+    cut: bool = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(request)
         action = request.match_info["target"].rsplit(":", 1)[1]
+        if action == "streamGenerateContent" and self.cut:
+            first = _recorded("streamGenerateContent-sse.yaml").split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+            return web.Response(body=first, content_type="text/event-stream")
         if action == "streamGenerateContent":
             return web.Response(body=_recorded("streamGenerateContent-sse.yaml"), content_type="text/event-stream")
         if action == "countTokens":
@@ -105,3 +111,26 @@ async def test_models_are_listed_in_geminis_format(gateway: Gateway) -> None:
     response = await gateway.client.get("/gemini/v1beta/models?key=good")
     assert response.status_code == 200
     assert [model["name"] for model in response.json()["models"]] == ["models/gemini-2.5-flash"]
+
+
+async def test_stream_without_alt_sse_is_one_json_array_of_the_upstreams_chunks(gateway: Gateway) -> None:
+    response = await gateway.client.post("/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+                                         json=BODY, headers={"x-goog-api-key": "good"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    # The upstream is still asked for SSE; its chunks become the array's elements, in order.
+    assert gateway.upstream.seen[-1].query.get("alt") == "sse"
+    recorded = _recorded("streamGenerateContent-sse.yaml").decode()
+    chunks = [json.loads(line[len("data: "):]) for line in recorded.splitlines() if line.startswith("data: ")]
+    assert response.text.startswith("[{") and response.text.endswith("}]")
+    assert json.loads(response.text) == chunks and len(chunks) > 1
+
+
+async def test_json_array_stream_cut_short_ends_with_an_error_element_and_stays_valid_json(
+        gateway: Gateway) -> None:
+    gateway.upstream.cut = True
+    response = await gateway.client.post("/gemini/v1/models/gemini-2.5-flash:streamGenerateContent",
+                                         json=BODY, headers={"x-goog-api-key": "good"})
+    elements = json.loads(response.text)
+    assert elements[0]["candidates"] and elements[-1]["error"]["status"] == "UNAVAILABLE"
+    assert not any(candidate.get("finishReason") for element in elements[:-1]
+                   for candidate in element.get("candidates", []))

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from switchboard.auth.v1 import auth_pb2
-from switchboard_edge import inbound, models
+from switchboard_edge import framing, inbound, models
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
     ClientFormat,
@@ -64,6 +64,7 @@ GEMINI_ENDPOINTS = tuple(
         model_in_path=True,
         key_in_query=True,
         stream=stream,
+        framing=framing.gemini_stream,
     )
     for version in ("v1beta", "v1")
     for action, operation, stream in (("generateContent", "chat", False), ("streamGenerateContent", "chat", True),

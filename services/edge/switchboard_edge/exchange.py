@@ -9,9 +9,12 @@ import aiohttp
 
 from switchboard_edge.admission import Admission
 from switchboard_edge.errors import ClientFormat
+from switchboard_edge.framing import StreamFraming, sse
 from switchboard_edge.usage import Usage
 
 SessionReader = Callable[[Mapping[str, Any], Mapping[str, str]], str]
+# Chooses a stream's client framing from the request's query parameters.
+FramingChooser = Callable[[Mapping[str, str]], StreamFraming]
 
 # How a request ended (UsageRecord.end_reason).
 COMPLETE = "complete"
@@ -41,6 +44,7 @@ class Endpoint:
     model_in_path: bool = False
     key_in_query: bool = False
     stream: bool | None = None
+    framing: FramingChooser = sse
 
 
 @dataclass(eq=False)
@@ -56,6 +60,7 @@ class Exchange:
     session: str = ""
     platform: str = ""
     body: Mapping[str, Any] = field(default_factory=dict)
+    framing: StreamFraming = field(default_factory=StreamFraming)
     admission: Admission | None = None
     # The current attempt's lease has not been reported back yet.
     lease_open: bool = False

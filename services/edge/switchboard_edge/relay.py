@@ -45,7 +45,6 @@ from switchboard_edge.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     render,
-    stream_error_event,
 )
 from switchboard_edge.exchange import (
     CLIENT_CLOSED,
@@ -62,6 +61,7 @@ from switchboard_edge.exchange import (
 )
 from switchboard_edge.oauth import OAuthTokens, RefreshFailed
 from switchboard_edge.settings import EdgeSettings
+from switchboard_edge.sse import SSEEvent
 from switchboard_edge.upstream.base import Call, Platform, StreamTap, response_headers
 from switchboard_edge.upstream.registry import PLATFORMS
 from switchboard_edge.upstream_http import Upstreams
@@ -166,6 +166,8 @@ class Relay:
         exchange.model = ref.model
         exchange.body = body
         exchange.session = endpoint.session(body, request.headers)
+        if exchange.stream:
+            exchange.framing = endpoint.framing(request.query_params)
         return platforms, body
 
     async def _run(self, request: Request, exchange: Exchange, credential: str, client: auth_pb2.ClientMetadata,
@@ -410,7 +412,9 @@ class Relay:
         headers = response_headers(upstream.headers.items())
         headers.update(_STREAM_HEADERS)
         exchange.upstream = upstream
-        if platform.stream_content_type != "text/event-stream":
+        if exchange.framing.content_type is not None:
+            headers["content-type"] = exchange.framing.content_type
+        elif platform.stream_content_type != "text/event-stream":
             headers["content-type"] = "text/event-stream; charset=utf-8"  # re-framed as SSE for the client
         return _RelayedStream(self._events(exchange, platform, tap, upstream), upstream.status, headers,
                               settle=lambda: self._end_stream(exchange, tap, upstream, CLIENT_CLOSED))
@@ -421,6 +425,7 @@ class Relay:
         gauge = metrics.ACTIVE_STREAMS.labels(client_format.value)
         gauge.inc()
         decoder = platform.decoder()
+        framing = exchange.framing
         failure = CLIENT_CLOSED
         message = "The upstream stream ended before the answer was complete."
         try:
@@ -429,12 +434,12 @@ class Relay:
                     if not exchange.first_byte:
                         exchange.first_byte = time.perf_counter() - exchange.upstream_started
                     events = decoder.feed(chunk)
-                    out = b"".join([event.raw for event in events if tap.observe(event)])
+                    out = b"".join([framing.event(event) for event in events if tap.observe(event)])
                     if out:
                         yield out
                 rest = decoder.flush()
                 if rest:
-                    yield rest
+                    yield framing.event(SSEEvent(rest))
                 if tap.complete:
                     failure = ""
                 else:
@@ -447,7 +452,10 @@ class Relay:
                 failure = UPSTREAM_ERROR if tap.errored else UPSTREAM_BROKE
             if failure and not tap.errored:
                 error = UpstreamTimeout(message) if failure == TIMEOUT else UpstreamUnavailable(message)
-                yield stream_error_event(error, client_format)
+                yield framing.error(error, client_format)
+            closing = framing.end()
+            if closing:
+                yield closing
         finally:
             gauge.dec()
             self._end_stream(exchange, tap, upstream, failure)
