@@ -72,6 +72,9 @@ def main() -> None:
         loop="uvloop",
         # httptools, with the header limits and the header, body and keep-alive (idle) deadlines.
         http=protocol_for(HttpLimits.from_settings(settings)),
+        # The Responses WebSocket carries whole request bodies as messages.
+        ws="websockets-sansio",
+        ws_max_size=settings.max_body_bytes,
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=round(settings.drain_seconds + _SETTLE_SECONDS),

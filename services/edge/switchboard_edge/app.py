@@ -1,9 +1,13 @@
 """Wiring: the client-facing routes, their endpoints, and the process-wide clients.
 
-| route                              | dialect   | platforms it reaches                          |
-|------------------------------------|-----------|-----------------------------------------------|
-| POST /claude/v1/messages           | Anthropic | every Anthropic-native platform of the registry |
-| POST /openai/v1/chat/completions   | OpenAI    | every OpenAI-native platform of the registry    |
+| route                                   | dialect   | platforms it reaches (the registry's natives) |
+|-----------------------------------------|-----------|-----------------------------------------------|
+| POST /claude/v1/messages                | Anthropic | Anthropic-native platforms                    |
+| POST /openai/v1/chat/completions        | OpenAI    | OpenAI-native platforms                       |
+| POST /gemini/{v1beta,v1}/models/{m}:…   | Gemini    | Gemini-native platforms                       |
+| POST (or WebSocket GET) /responses,     | Responses | Responses-native platforms                    |
+|   /v1/responses, /openai/v1/responses,  |           |                                               |
+|   /openai/responses                     |           |                                               |
 
 Each route is also served with a trailing slash (never redirected: a redirect would be built from the
 client's Host). Errors the routing makes (404, 405 with `Allow`) are in the path's dialect.
@@ -16,10 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import WebSocketRoute
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard_edge import framing, inbound, models
@@ -34,6 +39,7 @@ from switchboard_edge.errors import (
 )
 from switchboard_edge.exchange import Endpoint
 from switchboard_edge.relay import Relay
+from switchboard_edge.responses_ws import ResponsesSockets
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.spool import UsageSpool
 from switchboard_edge.upstream import registry
@@ -95,6 +101,7 @@ class _Runtime:
 
     control: ControlPlane
     relay: Relay
+    sockets: ResponsesSockets
 
 
 def create_app(settings: EdgeSettings) -> FastAPI:
@@ -115,9 +122,14 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         upstreams = Upstreams()
         runtime.control = control
         runtime.relay = Relay(settings, control, upstreams)
+        runtime.sockets = ResponsesSockets(runtime.relay, control.admission, settings.max_body_bytes)
+
+        def drain() -> None:
+            runtime.relay.drain()
+            runtime.sockets.drain()
+
         # The server calls this from its SIGTERM handler: thread-safe, the drain itself runs on the loop.
-        app.state.begin_drain = functools.partial(asyncio.get_running_loop().call_soon_threadsafe,
-                                                  runtime.relay.drain)
+        app.state.begin_drain = functools.partial(asyncio.get_running_loop().call_soon_threadsafe, drain)
         try:
             yield
         finally:
@@ -134,6 +146,12 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         handler = _relay_route(runtime, endpoint)
         app.add_route(endpoint.route, handler, methods=["POST"])
         app.add_route(endpoint.route + "/", handler, methods=["POST"])
+
+    # Codex's WebSocket transport: the same Responses routes, as GET with Upgrade: websocket.
+    for endpoint in RESPONSES_ENDPOINTS:
+        socket_handler = _socket_route(runtime, endpoint)
+        app.router.routes.append(WebSocketRoute(endpoint.route, socket_handler))
+        app.router.routes.append(WebSocketRoute(endpoint.route + "/", socket_handler))
 
     for path, client_format, render_list in (("/claude/v1/models", ClientFormat.ANTHROPIC, models.anthropic_list),
                                              ("/openai/v1/models", ClientFormat.OPENAI, models.openai_list),
@@ -208,6 +226,13 @@ def _relay_route(runtime: "_Runtime", endpoint: Endpoint) -> Callable[[Request],
         return await runtime.relay.handle(request, endpoint)
 
     return relay
+
+
+def _socket_route(runtime: "_Runtime", endpoint: Endpoint) -> Callable[[WebSocket], Awaitable[None]]:
+    async def socket(websocket: WebSocket) -> None:
+        await runtime.sockets.serve(websocket, endpoint)
+
+    return socket
 
 
 async def _serving(channel: object, timeout: float) -> bool:

@@ -252,6 +252,10 @@ class Relay:
                 exchange.task.cancel()
 
     @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
@@ -542,13 +546,14 @@ class _RelayedStream(StreamingResponse):
     def __init__(self, content: AsyncIterator[bytes], status: int, headers: Mapping[str, str],
                  settle: Callable[[], None]) -> None:
         super().__init__(content, status, headers=headers)
-        self._settle = settle
+        # A no-op when the stream settled itself; also called by whoever reads the stream without serving it.
+        self.settle = settle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._settle()  # a no-op when the stream settled itself
+            self.settle()
 
 
 async def _watch_disconnect(receive: Receive, exchange: Exchange) -> None:
