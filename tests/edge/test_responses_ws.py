@@ -81,6 +81,7 @@ class Gateway:
     upstream: Upstream
     auth: FakeAuth
     router: FakeRouter
+    edge: Any
 
 
 @pytest.fixture()
@@ -106,7 +107,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     while not web_server.started:
         await asyncio.sleep(0.01)
     try:
-        yield Gateway(f"ws://127.0.0.1:{port}", upstream, auth, router)
+        yield Gateway(f"ws://127.0.0.1:{port}", upstream, auth, router, edge)
     finally:
         web_server.should_exit = True
         await serving
@@ -245,3 +246,17 @@ async def test_a_client_gone_mid_stream_ends_the_upstream_call_and_settles_it_as
     (record,) = gateway.auth.records
     assert record.truncated and record.end_reason == "client_closed"
     assert gateway.router.held == set()  # the lease went back with the outcome
+
+
+async def test_draining_closes_idle_sockets_as_going_away_and_refuses_new_ones(gateway: Gateway) -> None:
+    async with connect(gateway.url + "/v1/responses", additional_headers=HEADERS) as ws:
+        await ws.send(_create(input="ping"))
+        await _until_done(ws)
+        gateway.edge.state.begin_drain()
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        assert ws.close_code == 1001
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(gateway.url + "/v1/responses", additional_headers=HEADERS):
+            pass
+    assert refused.value.response.status_code == 503
+    assert refused.value.response.headers["retry-after"] == "1"
