@@ -148,7 +148,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         app.add_route(endpoint.route + "/", handler, methods=["POST"])
 
     # Codex's WebSocket transport: the same Responses routes, as GET with Upgrade: websocket.
-    for endpoint in RESPONSES_ENDPOINTS:
+    for endpoint in RESPONSES_ENDPOINTS if settings.responses_websocket else ():
         socket_handler = _socket_route(runtime, endpoint)
         app.router.routes.append(WebSocketRoute(endpoint.route, socket_handler))
         app.router.routes.append(WebSocketRoute(endpoint.route + "/", socket_handler))

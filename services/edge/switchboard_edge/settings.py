@@ -40,6 +40,9 @@ class EdgeSettings:
     oauth_token_url: str = "https://console.anthropic.com/v1/oauth/token"
     oauth_client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
     oauth_refresh_margin_seconds: float = 300.0
+    # Serve the Responses API over WebSocket too (Codex's first transport); off, Codex falls back to HTTP
+    # after its WebSocket attempts fail.
+    responses_websocket: bool = True
     # -- client connections (see switchboard_edge.http_limits) --
     # Request header block: total bytes, number of headers, bytes of one header line.
     max_header_bytes: int = 32 * 1024
