@@ -1,0 +1,255 @@
+"""The real coding CLIs (Claude Code, Codex CLI, Gemini CLI), installed from npm, each completing one turn
+offline through a stack started the way `make run` starts it (the demo pool, one account per platform, all
+on the simulator) with nothing but a base URL and a Switchboard key.
+
+Each run gets a scratch HOME, a clean environment (PATH only, then the client's own variables) and stdin
+from /dev/null, as /work/shared/design/CLIENTS.md describes. A run must exit 0 and print the simulator's
+reply; the simulator's request log must show the turn on the vendor route of the platform the gateway
+picked, and the usage ledger must hold the turn's tokens under the key that was used.
+
+Every run's wall time (for Codex CLI the turn time of `codex exec`, with the edge's Responses WebSocket on
+and off) is shown in the terminal summary and kept in client-timings.json in pytest's base temp directory.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from switchboard_simulator import textgen
+from switchboard_simulator.config import SimulatorConfig
+from switchboard_stack.demo import create_demo_key
+from switchboard_stack.launcher import Ports, Stack, demo_accounts
+
+from .conftest import InstallClient, RecordTiming
+
+RUN_TIMEOUT = 120.0
+LEDGER_TIMEOUT = 15.0
+PROMPT = "say hi"
+# The simulator runs with its defaults, as under `make run`: every reply is this many tokens of pangrams
+# unless the request's own output limit is lower.
+REPLY_TOKENS = int(next(f.default for f in dataclasses.fields(SimulatorConfig) if f.name == "reply_tokens"))  # type: ignore[arg-type]
+
+# The upstream route each platform's turn must arrive on at the simulator.
+VENDOR_ROUTES = {
+    "claude-official": re.compile(r"/v1/messages"),
+    "claude-console": re.compile(r"/v1/messages"),
+    "claude-ccr": re.compile(r"/v1/messages"),
+    "bedrock": re.compile(r"/model/[^/]+/invoke-with-response-stream"),
+    "openai-responses": re.compile(r"/v1/responses"),
+    "gemini": re.compile(r"/v1(beta)?/models/[^/:]+:streamGenerateContent"),
+}
+
+
+def _start(tmp_path_factory: pytest.TempPathFactory, name: str, env: Mapping[str, str]) -> Stack:
+    ports = Ports.free()
+    stack = Stack(tmp_path_factory.mktemp(name), ports,
+                  accounts=demo_accounts(f"http://127.0.0.1:{ports.simulator}"), env=env)
+    return stack.start()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack as `make run` starts it: the demo pool and the launcher's environment, nothing added."""
+    running = _start(tmp_path_factory, "clients-stack", {})
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_without_websocket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The same, with the edge's Responses WebSocket off: Codex must fall back to HTTP (for the timing)."""
+    running = _start(tmp_path_factory, "clients-stack-http", {"SWITCHBOARD_EDGE_RESPONSES_WEBSOCKET": "false"})
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@dataclasses.dataclass
+class Run:
+    argv: list[str]
+    returncode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class Turn:
+    """One CLI run against one stack, with everything needed to explain a failure."""
+
+    def __init__(self, stack: Stack, home: Path, key_name: str) -> None:
+        self.stack, self.home, self.key_name = stack, home, key_name
+        self.run: Run | None = None
+        self.requests: list[dict[str, Any]] = []
+
+    def report(self) -> str:
+        parts = []
+        if self.run is not None:
+            parts += [f"command: {' '.join(self.run.argv)}",
+                      f"exit status: {self.run.returncode} after {self.run.seconds:.1f}s",
+                      f"--- stdout ---\n{self.run.stdout}", f"--- stderr ---\n{self.run.stderr[-6000:]}"]
+        parts.append("--- simulator requests ---\n" + "\n".join(
+            f"{entry.get('method')} {entry.get('path')}?{entry.get('query_string')} -> {entry.get('status')}"
+            f" (fault {entry.get('fault')})" for entry in self.requests))
+        for process in self.stack.processes:
+            parts.append(f"--- {process.name} log tail ---\n{process.tail(40)}")
+        return "\n".join(parts)
+
+    def fail(self, message: str) -> None:
+        pytest.fail(f"{message}\n{self.report()}", pytrace=False)
+
+
+def _clean_environment(home: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """`env -i` plus PATH (with this machine's node first), a scratch HOME and the client's variables."""
+    node = shutil.which("node")
+    assert node is not None, "node is not on PATH"
+    path = os.pathsep.join(dict.fromkeys([str(Path(node).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
+    return {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8", **extra}
+
+
+def _run(turn: Turn, argv: Sequence[str], extra_env: Mapping[str, str]) -> Run:
+    workdir = turn.home / "work"
+    workdir.mkdir(exist_ok=True)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(list(argv), env=_clean_environment(turn.home, extra_env), cwd=workdir,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        run = Run(list(argv), done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+    except subprocess.TimeoutExpired as exc:
+        turn.run = Run(list(argv), None, _text(exc.stdout), _text(exc.stderr), time.monotonic() - started)
+        turn.requests = _simulator_requests(turn.stack)
+        turn.fail(f"{Path(argv[0]).name} did not finish within {RUN_TIMEOUT:.0f}s")
+        raise
+    turn.run = run
+    turn.requests = _simulator_requests(turn.stack)
+    return run
+
+
+def _text(output: str | bytes | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+def _simulator_requests(stack: Stack) -> list[dict[str, Any]]:
+    requests: list[dict[str, Any]] = httpx.get(f"{stack.simulator_url}/_simulator/requests", timeout=10).json()[
+        "requests"]
+    return requests
+
+
+def _clear_simulator_log(stack: Stack) -> None:
+    httpx.delete(f"{stack.simulator_url}/_simulator/requests", timeout=10).raise_for_status()
+
+
+def _ledger(stack: Stack, key_name: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(stack.db_path) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(
+            "SELECT u.platform, u.model, u.input_tokens, u.output_tokens, u.status_code, u.stream FROM usage_records u "
+            "JOIN api_keys k ON k.key_id = u.key_id WHERE k.name = ?", (key_name,)).fetchall()
+    return [dict(row) for row in rows]
+
+
+def _output_tokens_observed(stack: Stack, platform: str) -> float:
+    """How many output-token observations the edge's gen_ai_client_token_usage histogram holds for `platform`."""
+    text = httpx.get(f"http://127.0.0.1:{stack.ports.edge_metrics}/metrics", timeout=10).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "gen_ai_client_token_usage":
+            continue
+        for sample in family.samples:
+            if (sample.name == "gen_ai_client_token_usage_count" and sample.labels.get("gen_ai_token_type") == "output"
+                    and sample.labels.get("gen_ai_provider_name") == platform):
+                total += sample.value
+    return total
+
+
+def _output_limit(body: Mapping[str, Any]) -> int | None:
+    for value in (body.get("max_tokens"), body.get("max_output_tokens"),
+                  (body.get("generationConfig") or {}).get("maxOutputTokens")):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _turn(stack: Stack, tmp_path: Path, key_name: str) -> tuple[Turn, str]:
+    """A scratch HOME, a fresh key minted as `make run` mints its demo key, and an empty simulator log."""
+    home = tmp_path / "home"
+    home.mkdir()
+    key = create_demo_key(stack.db_path, key_name)
+    _clear_simulator_log(stack)
+    return Turn(stack, home, key_name), key
+
+
+def _check_turn(turn: Turn, platforms: set[str], metrics_before: Mapping[str, float]) -> dict[str, Any]:
+    """The run printed the simulator's reply; its request reached the vendor route of the platform that
+    served it (one of `platforms`); the ledger and the edge's metrics hold its usage. Returns the ledger row."""
+    run = turn.run
+    assert run is not None
+    if run.returncode != 0:
+        turn.fail(f"{Path(run.argv[0]).name} exited with status {run.returncode}")
+    deadline = time.monotonic() + LEDGER_TIMEOUT
+    rows = _ledger(turn.stack, turn.key_name)
+    while not any(row["output_tokens"] > 0 for row in rows) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rows = _ledger(turn.stack, turn.key_name)
+    served = [row for row in rows if row["output_tokens"] > 0 and row["status_code"] == 200]
+    if not served:
+        turn.fail(f"no usage with output tokens in the ledger for key {turn.key_name} after {LEDGER_TIMEOUT}s: {rows}")
+    row = served[-1]
+    if row["platform"] not in platforms:
+        turn.fail(f"served by platform {row['platform']}, expected one of {sorted(platforms)}: {rows}")
+    route = VENDOR_ROUTES[row["platform"]]
+    turns = [entry for entry in turn.requests if entry.get("method") == "POST" and route.fullmatch(entry["path"])
+             and entry.get("status") == 200]
+    if not turns:
+        turn.fail(f"no answered POST on the simulator matching {route.pattern} (platform {row['platform']})")
+    limits = [_output_limit(entry.get("body") or {}) for entry in turns]
+    candidates = {textgen.reply(min(REPLY_TOKENS, limit or REPLY_TOKENS)).text for limit in limits}
+    if not any(text in run.stdout for text in candidates):
+        turn.fail(f"stdout does not hold the simulator's reply (one of {sorted(candidates)!r})")
+    if _output_tokens_observed(turn.stack, row["platform"]) <= metrics_before.get(row["platform"], 0.0):
+        turn.fail(f"the edge's gen_ai_client_token_usage has no new output observation for {row['platform']}")
+    return row
+
+
+def _metrics_now(stack: Stack, platforms: set[str]) -> dict[str, float]:
+    return {platform: _output_tokens_observed(stack, platform) for platform in platforms}
+
+
+# -- Claude Code ------------------------------------------------------------------------------------------
+
+CLAUDE_PLATFORMS = {"claude-official", "claude-console", "claude-ccr", "bedrock"}
+
+
+@pytest.mark.parametrize("key_variable", ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"])
+def test_claude_code(stack: Stack, install_client: InstallClient, record_timing: RecordTiming, tmp_path: Path,
+                     key_variable: str) -> None:
+    claude = install_client("claude")
+    turn, key = _turn(stack, tmp_path, f"clients-claude-{key_variable.lower()}")
+    before = _metrics_now(stack, CLAUDE_PLATFORMS)
+    run = _run(turn, [str(claude), "-p", PROMPT, "--output-format", "text", "--no-session-persistence"], {
+        "ANTHROPIC_BASE_URL": f"{stack.base_url}/claude",
+        key_variable: key,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    })
+    row = _check_turn(turn, CLAUDE_PLATFORMS, before)
+    sent = [entry for entry in turn.requests if VENDOR_ROUTES[row["platform"]].fullmatch(entry["path"])]
+    assert sent and all(key not in json.dumps(entry["headers"]) for entry in sent), "the Switchboard key went upstream"
+    record_timing({"test": f"claude-code {key_variable}", "seconds": round(run.seconds, 3),
+                   "platform": row["platform"]})
