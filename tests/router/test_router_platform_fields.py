@@ -34,6 +34,9 @@ def entry(platform: str, **fields: Any) -> dict[str, Any]:
 
 
 OFFICIAL = {"oauth": {"access_token": "at-1", "refresh_token": "rt-1", "expires_at": 1_900_000_000}}
+CHATGPT_ACCOUNT = "5e1a7c3b-0000-4000-8000-00c0dec0de00"
+CODEX = {"oauth": {"refresh_token": "rt-c", "access_token": "at-c", "expires_at": 1_900_000_000,
+                   "account_id": CHATGPT_ACCOUNT}}
 AWS = {"region": "eu-central-1", "aws": {"access_key_id": "AKIA1", "secret_access_key": "sk-aws-1"}}
 
 
@@ -81,6 +84,18 @@ AWS = {"region": "eu-central-1", "aws": {"access_key_id": "AKIA1", "secret_acces
                      {"base_url": "http://127.0.0.1:8090"}, id="bedrock-base-url-override"),
         pytest.param(entry("gemini", api_key="k"),
                      {"base_url": "https://generativelanguage.googleapis.com"}, id="gemini"),
+        pytest.param(entry("openai-responses", api_key="k", project="proj_1"),
+                     {"base_url": "https://api.openai.com", "api_key": "k", "project": "proj_1", "secrets": {}},
+                     id="openai-responses-api-key"),
+        pytest.param(entry("openai-responses", **CODEX),
+                     {"base_url": "https://chatgpt.com/backend-api/codex", "api_key": "",
+                      "secrets": {"refresh_token": "rt-c", "access_token": "at-c", "expires_at": "1900000000",
+                                  "chatgpt_account_id": CHATGPT_ACCOUNT}}, id="openai-responses-chatgpt"),
+        pytest.param(entry("openai-responses", oauth={"refresh_token": "rt-c", "account_id": CHATGPT_ACCOUNT},
+                           base_url="http://127.0.0.1:8090/backend-api/codex/"),
+                     {"base_url": "http://127.0.0.1:8090/backend-api/codex",
+                      "secrets": {"refresh_token": "rt-c", "chatgpt_account_id": CHATGPT_ACCOUNT}},
+                     id="openai-responses-chatgpt-refresh-only"),
     ],
 )
 def test_each_platform_reads_its_fields(fields: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -167,6 +182,25 @@ def test_an_unset_variable_in_a_section_puts_only_that_account_in_error() -> Non
                      "oauth.scope", "unknown field", id="official-oauth-unknown"),
         pytest.param(entry("claude-official", oauth={"refresh_token": "r"}, api_key="k"), "api_key",
                      "not a field of platform claude-official", id="official-no-api-key"),
+        pytest.param(entry("openai-responses"), "api_key", "'api_key' (an OpenAI API key) or 'oauth'",
+                     id="responses-needs-a-credential"),
+        pytest.param(entry("openai-responses", api_key="k", **CODEX), "oauth", "not both",
+                     id="responses-both-credentials"),
+        pytest.param(entry("openai-responses", oauth={"refresh_token": "r"}), "oauth.account_id", "is required",
+                     id="responses-oauth-needs-account-id"),
+        pytest.param(entry("openai-responses", oauth={"refresh_token": "r", "account_id": "user-123"}),
+                     "oauth.account_id", "a UUID", id="responses-oauth-account-id-format"),
+        pytest.param(entry("openai-responses", oauth={"account_id": CHATGPT_ACCOUNT, "access_token": "a"}),
+                     "oauth.refresh_token", "one of 'refresh_token' or 'refresh_token_env' is required",
+                     id="responses-oauth-needs-refresh"),
+        pytest.param(entry("openai-responses", organization="org-1", **CODEX), "organization",
+                     "used only with 'api_key'", id="responses-oauth-no-organization"),
+        pytest.param(entry("openai-responses", oauth={"refresh_token": "r", "account_id": CHATGPT_ACCOUNT,
+                                                      "id_token": "x"}),
+                     "oauth.id_token", "unknown field", id="responses-oauth-unknown"),
+        pytest.param(entry("openai", api_key="k", **CODEX), "oauth",
+                     "not a field of platform openai (it is one of claude-official, openai-responses)",
+                     id="oauth-elsewhere"),
         pytest.param(entry("claude-console", api_key="k", region="us-east-1"), "region",
                      "not a field of platform claude-console (it is one of bedrock)", id="region-elsewhere"),
         pytest.param(entry("bedrock", api_key="k"), "region", "is required", id="bedrock-needs-region"),
@@ -217,6 +251,9 @@ _LEAKY = [
     entry("azure-openai", api_key=CANARY, base_url=f"https://{CANARY}.openai.azure.com/openai",
           api_version="latest"),
     entry("openai", api_key=CANARY, organization=CANARY + "\x00", base_url=f"ftp://{CANARY}"),
+    entry("openai-responses", api_key=CANARY, oauth={"refresh_token": CANARY, "account_id": CHATGPT_ACCOUNT}),
+    entry("openai-responses", oauth={"refresh_token": CANARY, "access_token": CANARY, "expires_at": CANARY,
+                                     "account_id": CANARY}),
     {"name": "x", "platform": "nope", "api_key": CANARY},
     {"name": "x", "platform": "claude-console", "api_key": CANARY, "timeout_seconds": 0, "priority": "high"},
 ]
@@ -252,6 +289,11 @@ def test_wire_carries_every_field_and_the_documented_secret_names() -> None:
     assert message.connect_timeout == Duration(seconds=2, nanos=500_000_000)
     assert message.timeout == Duration(seconds=30)
     assert message.proxy_url == "socks5h://user:pw@proxy:1080"
+
+    codex = account_message(parse_one(entry("openai-responses", **CODEX)), with_credential=True)
+    assert dict(codex.credential.secrets) == {"access_token": "at-c", "refresh_token": "rt-c",
+                                              "expires_at": "1900000000", "chatgpt_account_id": CHATGPT_ACCOUNT}
+    assert codex.credential.api_key == "" and codex.base_url == "https://chatgpt.com/backend-api/codex"
 
     bedrock = account_message(parse_one(entry("bedrock", **AWS)), with_credential=True)
     assert (bedrock.region, bedrock.base_url) == ("eu-central-1", "https://bedrock-runtime.eu-central-1.amazonaws.com")

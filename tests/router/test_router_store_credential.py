@@ -153,6 +153,31 @@ async def test_an_api_key_platform_takes_a_stored_key_too(router: Router) -> Non
     assert (await router.pick()).account.credential.api_key == "sk-rotated"
 
 
+CHATGPT_ACCOUNT = "5e1a7c3b-0000-4000-8000-00c0dec0de00"
+
+
+def codex(**fields: Any) -> dict[str, Any]:
+    oauth = {"refresh_token": "rt-codex-0", "account_id": CHATGPT_ACCOUNT}
+    return {"name": "codex", "platform": "openai-responses", "oauth": oauth, **fields}
+
+
+async def test_a_chatgpt_account_stores_its_refreshed_tokens_with_its_account_id(router: Router) -> None:
+    router.set_accounts([codex()])
+    renewed = {**NEW, "chatgpt_account_id": CHATGPT_ACCOUNT}
+
+    await router.store_credential("openai-responses/codex", **renewed)
+
+    reply = await router.pick(platforms=("openai-responses",))
+    assert dict(reply.account.credential.secrets) == renewed and not reply.account.credential.api_key
+    assert reply.account.base_url == "https://chatgpt.com/backend-api/codex"
+
+
+async def test_an_openai_responses_key_account_takes_a_stored_key(router: Router) -> None:
+    router.set_accounts([account("r", platform="openai-responses")])
+    await router.store_credential("openai-responses/r", api_key="sk-rotated")
+    assert (await router.pick(platforms=("openai-responses",))).account.credential.api_key == "sk-rotated"
+
+
 async def test_unknown_account_is_not_found(router: Router) -> None:
     router.set_accounts([subscription()])
     for request in ({"access_token": "a", "refresh_token": "r"}, {"error": "refresh failed"}):
@@ -178,6 +203,18 @@ async def test_unknown_account_is_not_found(router: Router) -> None:
                      id="official-empty-secret"),
         pytest.param("claude-console/a", {"refresh_token": CANARY}, "credential.api_key: is required",
                      id="console-no-key"),
+        pytest.param("openai-responses/codex", {"refresh_token": CANARY}, "chatgpt_account_id: is required",
+                     id="chatgpt-no-account-id"),
+        pytest.param("openai-responses/codex", {"refresh_token": CANARY, "chatgpt_account_id": CANARY},
+                     "chatgpt_account_id: expected a UUID", id="chatgpt-account-id-format"),
+        pytest.param("openai-responses/codex", {"access_token": CANARY, "chatgpt_account_id": CHATGPT_ACCOUNT},
+                     "credential.secrets.refresh_token: is required", id="chatgpt-no-refresh-token"),
+        pytest.param("openai-responses/codex", {"api_key": CANARY, "refresh_token": CANARY,
+                                                "chatgpt_account_id": CHATGPT_ACCOUNT}, "not both",
+                     id="chatgpt-and-key"),
+        pytest.param("openai-responses/codex", {"refresh_token": CANARY, "chatgpt_account_id": CHATGPT_ACCOUNT,
+                                                "aws_access_key_id": CANARY}, "unknown name 'aws_access_key_id'",
+                     id="chatgpt-unknown-secret"),
         pytest.param("bedrock/b", {"api_key": CANARY, "aws_access_key_id": CANARY,
                                    "aws_secret_access_key": CANARY}, "not both", id="bedrock-both"),
         pytest.param("bedrock/b", {"aws_access_key_id": CANARY},
@@ -187,7 +224,7 @@ async def test_unknown_account_is_not_found(router: Router) -> None:
 async def test_an_unusable_credential_is_refused_naming_fields_never_values(
     router: Router, account_id: str, credential: dict[str, str], expected: str
 ) -> None:
-    router.set_accounts([subscription(), account("a"), account("b", platform="bedrock")])
+    router.set_accounts([subscription(), account("a"), account("b", platform="bedrock"), codex()])
     before = await picked_secrets(router)
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:

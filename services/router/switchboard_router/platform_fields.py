@@ -9,7 +9,12 @@ inline or as `S_env` (see yaml_fields.Fields.secret)::
 
     claude-console, gemini   api_key S                                base_url default: the vendor's
     claude-ccr               api_key S                                base_url required
-    openai, openai-responses api_key S, organization?, project?       https://api.openai.com
+    openai                   api_key S, organization?, project?       https://api.openai.com
+    openai-responses         api_key S, organization?, project?       https://api.openai.com
+                             or (a ChatGPT sign-in, the Codex backend) https://chatgpt.com/backend-api/codex
+                             oauth: {refresh_token S, access_token S?, expires_at?, account_id}
+                             -> secrets refresh_token, access_token, expires_at, chatgpt_account_id
+                             (account_id: the ChatGPT account id, a UUID); never both
     azure-openai             api_key S, path_style? (deployments|v1), base_url required (the endpoint)
                              api_version? (deployments only, default 2024-10-21),
                              deployments? {model or glob: deployment}
@@ -32,15 +37,18 @@ from switchboard_router.yaml_fields import Fields, kind, secret_names
 
 ANTHROPIC_API = "https://api.anthropic.com"
 OPENAI_API = "https://api.openai.com"
+CODEX_BACKEND = "https://chatgpt.com/backend-api/codex"
 GEMINI_API = "https://generativelanguage.googleapis.com"
 AZURE_API_VERSION = "2024-10-21"  # the current GA data-plane version; the edge defaults to it too
 PATH_STYLES = ("deployments", "v1")
 
 # Credential.secrets names (router.proto).
 ACCESS_TOKEN, REFRESH_TOKEN, EXPIRES_AT = "access_token", "refresh_token", "expires_at"
+CHATGPT_ACCOUNT_ID = "chatgpt_account_id"
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN = (
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 _DEPLOYMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -101,13 +109,34 @@ def _api_key_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _oauth_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
-    problems = _credential_problems(api_key, secrets, api_key_allowed=False,
-                                    allowed=frozenset({ACCESS_TOKEN, REFRESH_TOKEN, EXPIRES_AT}))
+def _oauth_tokens_problems(secrets: Mapping[str, str]) -> list[str]:
+    problems = []
     if not secrets.get(REFRESH_TOKEN) and not (secrets.get(ACCESS_TOKEN) and secrets.get(EXPIRES_AT)):
         problems.append(f"credential.secrets.{REFRESH_TOKEN}: is required (or {ACCESS_TOKEN} with {EXPIRES_AT})")
     if secrets.get(EXPIRES_AT) and not secrets[EXPIRES_AT].isdigit():
         problems.append(f"credential.secrets.{EXPIRES_AT}: expected POSIX seconds (digits only)")
+    return problems
+
+
+def _oauth_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
+    problems = _credential_problems(api_key, secrets, api_key_allowed=False,
+                                    allowed=frozenset({ACCESS_TOKEN, REFRESH_TOKEN, EXPIRES_AT}))
+    return problems + _oauth_tokens_problems(secrets)
+
+
+def _openai_responses_credential(api_key: str, secrets: Mapping[str, str]) -> list[str]:
+    """An API key alone, or the ChatGPT sign-in: the OAuth tokens and the ChatGPT account id."""
+    problems = _credential_problems(api_key, secrets, api_key_allowed=True,
+                                    allowed=frozenset({ACCESS_TOKEN, REFRESH_TOKEN, EXPIRES_AT, CHATGPT_ACCOUNT_ID}))
+    if api_key and secrets:
+        problems.append("credential: either api_key (an OpenAI API key) or the ChatGPT sign-in secrets, not both")
+    elif not api_key:
+        problems += _oauth_tokens_problems(secrets)
+        account_id = secrets.get(CHATGPT_ACCOUNT_ID, "")
+        if not account_id:
+            problems.append(f"credential.secrets.{CHATGPT_ACCOUNT_ID}: is required (or api_key)")
+        elif not _UUID.fullmatch(account_id):
+            problems.append(f"credential.secrets.{CHATGPT_ACCOUNT_ID}: expected a UUID")
     return problems
 
 
@@ -221,6 +250,40 @@ def _read_claude_official(fields: Fields) -> PlatformFields:
     return PlatformFields(secrets=secrets, default_base_url=ANTHROPIC_API)
 
 
+_CODEX_OAUTH_FIELDS = _OAUTH_FIELDS | {"account_id"}
+
+
+def _read_openai_responses(fields: Fields) -> PlatformFields:
+    """An OpenAI API key (as the openai platform), or `oauth`: a ChatGPT sign-in reaching the Codex backend."""
+    has_key = fields.has("api_key") or fields.has("api_key_env")
+    if not fields.has("oauth"):
+        if not has_key:
+            fields.add("api_key", "one of 'api_key' (an OpenAI API key) or 'oauth' (a ChatGPT sign-in) is required")
+            return PlatformFields(default_base_url=OPENAI_API)
+        return _read_openai(fields)
+    if has_key:
+        fields.add("oauth", "set either 'api_key' (an OpenAI API key) or 'oauth' (a ChatGPT sign-in), not both")
+        return PlatformFields(default_base_url=CODEX_BACKEND)
+    for name in ("organization", "project"):
+        if fields.has(name):
+            fields.add(name, "used only with 'api_key' (the ChatGPT backend takes no organization or project)")
+    oauth = fields.section("oauth", _CODEX_OAUTH_FIELDS, required=True)
+    secrets: dict[str, str] = {}
+    if oauth is not None:
+        access = oauth.secret(ACCESS_TOKEN, required=False)
+        expires_at = _posix_seconds(oauth, EXPIRES_AT)
+        refresh = oauth.secret(REFRESH_TOKEN, required=access is None or expires_at is None)
+        account_id = oauth.string("account_id", required=True)
+        if account_id is not None and not _UUID.fullmatch(account_id):
+            oauth.add("account_id", "expected the ChatGPT account id, a UUID (chatgpt_account_id in Codex's auth.json)")
+            account_id = None
+        for name, value in ((ACCESS_TOKEN, access), (REFRESH_TOKEN, refresh), (EXPIRES_AT, expires_at),
+                            (CHATGPT_ACCOUNT_ID, account_id)):
+            if value is not None:
+                secrets[name] = value
+    return PlatformFields(secrets=secrets, default_base_url=CODEX_BACKEND)
+
+
 _AWS_FIELDS = secret_names("access_key_id", "secret_access_key", "session_token")
 
 
@@ -266,8 +329,8 @@ PLATFORMS: Mapping[str, PlatformSpec] = {
     platforms.AZURE_OPENAI: PlatformSpec(_KEY | {"api_version", "path_style", "deployments"}, _read_azure_openai,
                                          _api_key_credential),
     platforms.GEMINI: PlatformSpec(_KEY, _api_key_reader(GEMINI_API), _api_key_credential),
-    platforms.OPENAI_RESPONSES: PlatformSpec(_KEY | {"organization", "project"}, _read_openai,
-                                             _api_key_credential),
+    platforms.OPENAI_RESPONSES: PlatformSpec(_KEY | {"organization", "project", "oauth"}, _read_openai_responses,
+                                             _openai_responses_credential),
 }
 assert set(PLATFORMS) == set(platforms.ALL), "every platform id needs a row"
 
