@@ -67,6 +67,18 @@ YAML keys (all optional; flags in brackets override them)::
       expired_session_tokens: []  # X-Amz-Security-Token values answered 403 ExpiredTokenException
       anthropic_versions: [bedrock-2023-05-31]  # accepted body anthropic_version values
       betas: [...]             # anthropic_beta flags Bedrock accepts (globs); others: "invalid beta flag"
+    gemini:                    # POST /v1beta/models/{model}:generateContent, :streamGenerateContent (?alt=sse:
+                               #   SSE, else a JSON array), :countTokens; GET /v1beta/models, /v1beta/models/{model};
+                               #   the same under /v1
+      keys: [AIzaSimulatorGemini00000000000000000000]  # [--gemini-key KEY, repeatable, adds] valid
+                               #   x-goog-api-key / ?key= values
+      accept_any_key: false
+      models: ["gemini-*"]     # [--gemini-model GLOB, repeatable, replaces] served models
+      key_faults: {...}        # same defaults as anthropic
+      listed_models: [gemini-2.5-pro, gemini-2.5-flash, ...]  # what GET /models lists (paged)
+      thought_tokens: 24       # thoughtsTokenCount when a request turns thinking on (thinkingConfig)
+      cached_content_tokens: 1024  # cachedContentTokenCount when a request names cachedContent
+      text_signature_models: ["gemini-3*"]  # models that put a thoughtSignature on their last text part
 
 Fault specs are described in `faults`.
 """
@@ -89,6 +101,7 @@ from .vendors import VENDORS
 from .vendors.anthropic import AnthropicConfig
 from .vendors.azure_openai import AzureOpenAIConfig
 from .vendors.bedrock import BedrockConfig
+from .vendors.gemini import GeminiConfig
 from .vendors.openai import OpenAIConfig
 
 __all__ = ["CONFIG_VARIABLE", "ConfigError", "SimulatorConfig", "VendorConfig", "from_mapping", "load"]
@@ -107,6 +120,7 @@ class SimulatorConfig:
     openai: OpenAIConfig
     azure_openai: AzureOpenAIConfig
     bedrock: BedrockConfig
+    gemini: GeminiConfig
     host: str = "127.0.0.1"
     port: int = 8090
     latency_ms: float = 0.0
@@ -166,7 +180,7 @@ def from_mapping(raw: Mapping[str, Any]) -> SimulatorConfig:
 
 
 _EPILOG = """fault specs are NAME[:ARG][@RATE]: a status 400-599 (429:SECONDS sets retry-after), rate_limit,
-server_error, overloaded (Anthropic 529, OpenAI/Azure/Bedrock 503), disconnect[:EVENTS],
+server_error, overloaded (Anthropic 529, OpenAI/Azure/Bedrock/Gemini 503), disconnect[:EVENTS],
 stream_error[:DELTAS], hang, slow[:MS]. A request picks its fault from the x-simulator-fault header,
 then its key, then --fault."""
 

@@ -28,5 +28,8 @@ BEDROCK_SECRET_ACCESS_KEY = "sim-bedrock-secret"
 BEDROCK_REGION = "us-east-1"
 BEDROCK_API_KEY = "sk-sim-bedrock"
 
+GEMINI_KEY = "AIzaSimulatorGemini00000000000000000000"  # shaped like a real key: AIza + 35 characters
+GEMINI_MODELS = ("gemini-*",)  # served model globs (Gemini CLI's gemini-2.5-pro, gemini-3-flash-preview, ...)
+
 #: Keys every vendor accepts that always fail in one way (a request's own fault header still wins).
 KEY_FAULTS = {"sk-sim-broken": "500", "sk-sim-ratelimited": "429", "sk-sim-overloaded": "overloaded"}

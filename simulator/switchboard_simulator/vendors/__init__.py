@@ -7,7 +7,7 @@ routes are all generated from it).
 
 from __future__ import annotations
 
-from . import anthropic, azure_openai, bedrock, openai
+from . import anthropic, azure_openai, bedrock, gemini, openai
 from .registry import Route, Vendor
 
 VENDORS: tuple[Vendor, ...] = (
@@ -15,6 +15,7 @@ VENDORS: tuple[Vendor, ...] = (
     Vendor(openai.SECTION, openai.routes),
     Vendor(azure_openai.SECTION, azure_openai.routes),
     Vendor(bedrock.SECTION, bedrock.routes),
+    Vendor(gemini.SECTION, gemini.routes),
 )
 
 __all__ = ["VENDORS", "Route", "Vendor"]
