@@ -67,6 +67,36 @@ YAML keys (all optional; flags in brackets override them)::
       expired_session_tokens: []  # X-Amz-Security-Token values answered 403 ExpiredTokenException
       anthropic_versions: [bedrock-2023-05-31]  # accepted body anthropic_version values
       betas: [...]             # anthropic_beta flags Bedrock accepts (globs); others: "invalid beta flag"
+    openai_responses:          # POST /v1/responses, /v1/responses/compact (Bearer; the openai keys work too)
+      keys: [sk-sim-openai]    # [--openai-responses-key KEY, repeatable, adds] valid Bearer values
+      accept_any_key: false
+      models: ["gpt-5*", "codex-*", "o1*", "o3*", "o4-mini*", "gpt-4o*", "gpt-4.1*"]  # [--openai-responses-model
+                               #   GLOB, repeatable, replaces]; others are 400 model_not_found
+      key_faults: {...}        # same defaults as anthropic
+      reasoning_models: ["o1*", "o3*", "o4*", "gpt-5*", "codex-*"]  # models that reason (reasoning_tokens,
+                               #   reasoning items); others refuse reasoning.effort
+      quota_exhausted_keys: [sk-sim-no-quota]  # valid keys that always answer 429 insufficient_quota
+    codex:                     # ChatGPT/Codex backend: POST /backend-api/codex/responses, .../responses/compact,
+                               #   and the sign-in token endpoint POST /oauth/token (auth.openai.com)
+      keys: []                 # [--codex-key TOKEN, repeatable, adds] Bearer values valid forever (besides the
+                               #   access tokens /oauth/token issues)
+      accept_any_key: false    #   (then any Bearer and any chatgpt-account-id pass)
+      models: ["gpt-5*", "codex-*"]  # [--codex-model GLOB, repeatable, replaces]
+      key_faults: {...}        # same defaults as anthropic
+      account_id: 5e1a7c3b-0000-4000-8000-00c0dec0de00  # chatgpt_account_id in issued tokens; requests must
+                               #   send it as chatgpt-account-id
+      plan_type: plus          # chatgpt_plan_type in the tokens, x-codex-plan-type, usage-limit plan_type
+      oauth_refresh_tokens: [sim-codex-refresh-token]  # [--codex-refresh-token TOKEN, adds] accepted at start;
+                               #   each works once (they rotate)
+      oauth_token_lifetime_seconds: 864000  # [--codex-token-lifetime] expires_in of issued access tokens
+      oauth_client_ids: [app_EMoamEEZ73f0CkXaXp7hrann]  # accepted client_id values (Codex CLI's); empty = any
+      oauth_token_fault: null  # [--codex-oauth-token-fault SPEC] a fault every token refresh suffers
+      primary_used_percent: 0  # [--codex-used-percent] x-codex-primary-used-percent; 100 = usage limit reached
+      secondary_used_percent: 0  # the weekly window's; 100 = usage limit reached
+      primary_window_minutes: 300
+      secondary_window_minutes: 10080
+      usage_limit_reached: false  # every request answers 429 usage_limit_reached (so does a 429 fault)
+      unsupported_parameters: [max_output_tokens, temperature, top_p, ...]  # 400 "Unsupported parameter: NAME"
     gemini:                    # POST /v1beta/models/{model}:generateContent, :streamGenerateContent (?alt=sse:
                                #   SSE, else a JSON array), :countTokens; GET /v1beta/models, /v1beta/models/{model};
                                #   the same under /v1
@@ -101,8 +131,10 @@ from .vendors import VENDORS
 from .vendors.anthropic import AnthropicConfig
 from .vendors.azure_openai import AzureOpenAIConfig
 from .vendors.bedrock import BedrockConfig
+from .vendors.codex import CodexConfig
 from .vendors.gemini import GeminiConfig
 from .vendors.openai import OpenAIConfig
+from .vendors.openai_responses import ResponsesConfig
 
 __all__ = ["CONFIG_VARIABLE", "ConfigError", "SimulatorConfig", "VendorConfig", "from_mapping", "load"]
 
@@ -120,6 +152,8 @@ class SimulatorConfig:
     openai: OpenAIConfig
     azure_openai: AzureOpenAIConfig
     bedrock: BedrockConfig
+    openai_responses: ResponsesConfig
+    codex: CodexConfig
     gemini: GeminiConfig
     host: str = "127.0.0.1"
     port: int = 8090

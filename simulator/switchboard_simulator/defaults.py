@@ -11,6 +11,13 @@ ANTHROPIC_OAUTH_REFRESH_TOKEN = "sim-refresh-token"
 ANTHROPIC_OAUTH_TOKEN_LIFETIME_SECONDS = 28800  # 8 hours, what the vendor's token endpoint grants
 
 OPENAI_KEY = "sk-sim-openai"
+OPENAI_NO_QUOTA_KEY = "sk-sim-no-quota"  # valid on /v1/responses, always 429 insufficient_quota
+
+CODEX_OAUTH_REFRESH_TOKEN = "sim-codex-refresh-token"
+CODEX_OAUTH_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"  # Codex CLI's public client id (codex-rs auth.rs)
+CODEX_OAUTH_TOKEN_LIFETIME_SECONDS = 864000  # 10 days, what auth.openai.com grants ChatGPT access tokens
+CODEX_ACCOUNT_ID = "5e1a7c3b-0000-4000-8000-00c0dec0de00"  # chatgpt_account_id of the simulated account
+CODEX_PLAN_TYPE = "plus"
 
 AZURE_OPENAI_KEY = "sk-sim-azure"
 AZURE_OPENAI_API_VERSION = "2024-10-21"  # any well-formed api-version is accepted; this one is GA

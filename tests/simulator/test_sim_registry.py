@@ -19,7 +19,7 @@ NO_ENV: dict[str, str] = {}
 
 def test_every_registered_vendor_has_its_config_section() -> None:
     names = [vendor.name for vendor in VENDORS]
-    assert names == ["anthropic", "openai", "azure_openai", "bedrock", "gemini"]
+    assert names == ["anthropic", "openai", "azure_openai", "bedrock", "openai_responses", "codex", "gemini"]
     fields = [field.name for field in dataclasses.fields(SimulatorConfig)]
     assert fields[: len(names)] == names
     config = load([], NO_ENV)

@@ -7,7 +7,7 @@ routes are all generated from it).
 
 from __future__ import annotations
 
-from . import anthropic, azure_openai, bedrock, gemini, openai
+from . import anthropic, azure_openai, bedrock, codex, gemini, openai, openai_responses
 from .registry import Route, Vendor
 
 VENDORS: tuple[Vendor, ...] = (
@@ -15,6 +15,8 @@ VENDORS: tuple[Vendor, ...] = (
     Vendor(openai.SECTION, openai.routes),
     Vendor(azure_openai.SECTION, azure_openai.routes),
     Vendor(bedrock.SECTION, bedrock.routes),
+    Vendor(openai_responses.SECTION, openai_responses.routes),
+    Vendor(codex.SECTION, codex.routes),
     Vendor(gemini.SECTION, gemini.routes),
 )
 
