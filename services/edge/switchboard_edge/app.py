@@ -8,6 +8,7 @@
 | POST (or WebSocket GET) /responses,     | Responses | Responses-native platforms                    |
 |   /v1/responses, /openai/v1/responses,  |           |                                               |
 |   /openai/responses                     |           |                                               |
+| POST {each Responses route}/compact     | Responses | those serving "compact" (one JSON answer)     |
 
 Each route is also served with a trailing slash (never redirected: a redirect would be built from the
 client's Host). Errors the routing makes (404, 405 with `Allow`) are in the path's dialect.
@@ -87,6 +88,18 @@ RESPONSES_ENDPOINTS = tuple(
     )
     for route in ("/responses", "/v1/responses", "/openai/v1/responses", "/openai/responses")
 )
+# Codex compacts its context with `POST {base_url}/responses/compact`: one JSON answer, never a stream.
+RESPONSES_COMPACT_ENDPOINTS = tuple(
+    Endpoint(
+        route=f"{endpoint.route}/compact",
+        client_format=ClientFormat.RESPONSES,
+        operation="compact",
+        platforms=registry.native(ClientFormat.RESPONSES, "compact"),
+        session=inbound.openai_session,
+        stream=False,
+    )
+    for endpoint in RESPONSES_ENDPOINTS
+)
 OPENAI_CHAT = Endpoint(
     route="/openai/v1/chat/completions",
     client_format=ClientFormat.OPENAI,
@@ -142,7 +155,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
     # parameter resolution would be pure per-request cost. SDKs given a Base URL ending in "/" may call
     # the route with a trailing slash: the same handler serves it.
-    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT, *GEMINI_ENDPOINTS, *RESPONSES_ENDPOINTS):
+    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT, *GEMINI_ENDPOINTS, *RESPONSES_ENDPOINTS,
+                     *RESPONSES_COMPACT_ENDPOINTS):
         handler = _relay_route(runtime, endpoint)
         app.add_route(endpoint.route, handler, methods=["POST"])
         app.add_route(endpoint.route + "/", handler, methods=["POST"])

@@ -18,6 +18,7 @@ streams end with an error event and waiting requests get 503, each settled.
 """
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -59,10 +60,18 @@ from switchboard_edge.exchange import (
     Endpoint,
     Exchange,
 )
-from switchboard_edge.oauth import OAuthTokens, RefreshFailed
+from switchboard_edge.oauth import OAuthTokens, RefreshFailed, TokenEndpoint, anthropic_endpoint, openai_endpoint
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import Call, Platform, StreamTap, response_headers
+from switchboard_edge.upstream.base import (
+    ANTHROPIC_SIGN_IN,
+    CHATGPT_SIGN_IN,
+    Call,
+    IncompleteAnswer,
+    Platform,
+    StreamTap,
+    response_headers,
+)
 from switchboard_edge.upstream.registry import PLATFORMS
 from switchboard_edge.upstream_http import Upstreams
 from switchboard_edge.usage import Usage, estimate_input
@@ -99,6 +108,11 @@ class Relay:
         self._oauth = OAuthTokens(control.reports, upstreams, token_url=settings.oauth_token_url,
                                   client_id=settings.oauth_client_id,
                                   margin_seconds=settings.oauth_refresh_margin_seconds)
+        # Each sign-in's token endpoint (`Platform.sign_in`).
+        self._token_endpoints: dict[str, TokenEndpoint] = {
+            ANTHROPIC_SIGN_IN: anthropic_endpoint(settings.oauth_token_url, settings.oauth_client_id),
+            CHATGPT_SIGN_IN: openai_endpoint(settings.codex_oauth_token_url, settings.codex_oauth_client_id),
+        }
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._budget = BodyBudget(settings.max_buffered_body_bytes)
         self._labels = metrics.ModelLabels(settings.max_model_labels)
@@ -296,16 +310,19 @@ class Relay:
         account = pick.account
         platform = PLATFORMS[account.platform]
         exchange.upstream_started = time.perf_counter()
-        if platform.uses_oauth:
-            account = await self._signed_in(account)
+        sign_in = platform.sign_in(account)
+        endpoint = self._token_endpoints[sign_in] if sign_in is not None else None
+        if endpoint is not None:
+            account = await self._signed_in(account, endpoint)
         call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers,
-                    exchange.endpoint.operation)
+                    exchange.endpoint.operation, self._settings.codex_default_instructions)
         upstream = await self._send(platform, call)
-        if upstream.status == 401 and platform.uses_oauth:
+        if upstream.status == 401 and endpoint is not None:
             # The token was refused before its time: renew it once (one refresh per account) and try again.
             upstream.release()
-            account = await self._signed_in(account, refused=account.credential.secrets.get("access_token", ""))
-            upstream = await self._send(platform, Call(account, *_rest(call)))
+            account = await self._signed_in(account, endpoint,
+                                            refused=account.credential.secrets.get("access_token", ""))
+            upstream = await self._send(platform, dataclasses.replace(call, account=account))
         status = upstream.status
         if status >= 400:
             return await self._refused(exchange, platform, upstream)
@@ -330,17 +347,27 @@ class Relay:
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
         exchange.first_byte = exchange.upstream_time
         try:
+            payload, content_type = platform.whole_body(payload, content_type)
+        except IncompleteAnswer as incomplete:
+            # Nothing reached the client yet: another account may still answer.
+            raise UpstreamAttemptFailed(UpstreamUnavailable(str(incomplete)), router_pb2.OUTCOME_UPSTREAM_ERROR,
+                                        status, UPSTREAM_ERROR) from None
+        try:
             exchange.usage = platform.usage(orjson.loads(payload))
         except orjson.JSONDecodeError:
             log.warning("upstream %s sent a non-JSON %d body", account.id, status)
         self._report(exchange, router_pb2.OUTCOME_SUCCESS, status)
         exchange.end_reason = COMPLETE
         self._settle(exchange, status, None, record=True)
-        return Response(payload, status, response_headers(upstream.headers.items()))
+        headers = response_headers(upstream.headers.items())
+        if content_type:
+            headers["content-type"] = content_type
+        return Response(payload, status, headers)
 
-    async def _signed_in(self, account: router_pb2.Account, refused: str = "") -> router_pb2.Account:
+    async def _signed_in(self, account: router_pb2.Account, endpoint: TokenEndpoint,
+                         refused: str = "") -> router_pb2.Account:
         try:
-            return await self._oauth.fresh(account, refused=refused)
+            return await self._oauth.fresh(account, refused=refused, endpoint=endpoint)
         except RefreshFailed:
             raise UpstreamAttemptFailed(
                 UpstreamUnavailable("The upstream account's sign-in could not be renewed."),
@@ -532,11 +559,6 @@ class Relay:
                                                token_type).observe(count)
         if record and exchange.admission is not None:
             self._reports.record_usage(wire.usage_record(exchange, status, truncated, elapsed))
-
-
-def _rest(call: Call) -> tuple[Any, ...]:
-    """A call's fields after the account, to rebuild it with another account."""
-    return (call.upstream_model, call.body, call.raw, call.stream, call.query, call.client_headers, call.operation)
 
 
 class _RelayedStream(StreamingResponse):

@@ -40,6 +40,12 @@ class EdgeSettings:
     oauth_token_url: str = "https://console.anthropic.com/v1/oauth/token"
     oauth_client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
     oauth_refresh_margin_seconds: float = 300.0
+    # openai-responses accounts signed in with ChatGPT (the Codex backend): where their access tokens are
+    # refreshed and as which client (Codex CLI's public one); the margin above applies to them too.
+    codex_oauth_token_url: str = "https://auth.openai.com/oauth/token"
+    codex_oauth_client_id: str = "app_EMoamEEZ73f0CkXaXp7hrann"
+    # The Codex backend refuses a request without `instructions`; this is sent when the client gave none.
+    codex_default_instructions: str = "You are a helpful assistant."
     # Serve the Responses API over WebSocket too (Codex's first transport); off, Codex falls back to HTTP
     # after its WebSocket attempts fail.
     responses_websocket: bool = True

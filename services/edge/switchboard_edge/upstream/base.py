@@ -17,6 +17,14 @@ RESPONSE_HEADERS = frozenset(
     {"content-type", "request-id", "x-request-id", "retry-after", "retry-after-ms", "x-should-retry",
      "openai-processing-ms"}
 )
+# Except the Codex backend's usage windows (used percent, window minutes, reset times), which Codex CLI shows
+# its user: they describe the account that served the answer.
+RESPONSE_HEADER_PREFIXES = ("x-codex-primary-", "x-codex-secondary-")
+
+# Who issues an account's OAuth access tokens (`Platform.sign_in`): Anthropic (claude-official) or OpenAI for
+# a ChatGPT sign-in (openai-responses on the Codex backend). The edge's settings name each one's token endpoint.
+ANTHROPIC_SIGN_IN = "anthropic"
+CHATGPT_SIGN_IN = "chatgpt"
 
 
 def forwardable(headers: Mapping[str, str], names: frozenset[str], prefixes: tuple[str, ...]) -> dict[str, str]:
@@ -34,7 +42,8 @@ def with_query(url: str, query: str) -> str:
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers if name.lower() in RESPONSE_HEADERS}
+    return {name.lower(): value for name, value in headers
+            if name.lower() in RESPONSE_HEADERS or name.lower().startswith(RESPONSE_HEADER_PREFIXES)}
 
 
 class StreamTap:
@@ -73,6 +82,11 @@ class StreamTap:
         return usage, True
 
 
+class IncompleteAnswer(Exception):
+    """A streamed upstream answer, collected for a non-stream client, that ended without its result (the
+    message is safe to show the client)."""
+
+
 class StreamDecoder(Protocol):
     """Turns the upstream's stream bytes into events in the platform's native client format."""
 
@@ -97,6 +111,9 @@ class Call:
     client_headers: Mapping[str, str]
     # What the client asked for: "chat" (a completion) or another operation the platform lists.
     operation: str = "chat"
+    # Instructions for an upstream that refuses a request without them (the Codex backend), when the client
+    # gave none (the edge's `codex_default_instructions`).
+    default_instructions: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +134,27 @@ class Platform:
     client_format: ClientFormat
     # The content type of the platform's streamed answers.
     stream_content_type = "text/event-stream"
-    # The account signs in with OAuth: `switchboard_edge.oauth` keeps its access token fresh.
-    uses_oauth = False
-    # Operations the platform serves ("chat"; Anthropic's also "count_tokens").
+    # Operations the platform serves ("chat"; Anthropic's also "count_tokens"; Gemini's too; Responses' "compact").
     operations: frozenset[str] = frozenset({"chat"})
+
+    def sign_in(self, account: router_pb2.Account) -> str | None:
+        """Who issues the account's OAuth access token (`ANTHROPIC_SIGN_IN`, `CHATGPT_SIGN_IN`), which
+        `switchboard_edge.oauth` keeps fresh before the request is built; None: the account uses a key."""
+        return None
 
     def build(self, call: Call) -> UpstreamRequest:
         """URL, headers and the final body bytes (signed, where the platform signs)."""
         raise NotImplementedError
 
     def usage(self, body: Any) -> Usage:
-        """Usage from a non-stream answer body."""
+        """Usage from a non-stream answer body (after `whole_body`)."""
         raise NotImplementedError
+
+    def whole_body(self, payload: bytes, content_type: str) -> tuple[bytes, str]:
+        """A successful non-stream answer as the client gets it, and its content type. An upstream that
+        only streams (the Codex backend) is collected here into the one JSON answer the client asked for;
+        `IncompleteAnswer` when the stream never finished."""
+        return payload, content_type
 
     def tap(self, body: Mapping[str, Any]) -> StreamTap:
         """A fresh tap for one attempt; `body` is the client's own body."""

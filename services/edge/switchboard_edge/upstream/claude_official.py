@@ -5,9 +5,10 @@ every other client header passes as it came (no client is disguised as another).
 by `switchboard_edge.oauth` before the request is built. Subscription use is governed by Anthropic's terms.
 """
 
+from switchboard.router.v1 import router_pb2
 from switchboard_common import platforms
 from switchboard_edge.upstream.anthropic import AnthropicMessages, anthropic_body, anthropic_headers, anthropic_url
-from switchboard_edge.upstream.base import Call, UpstreamRequest
+from switchboard_edge.upstream.base import ANTHROPIC_SIGN_IN, Call, UpstreamRequest
 
 OAUTH_BETA = "oauth-2025-04-20"
 
@@ -18,10 +19,11 @@ def with_beta(value: str, beta: str) -> str:
 
 
 class ClaudeOfficial(AnthropicMessages):
-    uses_oauth = True
-
     def __init__(self) -> None:
         super().__init__(platforms.CLAUDE_OFFICIAL)
+
+    def sign_in(self, account: router_pb2.Account) -> str | None:
+        return ANTHROPIC_SIGN_IN
 
     def build(self, call: Call) -> UpstreamRequest:
         headers = anthropic_headers(call)

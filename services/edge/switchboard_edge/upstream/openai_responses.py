@@ -1,4 +1,8 @@
-"""OpenAI's Responses API with an API key (openai-responses): `{base}/v1/responses`, Bearer auth.
+"""OpenAI's Responses API (openai-responses): with an API key, `{base}/v1/responses` with Bearer auth; with a
+ChatGPT sign-in, the Codex backend (`codex_backend`: its own URL, headers and body rules).
+
+The compact operation (`…/responses/compact`, what Codex asks for when its context fills up) is one JSON
+answer: `{base}/v1/responses/compact` with a key, `{base_url}/responses/compact` on the Codex backend.
 
 Streams are typed SSE events (`response.created` … `response.output_text.delta` … `response.completed`);
 the stream is complete on `response.completed` (or `response.incomplete`, a finished answer cut by a limit),
@@ -11,10 +15,20 @@ from typing import Any
 
 import orjson
 
+from switchboard.router.v1 import router_pb2
 from switchboard_common import platforms
 from switchboard_edge.errors import ClientFormat
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import Call, Platform, StreamTap, UpstreamRequest, forwardable, with_query
+from switchboard_edge.upstream import codex_backend
+from switchboard_edge.upstream.base import (
+    CHATGPT_SIGN_IN,
+    Call,
+    Platform,
+    StreamTap,
+    UpstreamRequest,
+    forwardable,
+    with_query,
+)
 from switchboard_edge.usage import Usage
 
 # Codex's own headers pass through too (session, originator, version, its x-codex-* and subagent headers).
@@ -74,11 +88,18 @@ class ResponsesStreamTap(StreamTap):
 class OpenAIResponses(Platform):
     id = platforms.OPENAI_RESPONSES
     client_format = ClientFormat.RESPONSES
+    operations = frozenset({"chat", "compact"})
+
+    def sign_in(self, account: router_pb2.Account) -> str | None:
+        return CHATGPT_SIGN_IN if codex_backend.signs_in_with_chatgpt(account) else None
 
     def build(self, call: Call) -> UpstreamRequest:
         headers = forwardable(call.client_headers, _HEADER_NAMES, _HEADER_PREFIXES)
         headers["content-type"] = "application/json"
         headers.update(call.account.headers)
+        if codex_backend.signs_in_with_chatgpt(call.account):
+            return UpstreamRequest(codex_backend.url(call), codex_backend.headers(call, headers),
+                                   codex_backend.body(call))
         headers["authorization"] = f"Bearer {call.account.credential.api_key}"
         if call.account.organization:
             headers["openai-organization"] = call.account.organization
@@ -86,10 +107,17 @@ class OpenAIResponses(Platform):
             headers["openai-project"] = call.account.project
         body = call.raw if call.body.get("model") == call.upstream_model else orjson.dumps(
             {**call.body, "model": call.upstream_model})
-        return UpstreamRequest(with_query(f"{call.account.base_url}/v1/responses", call.query), headers, body)
+        path = "/v1/responses/compact" if call.operation == "compact" else "/v1/responses"
+        return UpstreamRequest(with_query(f"{call.account.base_url}{path}", call.query), headers, body)
 
     def usage(self, body: Any) -> Usage:
         return from_responses(body.get("usage")) if isinstance(body, dict) else Usage()
+
+    def whole_body(self, payload: bytes, content_type: str) -> tuple[bytes, str]:
+        """A stream (the Codex backend always streams) collected into its final `response` object."""
+        if content_type.startswith(self.stream_content_type):
+            return codex_backend.collect(payload), "application/json"
+        return payload, content_type
 
     def tap(self, body: Mapping[str, Any]) -> ResponsesStreamTap:
         return ResponsesStreamTap()
