@@ -98,6 +98,10 @@ def demo_accounts(simulator_url: str) -> list[dict[str, Any]]:
         {"name": "simulator-azure", "platform": "azure-openai", "base_url": simulator_url,
          "api_key": defaults.AZURE_OPENAI_KEY, "api_version": defaults.AZURE_OPENAI_API_VERSION,
          "models": sorted(defaults.AZURE_OPENAI_DEPLOYMENTS)},
+        # openai-responses signed in with ChatGPT (the Codex backend), Codex CLI's default models.
+        {"name": "simulator-codex", "platform": "openai-responses", "base_url": f"{simulator_url}/backend-api/codex",
+         "oauth": {"refresh_token": defaults.CODEX_OAUTH_REFRESH_TOKEN, "account_id": defaults.CODEX_ACCOUNT_ID},
+         "models": ["gpt-5*", "codex-*"]},
     ]
 
 
@@ -209,6 +213,8 @@ class Stack:
             "SWITCHBOARD_EDGE_SPOOL_DIR": str(self.workdir / "edge-spool"),
             # claude-official demo accounts sign in at the simulator's token endpoint.
             "SWITCHBOARD_EDGE_OAUTH_TOKEN_URL": f"{self.simulator_url}/v1/oauth/token",
+            # ChatGPT-signed-in (Codex backend) demo accounts at the simulator's auth.openai.com.
+            "SWITCHBOARD_EDGE_CODEX_OAUTH_TOKEN_URL": f"{self.simulator_url}/oauth/token",
         })
         env.update(self.env)
         return env
