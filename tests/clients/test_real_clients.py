@@ -344,15 +344,6 @@ def _codex_turn(stack: Stack, install_client: InstallClient, record_timing: Reco
                    "platform": row["platform"]})
 
 
-# Codex CLI 0.169.0's default model is gpt-6.1-sol; it is routed nowhere.
-CODEX_MODEL_NOT_SERVED = pytest.mark.xfail(strict=True, reason=(
-    "Codex CLI 0.169.0 asks for its default model gpt-6.1-sol: the edge answers \"no account serves model "
-    "'gpt-6.1-sol' on platform openai-responses\" (demo_accounts' simulator-codex serves gpt-5*, codex-*), and the "
-    "simulator's codex section (MODELS gpt-5*, codex-*) answers 400 \"The 'gpt-6.1-sol' model is not supported "
-    "when using Codex with a ChatGPT account.\""))
-
-
-@CODEX_MODEL_NOT_SERVED
 @pytest.mark.parametrize(("prefix", "client_websocket"), [("/openai/v1", True), ("/v1", True), ("/openai/v1", False)],
                          ids=["openai-v1-websocket", "v1-websocket", "openai-v1-http"])
 def test_codex_cli(stack: Stack, install_client: InstallClient, record_timing: RecordTiming, tmp_path: Path,
@@ -361,7 +352,6 @@ def test_codex_cli(stack: Stack, install_client: InstallClient, record_timing: R
                 edge_websocket=True)
 
 
-@CODEX_MODEL_NOT_SERVED
 def test_codex_cli_edge_without_websocket(stack_without_websocket: Stack, install_client: InstallClient,
                                           record_timing: RecordTiming, tmp_path: Path) -> None:
     """Codex trying the WebSocket against an edge with it off still completes the turn, over HTTP after its

@@ -98,10 +98,16 @@ def demo_accounts(simulator_url: str) -> list[dict[str, Any]]:
         {"name": "simulator-azure", "platform": "azure-openai", "base_url": simulator_url,
          "api_key": defaults.AZURE_OPENAI_KEY, "api_version": defaults.AZURE_OPENAI_API_VERSION,
          "models": sorted(defaults.AZURE_OPENAI_DEPLOYMENTS)},
-        # openai-responses signed in with ChatGPT (the Codex backend), Codex CLI's default models.
+        # Gemini's API, covering Gemini CLI's default models (and its routing classifier's).
+        {"name": "simulator-gemini", "platform": "gemini", "base_url": simulator_url,
+         "api_key": defaults.GEMINI_KEY, "models": ["gemini-*"]},
+        # openai-responses with an API key (OpenAI's /v1/responses) ...
+        {"name": "simulator-openai-responses", "platform": "openai-responses", "base_url": simulator_url,
+         "api_key": SIMULATOR_OPENAI_KEY, "models": ["gpt-*", "codex-*", "o*"]},
+        # ... and signed in with ChatGPT (the Codex backend); both serve Codex CLI's default models.
         {"name": "simulator-codex", "platform": "openai-responses", "base_url": f"{simulator_url}/backend-api/codex",
          "oauth": {"refresh_token": defaults.CODEX_OAUTH_REFRESH_TOKEN, "account_id": defaults.CODEX_ACCOUNT_ID},
-         "models": ["gpt-5*", "codex-*"]},
+         "models": ["gpt-5*", "gpt-6*", "codex-*"]},
     ]
 
 

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 API = "codex_responses"
 COMPACT_API = "codex_responses_compact"
-MODELS = ["gpt-5*", "codex-*"]
+MODELS = ["gpt-5*", "gpt-6*", "codex-*"]  # Codex CLI 0.169 defaults to gpt-6.1-sol
 #: Parameters of the public API the backend refuses by name (what clients have reported it refuses).
 UNSUPPORTED = ["max_output_tokens", "temperature", "top_p", "frequency_penalty", "presence_penalty", "seed",
                "metadata", "top_logprobs", "truncation", "user", "response_format", "messages"]

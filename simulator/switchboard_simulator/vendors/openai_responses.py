@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 API = "openai_responses"
 COMPACT_API = "openai_responses_compact"
-MODELS = ["gpt-5*", "codex-*", "o1*", "o3*", "o4-mini*", "gpt-4o*", "gpt-4.1*"]
-REASONING_MODELS = ["o1*", "o3*", "o4*", "gpt-5*", "codex-*"]
+MODELS = ["gpt-5*", "gpt-6*", "codex-*", "o1*", "o3*", "o4-mini*", "gpt-4o*", "gpt-4.1*"]
+REASONING_MODELS = ["o1*", "o3*", "o4*", "gpt-5*", "gpt-6*", "codex-*"]
 QUOTA_MESSAGE = (
     "You exceeded your current quota, please check your plan and billing details. For more information on "
     "this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
