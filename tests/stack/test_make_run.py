@@ -77,6 +77,15 @@ def test_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
     output = Lines(launcher.stdout)
     try:
         assert output.wait_for("Switchboard is up", START_TIMEOUT), "\n".join(output.seen[-40:])
+        assert output.wait_for("Press Ctrl-C to stop.", 10)
+        # Every "Try it" line answers as printed (Claude, OpenAI chat, Responses and Gemini).
+        commands = _try_it_commands(output.seen)
+        routes = ("/claude/v1/messages", "/chat/completions", "/openai/v1/responses", "/gemini/v1beta/models/")
+        assert [route for route in routes if any(route in command for command in commands)] == list(routes)
+        for command in commands:
+            answered = subprocess.run(["bash", "-c", command + " -sS -o /dev/null -w '%{http_code}'"],
+                                      capture_output=True, text=True, timeout=30)
+            assert answered.stdout == "200", (command, answered.stdout, answered.stderr)
         children = {pid: command for pid, command in processes_of(run_dir).items() if pid != launcher.pid}
         modules = sorted(command.split(" -m ")[1].split()[0] for command in children.values())
         assert modules == ["switchboard_auth", "switchboard_edge", "switchboard_router", "switchboard_simulator"]
@@ -95,3 +104,19 @@ def test_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
             launcher.wait()
         _kill_leftovers(run_dir)
         launcher.stdout.close()
+
+
+def _try_it_commands(lines: list[str]) -> list[str]:
+    """The curl commands `make run` prints, each joined across its backslash-continued lines."""
+    commands: list[str] = []
+    pending = ""
+    for line in lines[lines.index(next(line for line in lines if line.startswith("Try it"))):]:
+        text = line.strip()
+        if pending or text.startswith("curl "):
+            pending += text[:-1] + " " if text.endswith("\\") else text
+            if not text.endswith("\\"):
+                commands.append(pending)
+                pending = ""
+        elif text.startswith("Every platform"):
+            break
+    return commands

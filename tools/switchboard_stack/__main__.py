@@ -50,7 +50,8 @@ def main() -> int:
     print(f"""
 Switchboard is up.
   Base URL (Claude):  {base}/claude/
-  Base URL (OpenAI):  {base}/openai/
+  Base URL (OpenAI):  {base}/openai/  (Responses API and Codex: {base}/openai/v1)
+  Base URL (Gemini):  {base}/gemini/
   Demo key:           {key}
   Metrics:            {metrics}
   Upstream simulator: {stack.simulator_url} (accounts in {stack.accounts_path}; \
@@ -63,9 +64,18 @@ Try it (the key as a bearer token, no anthropic-version, as the contract writes 
   curl {base}/openai/v1/chat/completions -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
     -d '{{"model": "gpt-4o-mini", "messages": [{{"role": "user", "content": "Hello!"}}], "stream": true}}'
 
+  curl {base}/openai/v1/responses -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "gpt-5", "input": "Hello!", "stream": true}}'
+
+  curl "{base}/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse" -H "x-goog-api-key: {key}" \\
+    -H "Content-Type: application/json" -d '{{"contents": [{{"role": "user", "parts": [{{"text": "Hello!"}}]}}]}}'
+
 Every platform has a demo account; pin one with "platform,model", e.g.
   "claude-official,claude-sonnet-4-20250514"  "bedrock,claude-sonnet-4-20250514"  "claude-ccr,claude-sonnet-4-20250514"
-  "azure-openai,gpt-4o-mini"  "openai,gpt-4o-mini"
+  "azure-openai,gpt-4o-mini"  "openai,gpt-4o-mini"  "gemini,gemini-2.5-flash"  "openai-responses,gpt-5"
+
+Clients by base URL alone: ANTHROPIC_BASE_URL={base}/claude (Claude Code), GOOGLE_GEMINI_BASE_URL={base}/gemini
+(Gemini CLI), base_url = "{base}/openai/v1" with wire_api = "responses" (Codex CLI; see the README).
 
 Press Ctrl-C to stop.
 """, flush=True)
