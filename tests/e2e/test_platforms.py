@@ -1,5 +1,5 @@
-"""Every platform of the Anthropic and OpenAI families through the whole stack, with the official SDKs as
-clients: `platform,model` reaches that platform's simulator vendor, stream and non-stream, and usage is billed.
+"""Every platform through the whole stack, with the official SDKs as clients (anthropic, openai, google-genai):
+`platform,model` reaches that platform's simulator vendor, stream and non-stream, and usage is billed.
 The stack is `make run`'s own: one demo account per platform."""
 
 import sqlite3
@@ -12,12 +12,15 @@ import anthropic
 import httpx
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
 
 from switchboard_stack.demo import create_demo_key
 from switchboard_stack.launcher import Ports, Stack
 
 CLAUDE_PLATFORMS = ["claude-official", "claude-console", "claude-ccr", "bedrock"]
 OPENAI_PLATFORMS = ["openai", "azure-openai"]
+OTHER_PLATFORMS = ["gemini", "openai-responses"]
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +66,56 @@ def _openai_turns(client: openai.OpenAI, platform: str) -> None:
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
 
 
+@pytest.mark.parametrize("prefix", ["/openai/v1", "/v1"])
+def test_openai_sdk_responses_reach_the_responses_platform(demo: tuple[Stack, str], prefix: str) -> None:
+    stack, key = demo
+    with openai.OpenAI(base_url=f"{stack.base_url}{prefix}", api_key=key, max_retries=0) as client:
+        response = client.responses.create(model="openai-responses,gpt-5", input="Hello",
+                                           reasoning={"effort": "low"})
+        assert response.status == "completed" and response.output_text
+        assert response.usage is not None and response.usage.output_tokens > 0
+        with client.responses.stream(model="openai-responses,gpt-5", input="Hello") as stream:
+            deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+            final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text and final.status == "completed"
+
+
+def test_google_genai_sdk_reaches_the_gemini_platform(demo: tuple[Stack, str]) -> None:
+    stack, key = demo
+    client = genai.Client(api_key=key, http_options=genai_types.HttpOptions(base_url=f"{stack.base_url}/gemini"))
+    try:
+        answer = client.models.generate_content(model="gemini-2.5-flash", contents="Hello")
+        assert answer.text and answer.usage_metadata is not None
+        assert answer.usage_metadata.candidates_token_count
+        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="Hello"))
+        assert "".join(chunk.text or "" for chunk in chunks) == answer.text
+        assert chunks[-1].candidates and chunks[-1].candidates[0].finish_reason == genai_types.FinishReason.STOP
+        counted = client.models.count_tokens(model="gemini-2.5-flash", contents="Hello")
+        assert counted.total_tokens and counted.total_tokens > 0
+        listed = [model.name for model in client.models.list()]
+        assert listed == []  # the demo pool serves the pattern gemini-*, and only exact names are listed
+    finally:
+        client.close()
+    stranger = genai.Client(api_key="not-a-key",
+                            http_options=genai_types.HttpOptions(base_url=f"{stack.base_url}/gemini"))
+    try:
+        with pytest.raises(genai.errors.ClientError) as refused:
+            stranger.models.generate_content(model="gemini-2.5-flash", contents="Hello")
+    finally:
+        stranger.close()
+    assert refused.value.code == 401 and refused.value.status == "UNAUTHENTICATED"
+
+
 def test_every_platform_is_billed(demo: tuple[Stack, str]) -> None:
     stack, _ = demo
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         with sqlite3.connect(stack.db_path) as db:
             billed = {row[0] for row in db.execute("SELECT platform FROM usage_records WHERE output_tokens > 0")}
-        if billed >= set(CLAUDE_PLATFORMS + OPENAI_PLATFORMS):
+        if billed >= set(CLAUDE_PLATFORMS + OPENAI_PLATFORMS + OTHER_PLATFORMS):
             break
         time.sleep(0.1)
-    assert billed >= set(CLAUDE_PLATFORMS + OPENAI_PLATFORMS)
+    assert billed >= set(CLAUDE_PLATFORMS + OPENAI_PLATFORMS + OTHER_PLATFORMS)
 
 
 def test_claude_official_refreshes_once_under_twenty_concurrent_requests(tmp_path: Path) -> None:
