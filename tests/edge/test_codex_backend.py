@@ -29,7 +29,7 @@ from switchboard_edge.upstream_http import Upstreams
 
 from .control_fakes import FakeAuth, FakeRouter, serve_fakes
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-recordings" / "openai-responses"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "openai-responses"
 ACCOUNT_ID = "5e1a7c3b-0000-4000-8000-00c0dec0de00"
 CODEX_HEADERS = {"authorization": "Bearer good", "session_id": "codex-session-1", "version": "0.169.0",
                  "x-codex-turn-metadata": "t1", "chatgpt-account-id": "the-clients-own"}

@@ -14,7 +14,7 @@ from switchboard_edge.upstream.base import Call
 from switchboard_edge.upstream.gemini import Gemini
 from switchboard_edge.upstream.registry import native
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-recordings" / "gemini"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "gemini"
 ACCOUNT = router_pb2.Account(platform="gemini", base_url="https://generativelanguage.googleapis.com",
                              credential=router_pb2.Credential(api_key="AIza-account-key"))
 BODY = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}

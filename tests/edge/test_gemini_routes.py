@@ -17,7 +17,7 @@ from switchboard_edge.settings import EdgeSettings
 
 from .control_fakes import FakeAuth, FakeRouter, serve_fakes
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-recordings" / "gemini"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "gemini"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
 
 

@@ -17,7 +17,7 @@ from switchboard_edge.upstream.base import Call
 from switchboard_edge.upstream.bedrock import Bedrock, BedrockDecoder, bedrock_model_id
 from switchboard_edge.upstream.registry import native
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-recordings"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings"
 BODY = {"model": "claude-sonnet-4-20250514", "max_tokens": 32, "stream": True,
         "messages": [{"role": "user", "content": "Hi"}]}
 

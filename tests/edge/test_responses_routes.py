@@ -19,7 +19,7 @@ from switchboard_edge.settings import EdgeSettings
 
 from .control_fakes import FakeAuth, FakeRouter, serve_fakes
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "vendor-recordings" / "openai-responses"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "openai-responses"
 
 
 def _recorded(name: str) -> bytes:
