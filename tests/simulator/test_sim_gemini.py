@@ -318,6 +318,112 @@ async def test_a_function_response_turn_gets_text(client: httpx.AsyncClient) -> 
     assert body["candidates"][0]["content"]["parts"] == [{"text": textgen.reply(35).text}]
 
 
+# JSON mode ---------------------------------------------------------------------------------------------
+
+#: What Gemini CLI's routing classifier sends (it retries for minutes when the answer does not parse).
+CLASSIFIER_SCHEMA = {"type": "object", "properties": {
+    "complexity_reasoning": {"type": "string"},
+    "complexity_score": {"type": "integer", "minimum": 1, "maximum": 100},
+}, "required": ["complexity_reasoning", "complexity_score"]}
+CLASSIFIER_PATH = "/v1beta/models/gemini-3.5-flash-lite:generateContent"
+
+
+def _answer(body: dict[str, Any]) -> str:
+    """The candidate's one non-thought text part."""
+    texts = [p["text"] for p in body["candidates"][0]["content"]["parts"] if not p.get("thought")]
+    assert len(texts) == 1
+    return str(texts[0])
+
+
+def _check_classifier(value: Any) -> None:
+    assert isinstance(value, dict) and set(value) == {"complexity_reasoning", "complexity_score"}
+    assert isinstance(value["complexity_reasoning"], str) and value["complexity_reasoning"]
+    score = value["complexity_score"]
+    assert isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 100
+
+
+@pytest.mark.parametrize("thinking_config", [None, {"thinkingBudget": 512}, {"thinkingLevel": "low"},
+                                             {"includeThoughts": True, "thinkingBudget": 512}])
+async def test_json_mode_answers_json_conforming_to_response_json_schema(
+        client: httpx.AsyncClient, thinking_config: dict[str, Any] | None) -> None:
+    generation: dict[str, Any] = {"responseMimeType": "application/json", "responseJsonSchema": CLASSIFIER_SCHEMA}
+    if thinking_config is not None:
+        generation["thinkingConfig"] = thinking_config
+    body = {"contents": [{"role": "user", "parts": [{"text": "Route this request."}]}],
+            "generationConfig": generation}
+    response = await _post(client, CLASSIFIER_PATH, body)
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    text = _answer(reply)
+    _check_classifier(json.loads(text))
+    assert reply["candidates"][0]["finishReason"] == "STOP"
+    assert reply["usageMetadata"]["candidatesTokenCount"] == textgen.estimate_tokens(text)
+    shown = bool(thinking_config and thinking_config.get("includeThoughts"))
+    parts = reply["candidates"][0]["content"]["parts"]
+    assert [bool(p.get("thought")) for p in parts] == ([True, False] if shown else [False])
+
+
+async def test_json_mode_follows_the_openapi_response_schema(client: httpx.AsyncClient) -> None:
+    schema = {"type": "OBJECT", "properties": {
+        "verdict": {"type": "STRING", "enum": ["approve", "reject"]},
+        "tags": {"type": "ARRAY", "items": {"type": "STRING"}},
+        "steps": {"type": "ARRAY", "minItems": "2", "items": {"type": "OBJECT", "properties": {
+            "n": {"type": "INTEGER", "minimum": 3}, "weight": {"type": "NUMBER", "maximum": 0.5},
+            "done": {"type": "BOOLEAN"}}, "required": ["n"]}},
+        "note": {"type": "STRING", "nullable": True},
+    }, "required": ["verdict"], "propertyOrdering": ["verdict", "tags", "steps", "note"]}
+    for generation in ({"responseMimeType": "application/json", "responseSchema": schema},
+                       {"response_mime_type": "application/json", "response_schema": schema}):
+        value = json.loads(_answer((await _post(client, GENERATE, {**BODY, "generationConfig": generation})).json()))
+        assert list(value) == ["verdict", "tags", "steps", "note"]
+        assert value["verdict"] == "approve"
+        assert isinstance(value["tags"], list) and value["tags"] and all(t and isinstance(t, str)
+                                                                        for t in value["tags"])
+        assert len(value["steps"]) == 2
+        for step in value["steps"]:
+            assert isinstance(step["n"], int) and step["n"] >= 3
+            assert isinstance(step["weight"], (int, float)) and step["weight"] <= 0.5
+            assert step["done"] is True
+        assert isinstance(value["note"], str) and value["note"]
+
+
+async def test_json_mode_without_a_schema_answers_an_object(client: httpx.AsyncClient) -> None:
+    body = {**BODY, "generationConfig": {"responseMimeType": "application/json"}}
+    assert isinstance(json.loads(_answer((await _post(client, GENERATE, body)).json())), dict)
+    plain = {**BODY, "generationConfig": {"responseMimeType": "text/plain"}}
+    assert _answer((await _post(client, GENERATE, plain)).json()) == textgen.reply(35).text
+    enum = {**BODY, "generationConfig": {"responseMimeType": "text/x.enum",
+                                         "responseSchema": {"type": "STRING", "enum": ["LOW", "HIGH"]}}}
+    assert _answer((await _post(client, GENERATE, enum)).json()) == "LOW"
+
+
+@pytest.mark.parametrize("path", [SSE, STREAM], ids=["sse", "array"])
+async def test_json_mode_streams_json_cut_like_text(client: httpx.AsyncClient, path: str) -> None:
+    generation = {"responseMimeType": "application/json", "responseJsonSchema": CLASSIFIER_SCHEMA,
+                  "thinkingConfig": {"includeThoughts": True}}
+    response = await _post(client, path, {**BODY, "generationConfig": generation})
+    assert response.status_code == 200
+    chunks = ([json.loads(p) for p in _sse_payloads(response.text)] if path == SSE
+              else json.loads(response.text))
+    answers = [c for c in chunks if not c["candidates"][0]["content"]["parts"][0].get("thought")]
+    assert len(answers) > 1  # split across chunks like text
+    text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in answers)
+    _check_classifier(json.loads(text))
+    counts = [c["usageMetadata"]["candidatesTokenCount"] for c in answers]
+    assert counts == sorted(counts) and counts[-1] == textgen.estimate_tokens(text)
+    assert answers[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert all("finishReason" not in c["candidates"][0] for c in chunks[:-1])
+
+
+async def test_json_mode_is_cut_at_max_output_tokens(client: httpx.AsyncClient) -> None:
+    generation = {"responseMimeType": "application/json", "responseJsonSchema": CLASSIFIER_SCHEMA,
+                  "maxOutputTokens": 3}
+    reply = (await _post(client, GENERATE, {**BODY, "generationConfig": generation})).json()
+    assert reply["candidates"][0]["finishReason"] == "MAX_TOKENS"
+    assert reply["usageMetadata"]["candidatesTokenCount"] == 3
+    assert _answer(reply) == '{"complexity_reasoning": "sim", "complexity_score": 1}'[:12]
+
+
 # Cached content, limits, countTokens -------------------------------------------------------------------
 
 

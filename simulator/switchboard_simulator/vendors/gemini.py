@@ -28,6 +28,10 @@ Shapes follow vendor-recordings/gemini:
   a turn that answers with ``functionResponse`` parts gets text again;
 - cache reads: a request naming ``cachedContent`` reports ``cachedContentTokenCount``
   (`GeminiConfig.cached_content_tokens`, counted in ``promptTokenCount`` too) and ``cacheTokensDetails``;
+- JSON mode: ``generationConfig.responseMimeType: application/json`` makes the answer text JSON that
+  conforms to ``responseJsonSchema`` (JSON Schema) or ``responseSchema`` (the OpenAPI subset, upper-case
+  type names): ``enum[0]``, non-empty strings, numbers within their bounds, every property; without a
+  schema an object. It streams cut like text; ``text/x.enum`` answers the schema's first enum value;
 - ``generationConfig.maxOutputTokens`` below the reply length cuts it with ``finishReason: MAX_TOKENS``;
 - faults: status faults answer in Google's envelope (``overloaded`` is 503 UNAVAILABLE); ``stream_error``
   sends N chunks, then the error object as one more chunk (``data: {"error": …}`` or an array element).
@@ -42,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import random
 import re
 import struct
@@ -251,16 +256,113 @@ def thinking(generation: dict[str, Any], budget_tokens: int, framing: Framing) -
     return Thinking(tokens, include is True)
 
 
-def _schema_value(schema: Any) -> Any:
+_SCHEMA_DEPTH = 8
+
+
+def _bound(schema: dict[str, Any], key: str) -> float | None:
+    value = schema.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):  # the OpenAPI subset prints int64 bounds as strings
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _number(schema: dict[str, Any], integer: bool) -> int | float:
+    """1, or inside ``minimum``/``maximum`` (and the exclusive bounds) when 1 is not."""
+    low, high = _bound(schema, "minimum"), _bound(schema, "maximum")
+    ex_low, ex_high = _bound(schema, "exclusiveMinimum"), _bound(schema, "exclusiveMaximum")
+    if integer:  # the closed integer range
+        lows = [math.ceil(low)] if low is not None else []
+        highs = [math.floor(high)] if high is not None else []
+        if ex_low is not None:
+            lows.append(math.floor(ex_low) + 1)
+        if ex_high is not None:
+            highs.append(math.ceil(ex_high) - 1)
+        value = 1
+        if lows and value < max(lows):
+            value = max(lows)
+        if highs and value > min(highs):
+            value = min(highs)
+        return value
+
+    def fits(v: float) -> bool:
+        return ((low is None or v >= low) and (high is None or v <= high)
+                and (ex_low is None or v > ex_low) and (ex_high is None or v < ex_high))
+    bottoms = [v for v in (low, ex_low) if v is not None]
+    tops = [v for v in (high, ex_high) if v is not None]
+    if fits(1):
+        return 1
+    if bottoms and tops:
+        return (max(bottoms) + min(tops)) / 2
+    if bottoms:
+        return max(bottoms) + 1
+    return min(tops) - 1 if tops else 1
+
+
+def _schema_value(schema: Any, depth: int = 0) -> Any:
+    """A value conforming to a JSON Schema or Gemini's OpenAPI-subset ``Schema`` (type names in either case):
+    ``const``/``enum[0]`` when given, non-empty strings, numbers within their bounds, objects with every
+    property, arrays with ``minItems`` (at least one) items."""
     if not isinstance(schema, dict):
         return "sim"
+    if "const" in schema:
+        return schema["const"]
     enum = schema.get("enum")
     if isinstance(enum, list) and enum:
         return enum[0]
-    kind = schema.get("type", "string")
+    for key in ("anyOf", "any_of", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            chosen = next((o for o in options if isinstance(o, dict)
+                           and str(o.get("type", "")).lower() != "null"), options[0])
+            return _schema_value(chosen, depth)
+    properties = schema.get("properties")
+    kind = schema.get("type", "object" if isinstance(properties, dict) else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if str(k).lower() != "null"), "string")
-    return {"integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}.get(str(kind).lower(), "sim")
+    kind = str(kind).lower()
+    if kind == "object":
+        if not isinstance(properties, dict) or depth >= _SCHEMA_DEPTH:
+            return {}
+        return {name: _schema_value(sub, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        items = schema.get("items")
+        if not isinstance(items, dict) or depth >= _SCHEMA_DEPTH:
+            return []
+        low = _bound(schema, "minItems") or _bound(schema, "min_items") or 1
+        return [_schema_value(items, depth + 1) for _ in range(max(1, int(low)))]
+    if kind in ("integer", "number"):
+        return _number(schema, kind == "integer")
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return "sim"
+
+
+def response_text(generation: dict[str, Any]) -> str | None:
+    """The answer text JSON mode fixes: with ``responseMimeType: application/json`` JSON conforming to
+    ``responseJsonSchema`` or ``responseSchema`` (an object without either); with ``text/x.enum`` the
+    schema's first enum value. None for ordinary text."""
+    mime = _get(generation, "responseMimeType", "response_mime_type")
+    if not isinstance(mime, str):
+        return None
+    mime = mime.strip().lower()
+    schema = _get(generation, "responseJsonSchema", "response_json_schema")
+    if schema is None:
+        schema = _get(generation, "responseSchema", "response_schema")
+    if mime == "application/json":
+        value = _schema_value(schema) if isinstance(schema, dict) else {"response": "sim"}
+        return json.dumps(value, ensure_ascii=False)
+    if mime == "text/x.enum" and isinstance(schema, dict):
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            return str(enum[0])
+    return None
 
 
 def _arguments(declaration: dict[str, Any]) -> dict[str, Any]:
@@ -318,6 +420,8 @@ class Plan:
     thinking: Thinking
     signed_text: bool
     calls: tuple[dict[str, Any], ...]
+    #: The answer text when the request fixes it (JSON mode), else None for generated text.
+    text: str | None = None
 
 
 def usage(prompt: int, candidates: int | None, thoughts: int, cached: int) -> dict[str, Any]:
@@ -368,12 +472,20 @@ def reply_body(plan: Plan, rid: str, signature: str) -> dict[str, Any]:
         parts.extend(_call_parts(plan.calls, signature))
         finish_message = CALL_MESSAGE
     else:
-        part: dict[str, Any] = {"text": textgen.reply(plan.candidates_tokens).text}
+        text = textgen.reply(plan.candidates_tokens).text if plan.text is None else plan.text
+        part: dict[str, Any] = {"text": text}
         if plan.signed_text:
             part["thoughtSignature"] = signature
         parts.append(part)
     counts = usage(plan.prompt_tokens, plan.candidates_tokens, plan.thinking.tokens, plan.cached_tokens)
     return chunk(parts, counts, plan.model, rid, plan.finish, finish_message)
+
+
+def _fixed_chunks(text: str, chunk_tokens: int) -> tuple[tuple[bytes, int], ...]:
+    """A fixed answer text cut like generated text: `chunk_tokens` tokens of 4 characters per chunk."""
+    size = max(1, chunk_tokens) * textgen.CHARS_PER_TOKEN
+    cut = [text[start:start + size] for start in range(0, len(text), size)] or [""]
+    return tuple((orjson.dumps(piece), textgen.estimate_tokens(piece)) for piece in cut)
 
 
 def stream_chunks(plan: Plan, chunk_tokens: int, rid: str, signature: str) -> list[tuple[dict[str, Any], int]]:
@@ -392,7 +504,8 @@ def stream_chunks(plan: Plan, chunk_tokens: int, rid: str, signature: str) -> li
         calls = chunk(_call_parts(plan.calls, signature), counts, plan.model, rid, plan.finish, CALL_MESSAGE)
         out.append((calls, plan.candidates_tokens))
         return out
-    pieces = textgen.chunks(plan.candidates_tokens, chunk_tokens)
+    pieces = (textgen.chunks(plan.candidates_tokens, chunk_tokens) if plan.text is None
+              else _fixed_chunks(plan.text, chunk_tokens))
     sent = 0
     for index, (text_json, count) in enumerate(pieces):
         sent += count
@@ -514,6 +627,14 @@ class GenerateContent(GeminiEndpoint):
         reply_tokens = self.config.reply_tokens
         if calls:
             return Plan(model, prompt, cached, _calls_tokens(calls), "STOP", think, False, calls)
+        fixed = response_text(generation)
+        if fixed is not None:
+            # The whole answer, or cut at maxOutputTokens as the vendor cuts JSON (then unparseable).
+            tokens = textgen.estimate_tokens(fixed)
+            if limit is not None and 0 < limit < tokens:
+                return Plan(model, prompt, cached, limit, "MAX_TOKENS", think, self.vendor.signs_text(model), (),
+                            fixed[:limit * textgen.CHARS_PER_TOKEN])
+            return Plan(model, prompt, cached, tokens, "STOP", think, self.vendor.signs_text(model), (), fixed)
         capped = limit is not None and 0 < limit < reply_tokens
         tokens = limit if capped and limit is not None else reply_tokens
         return Plan(model, prompt, cached, tokens, "MAX_TOKENS" if capped else "STOP", think,
