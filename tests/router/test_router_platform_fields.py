@@ -10,6 +10,7 @@ import yaml
 from google.protobuf.duration_pb2 import Duration
 
 from switchboard.router.v1 import router_pb2
+from switchboard_common import platforms
 from switchboard_router.accounts import Account, State
 from switchboard_router.accounts_yaml import parse_accounts
 from switchboard_router.errors import AccountsInvalid
@@ -336,6 +337,5 @@ def test_the_readme_examples_parse() -> None:
     environ = {name: f"value-of-{name}" for name in variables}
     common = parse_accounts(blocks[0], source="README", environ=environ)
     per_platform = parse_accounts(blocks[1], source="README", environ=environ)
-    assert [a.state for a in common + per_platform] == [State.READY] * 7
-    assert {a.platform for a in per_platform} == {"claude-console", "claude-ccr", "claude-official", "bedrock",
-                                                  "openai", "azure-openai"}
+    assert [a.state for a in common + per_platform] == [State.READY] * 10
+    assert {a.platform for a in per_platform} == set(platforms.ALL)
