@@ -382,11 +382,6 @@ def _classifier_retried(requests: list[dict[str, Any]]) -> str | None:
             f"generationConfig asks for ({json.dumps(config)})")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "demo_accounts has no gemini account (the edge answers \"no account serves model 'gemini-3.5-flash-lite' on "
-    "platform gemini\"); and the simulator's generateContent ignores generationConfig.responseMimeType "
-    "application/json + responseJsonSchema (it answers pangram text), so Gemini CLI's routing classifier retries "
-    "5 times with backoff (~110 s) before it falls back"))
 def test_gemini_cli(stack: Stack, install_client: InstallClient, record_timing: RecordTiming, tmp_path: Path) -> None:
     gemini = install_client("gemini")
     turn, key = _turn(stack, tmp_path, "clients-gemini")
