@@ -61,6 +61,7 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         self.beats: list[router_pb2.HeartbeatRequest] = []
         self.last_pick: router_pb2.PickRequest | None = None
         self.statuses: list[router_pb2.AccountStatus] = []
+        self.outcomes: list[router_pb2.ReportOutcomeRequest] = []
 
     async def Pick(self, request, context):  # type: ignore[no-untyped-def]
         if request.platforms and self.account.platform not in request.platforms:
@@ -81,6 +82,7 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
     async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
         for outcome in request.outcomes:
             self.held.discard(outcome.lease_id)
+        self.outcomes.extend(request.outcomes)
         return router_pb2.ReportOutcomeResponse()
 
     async def ListAccounts(self, request, context):  # type: ignore[no-untyped-def]

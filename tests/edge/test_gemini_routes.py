@@ -1,6 +1,7 @@
 """Gemini's native API under /gemini: the key in x-goog-api-key or ?key= (never forwarded), the model and action in
 the path, answers relayed as the upstream gave them, errors in Gemini's format. The upstream replays recordings."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,10 +32,14 @@ class Upstream:
     seen: list[web.Request] = field(default_factory=list)
     # Stream only the first chunk, then end without the final one.
     cut: bool = False
+    # Answer every call with this (status, body) instead.
+    refusal: tuple[int, bytes] | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(request)
         action = request.match_info["target"].rsplit(":", 1)[1]
+        if self.refusal is not None:
+            return web.Response(status=self.refusal[0], body=self.refusal[1], content_type="application/json")
         if action == "streamGenerateContent" and self.cut:
             first = _recorded("streamGenerateContent-sse.yaml").split(b"\r\n\r\n")[0] + b"\r\n\r\n"
             return web.Response(body=first, content_type="text/event-stream")
@@ -134,3 +139,50 @@ async def test_json_array_stream_cut_short_ends_with_an_error_element_and_stays_
     assert elements[0]["candidates"] and elements[-1]["error"]["status"] == "UNAVAILABLE"
     assert not any(candidate.get("finishReason") for element in elements[:-1]
                    for candidate in element.get("candidates", []))
+
+
+def _recorded_error(name: str) -> tuple[int, bytes]:
+    response = yaml.safe_load((RECORDINGS / name).read_text())["interactions"][0]["response"]
+    body = response["body"]["string"]
+    return response["status"]["code"], body if isinstance(body, bytes) else body.encode()
+
+
+async def _outcomes(router: FakeRouter) -> list[router_pb2.ReportOutcomeRequest]:
+    for _ in range(100):
+        if router.outcomes:
+            return router.outcomes
+        await asyncio.sleep(0.02)
+    raise AssertionError("no outcome reported")
+
+
+async def test_an_invalid_account_key_is_the_accounts_fault_not_the_clients(gateway: Gateway) -> None:
+    gateway.upstream.refusal = _recorded_error("error-400-API_KEY_INVALID-stream-request.yaml")
+    response = await gateway.client.post("/gemini/v1beta/models/gemini-2.5-flash:generateContent",
+                                         json=BODY, headers={"x-goog-api-key": "good"})
+    # Not passed through as the client's 400: the gateway's account was refused (and no other account is left).
+    assert response.status_code == 502 and response.json()["error"]["status"] == "UNAVAILABLE"
+    (outcome,) = await _outcomes(gateway.router)
+    assert outcome.outcome == router_pb2.OUTCOME_AUTH_FAILED and outcome.error_type == "api_key_invalid"
+
+
+async def test_resource_exhausted_hands_its_retry_delay_to_the_client_and_the_router(gateway: Gateway) -> None:
+    body = {"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                                  {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "36.5s"}]}}
+    gateway.upstream.refusal = (429, json.dumps(body).encode())
+    response = await gateway.client.post("/gemini/v1beta/models/gemini-2.5-flash:generateContent",
+                                         json=BODY, headers={"x-goog-api-key": "good"})
+    assert response.status_code == 429 and response.json() == body  # the vendor's own answer, passed through
+    assert response.headers["retry-after"] == "37"
+    (outcome,) = await _outcomes(gateway.router)
+    assert outcome.outcome == router_pb2.OUTCOME_RATE_LIMITED and outcome.upstream_headers["retry-after"] == "37"
+
+
+async def test_not_found_passes_the_vendors_404_through_when_no_other_account_serves(gateway: Gateway) -> None:
+    status, recorded = _recorded_error("error-404-NOT_FOUND.yaml")
+    gateway.upstream.refusal = (status, recorded)
+    response = await gateway.client.post("/gemini/v1beta/models/gemini-2.5-flash:generateContent",
+                                         json=BODY, headers={"x-goog-api-key": "good"})
+    assert response.status_code == 404 and response.content == recorded
+    (outcome,) = await _outcomes(gateway.router)
+    assert outcome.outcome == router_pb2.OUTCOME_CLIENT_ERROR and outcome.error_type == "not_found"

@@ -69,6 +69,8 @@ class Exchange:
     upstream_time: float = 0.0
     first_byte: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    # The current attempt's upstream rate-limit and retry headers, reported with its outcome.
+    upstream_hints: dict[str, str] = field(default_factory=dict)
     usage_estimated: bool = False
     # Set once, by whoever ends the request early (the client leaving, the drain); empty while it runs.
     end_reason: str = ""

@@ -21,6 +21,8 @@ class Verdict:
     pass_through: bool
     reason: str
     message: str = ""
+    # Seconds the vendor asked to wait (e.g. Gemini's RetryInfo), when its body says so.
+    retry_after: float | None = None
 
     def error(self) -> SwitchboardError:
         return UpstreamUnavailable(self.message)

@@ -71,6 +71,7 @@ from switchboard_edge.upstream.base import (
     Platform,
     StreamTap,
     response_headers,
+    upstream_hints,
 )
 from switchboard_edge.upstream.registry import PLATFORMS
 from switchboard_edge.upstream_http import Upstreams
@@ -310,6 +311,7 @@ class Relay:
         account = pick.account
         platform = PLATFORMS[account.platform]
         exchange.upstream_started = time.perf_counter()
+        exchange.upstream_hints = {}
         sign_in = platform.sign_in(account)
         endpoint = self._token_endpoints[sign_in] if sign_in is not None else None
         if endpoint is not None:
@@ -409,8 +411,11 @@ class Relay:
         reshaped = platform.client_error(status, upstream.headers, payload)
         if reshaped is not None:
             payload, headers["content-type"] = reshaped, "application/json"
+        verdict = platform.classify(status, payload)
+        exchange.upstream_hints = upstream_hints(upstream.headers.items(), verdict.retry_after)
+        if verdict.retry_after is not None and "retry-after" not in headers:
+            headers["retry-after"] = exchange.upstream_hints["retry-after"]  # a 429 tells the client how long
         passthrough = Response(payload, status, headers)
-        verdict = platform.classify(status)
         if verdict.outcome == router_pb2.OUTCOME_AUTH_FAILED:
             log.warning("upstream refused the credential of account %s (HTTP %d)",
                         exchange.admission.pick.account.id, status)  # type: ignore[union-attr]

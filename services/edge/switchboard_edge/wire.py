@@ -22,6 +22,7 @@ def outcome(exchange: Exchange, result: int, status: int, error_type: str) -> ro
         duration=duration(time.perf_counter() - exchange.upstream_started),
         error_type=error_type,
         session_hint=exchange.session,
+        upstream_headers=exchange.upstream_hints,
     )
 
 

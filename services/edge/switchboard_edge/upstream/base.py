@@ -1,5 +1,6 @@
 """The platform contract and the header rules every platform shares."""
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,6 +40,20 @@ def forwardable(headers: Mapping[str, str], names: frozenset[str], prefixes: tup
 def with_query(url: str, query: str) -> str:
     """The upstream URL carrying the client's query string (Claude Code sends `?beta=true`)."""
     return f"{url}?{query}" if query else url
+
+
+_HINT_HEADERS = frozenset({"retry-after", "retry-after-ms", "x-should-retry"})
+_HINT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "x-codex-")
+
+
+def upstream_hints(headers: Iterable[tuple[str, str]], retry_after: float | None = None) -> dict[str, str]:
+    """The vendor's rate-limit and retry headers of a refused attempt, for the router's cooldowns; a delay
+    the vendor gave only in its body (`retry_after`) becomes `retry-after`."""
+    hints = {name.lower(): value for name, value in headers
+             if name.lower() in _HINT_HEADERS or name.lower().startswith(_HINT_PREFIXES)}
+    if retry_after is not None and "retry-after" not in hints:
+        hints["retry-after"] = str(max(1, math.ceil(retry_after)))
+    return hints
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -167,6 +182,6 @@ class Platform:
         """An upstream error body reshaped into the client format, or None to pass it on as it is."""
         return None
 
-    def classify(self, status: int) -> Verdict:
-        """What an upstream error status means for the request and the account."""
+    def classify(self, status: int, payload: bytes) -> Verdict:
+        """What an upstream error (status and body) means for the request and the account."""
         return failover.classify(status)

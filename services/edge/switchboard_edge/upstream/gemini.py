@@ -7,13 +7,17 @@ cached content, thoughts); a stream is complete when a candidate carries `finish
 """
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
+from switchboard.router.v1 import router_pb2
 from switchboard_common import platforms
+from switchboard_edge import failover
 from switchboard_edge.errors import ClientFormat
+from switchboard_edge.failover import Verdict
 from switchboard_edge.sse import SSEEvent
 from switchboard_edge.upstream.base import Call, Platform, StreamTap, UpstreamRequest, forwardable
 from switchboard_edge.usage import Usage
@@ -106,3 +110,41 @@ class Gemini(Platform):
 
     def tap(self, body: Mapping[str, Any]) -> GeminiStreamTap:
         return GeminiStreamTap()
+
+    def classify(self, status: int, payload: bytes) -> Verdict:
+        """Google's error body says more than its status: a 400 `API_KEY_INVALID` is the account's key refused
+        (another account may serve), a 429 carries its wait in `RetryInfo`, a 404 `NOT_FOUND` is this account's
+        answer about the model (another may serve it; with none left the client gets the 404)."""
+        error = _google_error(payload)
+        if error is None:
+            return failover.classify(status)
+        details = [detail for detail in error.get("details") or () if isinstance(detail, dict)]
+        if status == 400 and any(detail.get("reason") == "API_KEY_INVALID" for detail in details):
+            return Verdict(router_pb2.OUTCOME_AUTH_FAILED, True, False, "api_key_invalid",
+                           "The upstream API refused the gateway's account (its API key is not valid).")
+        if status == 429:
+            delays = [_seconds(detail.get("retryDelay")) for detail in details
+                      if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo")]
+            return replace(failover.classify(status), retry_after=next((d for d in delays if d is not None), None))
+        if status == 404 and error.get("status") == "NOT_FOUND":
+            return Verdict(router_pb2.OUTCOME_CLIENT_ERROR, True, True, "not_found")
+        return failover.classify(status)
+
+
+def _google_error(payload: bytes) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _seconds(duration: Any) -> float | None:
+    """A google.protobuf.Duration in JSON ("7s", "0.5s")."""
+    if not isinstance(duration, str) or not duration.endswith("s"):
+        return None
+    try:
+        return max(0.0, float(duration[:-1]))
+    except ValueError:
+        return None
