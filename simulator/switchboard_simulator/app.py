@@ -11,6 +11,11 @@ Every vendor is served on the one port; their paths do not collide::
     POST   /openai/v1/chat/completions           Azure OpenAI (v1 path, model in the body)
     POST   /model/{modelId}/invoke               Bedrock InvokeModel (Anthropic models)
     POST   /model/{modelId}/invoke-with-response-stream   Bedrock InvokeModelWithResponseStream
+    POST   /v1/responses, /v1/responses/compact  OpenAI Responses API
+    POST   /backend-api/codex/responses[/compact]   ChatGPT/Codex backend (ChatGPT sign-in)
+    POST   /oauth/token                          ChatGPT sign-in token refresh (auth.openai.com)
+    POST   /{v1beta,v1}/models/{model}:{generateContent|streamGenerateContent|countTokens}   Gemini
+    GET    /{v1beta,v1}/models[/{model}]         Gemini models list and get
     GET    /healthz                              {"status": "ok"}
     GET    /metrics                              Prometheus text
     GET    /_simulator/requests                  {"requests": [entry, …]} oldest first; ?limit=N keeps the newest N

@@ -2,7 +2,8 @@
 
 Gateway tests read it to assert exactly what the gateway sent upstream. Each entry is a plain dict:
 ``seq``, ``time`` (epoch seconds), ``api`` (``anthropic``, ``anthropic_oauth``, ``openai_chat``,
-``azure_openai``, ``bedrock``), ``method``, ``path``,
+``openai_responses``, ``codex_responses``, ``codex_oauth``, ``azure_openai``, ``bedrock``, ``gemini``),
+``method``, ``path``,
 ``query_string``, ``query`` (last value per name), ``headers`` (lower-cased names, repeated headers
 joined with ``", "``), ``body`` (the parsed JSON, or null), ``body_text`` (the raw text, only when the
 body was not JSON), then once answered ``status`` and ``fault`` (the fault spec applied, or null).
