@@ -35,7 +35,6 @@ from ..pipeline import Endpoint, Exchange, Refusal
 from ..settings import (
     Field,
     Section,
-    VendorConfig,
     common_fields,
     frozen_strings,
     optional_fault,
@@ -45,6 +44,7 @@ from ..settings import (
 from ..sse import ANTHROPIC_PING, Frame, anthropic_frame, pad_width
 from .anthropic_errors import AnthropicError, fault_error
 from .anthropic_oauth import OAUTH_BETA, OAuthTokens, TokenEndpoint
+from .oauth_grant import GrantConfig
 from .registry import Route
 
 if TYPE_CHECKING:
@@ -65,15 +65,13 @@ _STREAM_OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","messa
 
 
 @dataclass(frozen=True, slots=True)
-class AnthropicConfig(VendorConfig):
+class AnthropicConfig(GrantConfig):
     """The ``anthropic`` section: the common keys plus SSE padding and the OAuth token store."""
 
     sse_padding: bool = True
     oauth_refresh_tokens: frozenset[str] = frozenset()
     oauth_access_tokens: frozenset[str] = frozenset()
     oauth_token_lifetime_seconds: float = float(defaults.ANTHROPIC_OAUTH_TOKEN_LIFETIME_SECONDS)
-    oauth_client_ids: frozenset[str] = frozenset()
-    oauth_token_fault: Fault | None = None
 
 
 SECTION = Section("anthropic", AnthropicConfig, (

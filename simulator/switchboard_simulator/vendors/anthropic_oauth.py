@@ -24,20 +24,17 @@ import hashlib
 import hmac
 import secrets
 import time
-import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from aiohttp import web
 
-from .. import delivery, faults
 from ..faults import Fault
-from ..pipeline import Endpoint, Exchange, Refusal
+from ..pipeline import Exchange, Refusal
 from .anthropic_errors import fault_error
+from .oauth_grant import RefreshGrantEndpoint
 
 if TYPE_CHECKING:
-    from ..config import SimulatorConfig
     from .anthropic import AnthropicConfig
 
 API = "anthropic_oauth"
@@ -131,36 +128,12 @@ class OAuthError(Refusal):
         return {"Content-Type": "application/json", "Cache-Control": "no-store"}, body
 
 
-def _form(ex: Exchange) -> dict[str, Any] | None:
-    """The request's parameters: its JSON object, or its form-encoded body."""
-    if ex.json_object is not None:
-        return ex.json_object
-    content_type = ex.request.headers.get("content-type", "")
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        return dict(urllib.parse.parse_qsl(ex.raw.decode("utf-8", "replace")))
-    return None
-
-
-class TokenEndpoint(Endpoint):
+class TokenEndpoint(RefreshGrantEndpoint[OAuthTokens]):
     """``POST /v1/oauth/token``: the refresh-token grant with rotation; faults from ``oauth_token_fault``."""
 
     api = API
     section = "anthropic"
     vendor: AnthropicConfig
-
-    def __init__(self, config: SimulatorConfig, tokens: OAuthTokens) -> None:
-        super().__init__(config)
-        self.tokens = tokens
-
-    def admit(self, ex: Exchange) -> str:
-        return ""  # the grant itself is the credential
-
-    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
-        fault = self.vendor.oauth_token_fault
-        return {}, (fault,) if fault is not None else ()
-
-    def streams(self, ex: Exchange) -> bool:
-        return False
 
     def bad_request(self, message: str) -> Refusal:
         return OAuthError(400, "invalid_request", message)
@@ -170,33 +143,23 @@ class TokenEndpoint(Endpoint):
         if status == 400:
             return OAuthError(400, "invalid_grant", INVALID_GRANT)
         if status == 401:
-            return OAuthError(401, "invalid_client", "Client authentication failed")
+            return self.invalid_client()
         return fault_error(fault)
 
-    def validate(self, ex: Exchange) -> str:
-        form = _form(ex)
-        if form is None:
-            raise OAuthError(400, "invalid_request", "The request body must be a JSON object")
-        grant_type = form.get("grant_type")
-        if not grant_type:
-            raise OAuthError(400, "invalid_request", "Missing required parameter: grant_type")
-        if grant_type != "refresh_token":
-            raise OAuthError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
-        refresh_token = form.get("refresh_token")
-        if not isinstance(refresh_token, str) or not refresh_token:
-            raise OAuthError(400, "invalid_request", "Missing required parameter: refresh_token")
-        client_ids = self.vendor.oauth_client_ids
-        if client_ids and form.get("client_id") not in client_ids:
-            raise OAuthError(401, "invalid_client", "Client authentication failed")
-        return refresh_token
+    def unreadable_body(self) -> Refusal:
+        return OAuthError(400, "invalid_request", "The request body must be a JSON object")
 
-    async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
-        answer = self.tokens.refresh(plan)
+    def missing_parameter(self, name: str) -> Refusal:
+        return OAuthError(400, "invalid_request", f"Missing required parameter: {name}")
+
+    def unsupported_grant(self, grant_type: Any) -> Refusal:
+        return OAuthError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+
+    def invalid_client(self) -> Refusal:
+        return OAuthError(401, "invalid_client", "Client authentication failed")
+
+    def grant(self, refresh_token: str, client_id: str | None) -> dict[str, Any]:
+        answer = self.tokens.refresh(refresh_token)
         if answer is None:
             raise OAuthError(400, "invalid_grant", INVALID_GRANT)
-        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
-        return await delivery.send_body(
-            ex.request, 200, headers, orjson.dumps(answer),
-            delay=self.config.first_byte_delay + faults.extra_delay(fault),
-            disconnect=faults.count(fault, "disconnect") is not None,
-        )
+        return answer

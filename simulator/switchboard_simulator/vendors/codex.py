@@ -38,7 +38,6 @@ from ..pipeline import Endpoint, Exchange, Refusal
 from ..settings import (
     Field,
     Section,
-    VendorConfig,
     common_fields,
     frozen_strings,
     optional_fault,
@@ -49,6 +48,7 @@ from ..settings import (
 from . import responses_format as fmt
 from . import responses_output as out
 from .codex_oauth import CodexTokens, TokenEndpoint
+from .oauth_grant import GrantConfig
 from .openai_errors import SERVER_ERROR, fault_error
 from .registry import Route
 
@@ -68,15 +68,13 @@ USAGE_LIMIT = "The usage limit has been reached"
 
 
 @dataclass(frozen=True, slots=True)
-class CodexConfig(VendorConfig):
+class CodexConfig(GrantConfig):
     """The ``codex`` section: the account, its sign-in tokens, its usage windows, the refused parameters."""
 
     account_id: str = defaults.CODEX_ACCOUNT_ID
     plan_type: str = defaults.CODEX_PLAN_TYPE
     oauth_refresh_tokens: frozenset[str] = frozenset()
     oauth_token_lifetime_seconds: float = float(defaults.CODEX_OAUTH_TOKEN_LIFETIME_SECONDS)
-    oauth_client_ids: frozenset[str] = frozenset()
-    oauth_token_fault: Fault | None = None
     primary_used_percent: float = 0.0
     secondary_used_percent: float = 0.0
     primary_window_minutes: int = 300

@@ -30,21 +30,19 @@ import hmac
 import json
 import secrets
 import time
-import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from aiohttp import web
 
-from .. import delivery, faults
+from .. import faults
 from ..faults import Fault
-from ..pipeline import Endpoint, Exchange, Refusal
+from ..pipeline import Exchange, Refusal
+from .oauth_grant import RefreshGrantEndpoint
 from .openai_errors import OpenAIError, fault_error
 
 if TYPE_CHECKING:
-    from ..config import SimulatorConfig
     from .codex import CodexConfig
 
 API = "codex_oauth"
@@ -156,40 +154,16 @@ def _first(values: frozenset[str]) -> str:
     return min(values) if values else "app_simulator"
 
 
-def _params(ex: Exchange) -> dict[str, Any] | None:
-    """The request's parameters: its JSON object, or its form-encoded body."""
-    if ex.json_object is not None:
-        return ex.json_object
-    content_type = ex.request.headers.get("content-type", "")
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        return dict(urllib.parse.parse_qsl(ex.raw.decode("utf-8", "replace")))
-    return None
-
-
 def _missing(param: str) -> OpenAIError:
     return OpenAIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
 
-class TokenEndpoint(Endpoint):
+class TokenEndpoint(RefreshGrantEndpoint[CodexTokens]):
     """``POST /oauth/token``: the refresh-token grant with rotation; faults from ``oauth_token_fault``."""
 
     api = API
     section = "codex"
     vendor: CodexConfig
-
-    def __init__(self, config: SimulatorConfig, tokens: CodexTokens) -> None:
-        super().__init__(config)
-        self.tokens = tokens
-
-    def admit(self, ex: Exchange) -> str:
-        return ""  # the grant itself is the credential
-
-    def fault_sources(self, ex: Exchange) -> tuple[Mapping[str, Fault], Sequence[Fault]]:
-        fault = self.vendor.oauth_token_fault
-        return {}, (fault,) if fault is not None else ()
-
-    def streams(self, ex: Exchange) -> bool:
-        return False
 
     def bad_request(self, message: str) -> Refusal:
         return OpenAIError(400, message, param=faults.FAULT_HEADER)
@@ -199,34 +173,22 @@ class TokenEndpoint(Endpoint):
             return OpenAIError(401, INVALID, code="token_expired")
         return fault_error(fault, "oauth")
 
-    def validate(self, ex: Exchange) -> tuple[str, str | None]:
-        params = _params(ex)
-        if params is None:
-            raise OpenAIError(400, "The request body must be JSON or form-encoded.", code="invalid_request")
-        grant_type = params.get("grant_type")
-        if not grant_type:
-            raise _missing("grant_type")
-        if grant_type != "refresh_token":
-            raise OpenAIError(400, f"Unsupported grant type: '{grant_type}'.", param="grant_type",
-                              code="unsupported_grant_type")
-        refresh_token = params.get("refresh_token")
-        if not isinstance(refresh_token, str) or not refresh_token:
-            raise _missing("refresh_token")
-        client_id = params.get("client_id")
-        client_ids = self.vendor.oauth_client_ids
-        if client_ids and client_id not in client_ids:
-            raise OpenAIError(401, "Invalid client. Please check the client_id.", param="client_id",
-                              code="invalid_client")
-        return refresh_token, client_id if isinstance(client_id, str) else None
+    def unreadable_body(self) -> Refusal:
+        return OpenAIError(400, "The request body must be JSON or form-encoded.", code="invalid_request")
 
-    async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
-        refresh_token, client_id = plan
+    def missing_parameter(self, name: str) -> Refusal:
+        return _missing(name)
+
+    def unsupported_grant(self, grant_type: Any) -> Refusal:
+        return OpenAIError(400, f"Unsupported grant type: '{grant_type}'.", param="grant_type",
+                           code="unsupported_grant_type")
+
+    def invalid_client(self) -> Refusal:
+        return OpenAIError(401, "Invalid client. Please check the client_id.", param="client_id",
+                           code="invalid_client")
+
+    def grant(self, refresh_token: str, client_id: str | None) -> dict[str, Any]:
         answer = self.tokens.refresh(refresh_token, client_id)
         if isinstance(answer, OpenAIError):
             raise answer
-        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
-        return await delivery.send_body(
-            ex.request, 200, headers, orjson.dumps(answer),
-            delay=self.config.first_byte_delay + faults.extra_delay(fault),
-            disconnect=faults.count(fault, "disconnect") is not None,
-        )
+        return answer
