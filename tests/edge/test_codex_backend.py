@@ -19,15 +19,14 @@ import yaml
 from aiohttp import web
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.app import create_app
 from switchboard_edge.oauth import OAuthTokens, jwt_expiry, openai_endpoint
-from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.upstream import codex_backend
 from switchboard_edge.upstream.base import Call, IncompleteAnswer, response_headers
 from switchboard_edge.upstream.openai_responses import OpenAIResponses
 from switchboard_edge.upstream_http import Upstreams
 
-from .control_fakes import FakeAuth, FakeRouter, serve_fakes
+from .control_fakes import FakeAuth, FakeRouter
+from .upstream_fakes import edge_client, edge_on_fakes, serve_upstream
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "openai-responses"
 ACCOUNT_ID = "5e1a7c3b-0000-4000-8000-00c0dec0de00"
@@ -213,42 +212,32 @@ class Reports:
         self.stored.append((account_id, credential, error))
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-
 async def test_an_expired_chatgpt_token_is_refreshed_once_and_stored_with_the_account_id() -> None:
     auth = AuthOpenAI()
-    app = web.Application()
-    app.router.add_post("/oauth/token", auth.handle)
-    runner, url = await _serve(app)
     reports, upstreams = Reports(), Upstreams()
     tokens = OAuthTokens(reports, upstreams, token_url="http://unused", client_id="unused",  # type: ignore[arg-type]
                          margin_seconds=60)
-    try:
-        account = chatgpt_account("http://up", access="at-old", expires_at=time.time() - 10)
-        endpoint = openai_endpoint(f"{url}/oauth/token", "app_EMoamEEZ73f0CkXaXp7hrann")
-        fresh = await asyncio.gather(*(tokens.fresh(account, endpoint=endpoint) for _ in range(10)))
-        assert auth.issued == 1 and len(auth.seen) == 1
-        assert auth.seen[0] == {"grant_type": "refresh_token", "refresh_token": "rt-0",
-                                "client_id": "app_EMoamEEZ73f0CkXaXp7hrann", "scope": "openid profile email"}
-        secrets = fresh[0].credential.secrets
-        assert secrets["refresh_token"] == "rt-1" and secrets["chatgpt_account_id"] == ACCOUNT_ID
-        assert abs(int(secrets["expires_at"]) - (time.time() + 864000)) < 5  # from the JWT's exp
-        ((account_id, credential, error),) = reports.stored
-        assert account_id == "openai-responses/codex" and not error and credential is not None
-        assert dict(credential.secrets) == dict(secrets)
+    async with serve_upstream({"/oauth/token": auth.handle}) as url:
+        try:
+            account = chatgpt_account("http://up", access="at-old", expires_at=time.time() - 10)
+            endpoint = openai_endpoint(f"{url}/oauth/token", "app_EMoamEEZ73f0CkXaXp7hrann")
+            fresh = await asyncio.gather(*(tokens.fresh(account, endpoint=endpoint) for _ in range(10)))
+            assert auth.issued == 1 and len(auth.seen) == 1
+            assert auth.seen[0] == {"grant_type": "refresh_token", "refresh_token": "rt-0",
+                                    "client_id": "app_EMoamEEZ73f0CkXaXp7hrann", "scope": "openid profile email"}
+            secrets = fresh[0].credential.secrets
+            assert secrets["refresh_token"] == "rt-1" and secrets["chatgpt_account_id"] == ACCOUNT_ID
+            assert abs(int(secrets["expires_at"]) - (time.time() + 864000)) < 5  # from the JWT's exp
+            ((account_id, credential, error),) = reports.stored
+            assert account_id == "openai-responses/codex" and not error and credential is not None
+            assert dict(credential.secrets) == dict(secrets)
 
-        auth.fail = True
-        revoked = chatgpt_account("http://up", name="other", access="at-x", expires_at=time.time() - 10)
-        with pytest.raises(Exception, match="HTTP 401 \\(refresh_token_reused\\)"):
-            await tokens.fresh(revoked, endpoint=endpoint)
-    finally:
-        await upstreams.close()
-        await runner.cleanup()
+            auth.fail = True
+            revoked = chatgpt_account("http://up", name="other", access="at-x", expires_at=time.time() - 10)
+            with pytest.raises(Exception, match="HTTP 401 \\(refresh_token_reused\\)"):
+                await tokens.fresh(revoked, endpoint=endpoint)
+        finally:
+            await upstreams.close()
 
 
 # -- through the edge ---------------------------------------------------------------------------------------
@@ -341,27 +330,18 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         keyed.append(await request.json())
         return web.Response(body=_stream(), content_type="text/event-stream")
 
-    app = web.Application()
-    app.router.add_post("/backend-api/codex/responses", backend.responses)
-    app.router.add_post("/backend-api/codex/responses/compact", backend.compact)
-    app.router.add_post("/oauth/token", auth.handle)
-    app.router.add_post("/v1/responses", api_key_responses)
-    runner, url = await _serve(app)
-    codex = chatgpt_account(f"{url}/backend-api/codex", access="at-expired", expires_at=time.time() - 60)
-    spare = router_pb2.Account(id="openai-responses/key", name="key", platform="openai-responses", base_url=url,
-                               credential=router_pb2.Credential(api_key="sk-spare"))
-    usage, router = FakeAuth(), Router([codex, spare])
-    server, target = await serve_fakes(usage, router)
-    edge = create_app(EdgeSettings(auth_target=target, router_target=target, usage_flush_seconds=0.05,
-                                   spool_dir=str(tmp_path / "spool"), instance_id="edge-codex",
-                                   codex_oauth_token_url=f"{url}/oauth/token"))
-    try:
-        async with edge.router.lifespan_context(edge):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://edge") as client:
+    routes = {"/backend-api/codex/responses": backend.responses,
+              "/backend-api/codex/responses/compact": backend.compact,
+              "/oauth/token": auth.handle, "/v1/responses": api_key_responses}
+    async with serve_upstream(routes) as url:
+        codex = chatgpt_account(f"{url}/backend-api/codex", access="at-expired", expires_at=time.time() - 60)
+        spare = router_pb2.Account(id="openai-responses/key", name="key", platform="openai-responses", base_url=url,
+                                   credential=router_pb2.Credential(api_key="sk-spare"))
+        usage, router = FakeAuth(), Router([codex, spare])
+        token_url = f"{url}/oauth/token"
+        async with edge_on_fakes(usage, router, tmp_path, "edge-codex", codex_oauth_token_url=token_url) as edge:
+            async with edge_client(edge) as client:
                 yield Stack(client, backend, auth, usage, router, keyed)
-    finally:
-        await server.stop(None)
-        await runner.cleanup()
 
 
 async def _eventually(check: Any) -> None:

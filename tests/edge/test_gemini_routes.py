@@ -13,10 +13,9 @@ import yaml
 from aiohttp import web
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.app import create_app
-from switchboard_edge.settings import EdgeSettings
 
-from .control_fakes import FakeAuth, FakeRouter, serve_fakes
+from .control_fakes import FakeAuth, FakeRouter
+from .upstream_fakes import edge_client, edge_on_fakes, serve_upstream
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "gemini"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
@@ -61,24 +60,13 @@ class Gateway:
 @pytest.fixture()
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     upstream = Upstream()
-    app = web.Application()
-    app.router.add_post("/v1beta/models/{target}", upstream.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    account = router_pb2.Account(id="gemini/g", platform="gemini", base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
-                                 credential=router_pb2.Credential(api_key="AIza-account"))
-    auth, router = FakeAuth(), FakeRouter(account)
-    server, target = await serve_fakes(auth, router)
-    edge = create_app(EdgeSettings(auth_target=target, router_target=target, usage_flush_seconds=0.05,
-                                   spool_dir=str(tmp_path / "spool"), instance_id="edge-gemini"))
-    try:
-        async with edge.router.lifespan_context(edge):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://edge") as client:
+    async with serve_upstream({"/v1beta/models/{target}": upstream.handle}) as url:
+        account = router_pb2.Account(id="gemini/g", platform="gemini", base_url=url,
+                                     credential=router_pb2.Credential(api_key="AIza-account"))
+        auth, router = FakeAuth(), FakeRouter(account)
+        async with edge_on_fakes(auth, router, tmp_path, "edge-gemini") as edge:
+            async with edge_client(edge) as client:
                 yield Gateway(client, upstream, auth, router)
-    finally:
-        await server.stop(None)
-        await runner.cleanup()
 
 
 async def test_generate_content_with_the_key_in_the_query(gateway: Gateway) -> None:

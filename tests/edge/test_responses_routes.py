@@ -14,10 +14,9 @@ import yaml
 from aiohttp import web
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.app import create_app
-from switchboard_edge.settings import EdgeSettings
 
-from .control_fakes import FakeAuth, FakeRouter, serve_fakes
+from .control_fakes import FakeAuth, FakeRouter
+from .upstream_fakes import edge_client, edge_on_fakes, serve_upstream
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "openai-responses"
 
@@ -54,25 +53,13 @@ class Gateway:
 @pytest.fixture()
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     upstream = Upstream()
-    app = web.Application()
-    app.router.add_post("/v1/responses", upstream.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    account = router_pb2.Account(id="openai-responses/r", platform="openai-responses",
-                                 base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
-                                 credential=router_pb2.Credential(api_key="sk-account"))
-    auth, router = FakeAuth(), FakeRouter(account)
-    server, target = await serve_fakes(auth, router)
-    edge = create_app(EdgeSettings(auth_target=target, router_target=target, usage_flush_seconds=0.05,
-                                   spool_dir=str(tmp_path / "spool"), instance_id="edge-responses"))
-    try:
-        async with edge.router.lifespan_context(edge):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://edge") as client:
+    async with serve_upstream({"/v1/responses": upstream.handle}) as url:
+        account = router_pb2.Account(id="openai-responses/r", platform="openai-responses", base_url=url,
+                                     credential=router_pb2.Credential(api_key="sk-account"))
+        auth = FakeAuth()
+        async with edge_on_fakes(auth, FakeRouter(account), tmp_path, "edge-responses") as edge:
+            async with edge_client(edge) as client:
                 yield Gateway(client, upstream, auth)
-    finally:
-        await server.stop(None)
-        await runner.cleanup()
 
 
 HEADERS = {"authorization": "Bearer good", "session_id": "codex-session-1", "originator": "codex_cli_rs",

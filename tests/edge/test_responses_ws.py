@@ -19,10 +19,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.app import create_app
-from switchboard_edge.settings import EdgeSettings
 
-from .control_fakes import FakeAuth, FakeRouter, serve_fakes
+from .control_fakes import FakeAuth, FakeRouter
+from .upstream_fakes import edge_on_fakes, serve_upstream
 
 
 def _events(text: str, reply: str) -> bytes:
@@ -87,32 +86,23 @@ class Gateway:
 @pytest.fixture()
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     upstream = Upstream()
-    app = web.Application()
-    app.router.add_post("/v1/responses", upstream.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    account = router_pb2.Account(id="openai-responses/r", platform="openai-responses",
-                                 base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
-                                 credential=router_pb2.Credential(api_key="sk-account"))
-    auth, router = FakeAuth(), FakeRouter(account)
-    server, target = await serve_fakes(auth, router)
-    edge = create_app(EdgeSettings(auth_target=target, router_target=target, usage_flush_seconds=0.05,
-                                   spool_dir=str(tmp_path / "spool"), instance_id="edge-ws"))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    web_server = uvicorn.Server(uvicorn.Config(edge, log_config=None, ws="websockets-sansio", lifespan="on"))
-    serving = asyncio.get_running_loop().create_task(web_server.serve(sockets=[listener]))
-    while not web_server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield Gateway(f"ws://127.0.0.1:{port}", upstream, auth, router, edge)
-    finally:
-        web_server.should_exit = True
-        await serving
-        await server.stop(None)
-        await runner.cleanup()
+    async with serve_upstream({"/v1/responses": upstream.handle}) as url:
+        account = router_pb2.Account(id="openai-responses/r", platform="openai-responses", base_url=url,
+                                     credential=router_pb2.Credential(api_key="sk-account"))
+        auth, router = FakeAuth(), FakeRouter(account)
+        async with edge_on_fakes(auth, router, tmp_path, "edge-ws") as edge:
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+            web_server = uvicorn.Server(uvicorn.Config(edge, log_config=None, ws="websockets-sansio", lifespan="on"))
+            serving = asyncio.get_running_loop().create_task(web_server.serve(sockets=[listener]))
+            while not web_server.started:
+                await asyncio.sleep(0.01)
+            try:
+                yield Gateway(f"ws://127.0.0.1:{port}", upstream, auth, router, edge)
+            finally:
+                web_server.should_exit = True
+                await serving
 
 
 HEADERS = {"authorization": "Bearer good", "session_id": "codex-session-1", "originator": "codex_cli_rs",
