@@ -358,7 +358,10 @@ async def test_botocore_invoke_model(runtime: Call) -> None:
 
 async def test_botocore_invoke_model_with_response_stream(runtime: Call) -> None:
     answer = await runtime("invoke_model_with_response_stream", modelId=MODEL, body=json.dumps(BODY))
-    events = await asyncio.to_thread(lambda: [json.loads(e["chunk"]["bytes"]) for e in answer["body"]])
+    try:
+        events = await asyncio.to_thread(lambda: [json.loads(e["chunk"]["bytes"]) for e in answer["body"]])
+    finally:
+        answer["body"].close()
     assert events[-1]["type"] == "message_stop"
     assert "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta") == textgen.reply(35).text
 
@@ -372,8 +375,11 @@ async def test_botocore_raises_the_in_stream_exception_of_a_faulty_access_key(st
     client = _runtime(url, faulty, "s")
     try:
         answer = await _caller(client)("invoke_model_with_response_stream", modelId=MODEL, body=json.dumps(BODY))
-        with pytest.raises(EventStreamError) as failure:
-            await asyncio.to_thread(lambda: list(answer["body"]))
+        try:
+            with pytest.raises(EventStreamError) as failure:
+                await asyncio.to_thread(lambda: list(answer["body"]))
+        finally:
+            answer["body"].close()  # a stream that raised keeps its connection checked out until closed
     finally:
         client.close()
     assert failure.value.response["Error"]["Code"] == "modelStreamErrorException"
