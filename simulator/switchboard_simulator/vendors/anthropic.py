@@ -16,6 +16,15 @@ and header names follow vendor-recordings/anthropic (2025-2026 traffic):
   and ``x-should-retry`` headers; 429 adds ``retry-after`` and an empty requests bucket; 529 uses the
   current body form with ``"details":null``.
 
+Tool use: with ``tool_choice`` ``{"type": "tool", "name": …}`` (that tool), ``{"type": "any"}`` (the first
+tool), or ``auto`` when the last user message names a declared tool (the Responses vendor's rule; a turn
+answering with ``tool_result`` gets text), the answer is one ``tool_use`` block (``toolu_01…`` id, ``input``
+from the tool's ``input_schema`` by `schema_values`) and ``stop_reason: "tool_use"``; streamed as
+content_block_start (``input: {}``, ``caller``), ``input_json_delta`` pieces, content_block_stop.
+Thinking: with ``thinking`` ``{"type": "enabled", "budget_tokens": N}`` or ``{"type": "adaptive"}`` a
+``thinking`` block (text and ``signature``) comes first, streamed as ``thinking_delta``s and one
+``signature_delta``; its tokens count as output tokens.
+
 OAuth bearer tokens: an unknown one is ``Invalid bearer token``; a known one without the OAuth beta is
 ``OAuth authentication is currently not supported.``; an expired one is ``OAuth token has expired.
 Please obtain a new token or refresh your existing token.`` (all 401 authentication_error).
@@ -23,6 +32,8 @@ Please obtain a new token or refresh your existing token.`` (all 401 authenticat
 
 from __future__ import annotations
 
+import base64
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +43,7 @@ from aiohttp import web
 from .. import defaults, delivery, faults, ids, ratelimit, textgen
 from ..faults import Fault
 from ..pipeline import Endpoint, Exchange, Refusal
+from ..schema_values import arguments_for
 from ..settings import (
     Field,
     Section,
@@ -57,9 +69,12 @@ ORGANIZATION_ID = "5e1a7c3b-0000-4000-8000-5eed51a70000"
 
 OAUTH_UNSUPPORTED = "OAuth authentication is currently not supported."
 OAUTH_EXPIRED = "OAuth token has expired. Please obtain a new token or refresh your existing token."
-_BLOCK_START = b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'
-_DELTA_HEAD = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
-_BLOCK_STOP = b'{"type":"content_block_stop","index":0}'
+_TEXT_BLOCK = b'{"type":"text","text":""}'
+_THINKING_BLOCK = b'{"type":"thinking","thinking":"","signature":""}'
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+#: Thinking tokens a reply with thinking carries (at most the budget).
+THINKING_TOKENS = 24
+_rng = random.Random()
 _MESSAGE_STOP = b'{"type":"message_stop"}'
 _STREAM_OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
 
@@ -150,6 +165,106 @@ def validate(body: Any, *, needs_max_tokens: bool = True) -> str | None:
     return None
 
 
+def tool_use_id() -> str:
+    return "toolu_01" + "".join(_rng.choices(_BASE58, k=22))
+
+
+def thinking_signature() -> str:
+    """An opaque signature like the vendor's: standard base64 of a few hundred bytes."""
+    return base64.b64encode(_rng.randbytes(_rng.randint(180, 300))).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    id: str
+    name: str
+    input: dict[str, Any]
+
+    @property
+    def arguments(self) -> str:
+        return orjson.dumps(self.input).decode()
+
+
+def _last_user_text(messages: list[Any]) -> str | None:
+    """The text of the last message when it is a user turn (None when it answers with ``tool_result``)."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return None
+    content = last.get("content")
+    if isinstance(content, str):
+        return content
+    blocks = [block for block in content or () if isinstance(block, dict)]
+    if any(block.get("type") == "tool_result" for block in blocks):
+        return None
+    return " ".join(str(block.get("text", "")) for block in blocks if block.get("type") == "text")
+
+
+def choose_tool(body: dict[str, Any]) -> ToolUse | None:
+    """The tool the model calls (see the module docstring), or None for a text answer."""
+    tools = [t for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)
+             and t.get("type", "custom") in ("custom", None)]
+    choice = body.get("tool_choice") or {"type": "auto"}
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if not tools or kind == "none":
+        return None
+    tool = None
+    if kind == "tool":
+        tool = next((t for t in tools if t["name"] == choice.get("name")), None)
+    elif kind == "any":
+        tool = tools[0]
+    else:
+        text = _last_user_text(body["messages"])
+        if text:
+            lowered = text.lower()
+            tool = next((t for t in tools if t["name"].lower() in lowered), None)
+    if tool is None:
+        return None
+    return ToolUse(tool_use_id(), tool["name"], arguments_for(tool.get("input_schema")))
+
+
+def thinking_tokens(body: dict[str, Any]) -> int:
+    """Thinking tokens for ``thinking`` enabled (at most its budget) or adaptive; 0 without thinking."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict):
+        return 0
+    if thinking.get("type") == "adaptive":
+        return THINKING_TOKENS
+    if thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and not isinstance(budget, bool) and budget > 0:
+            return min(THINKING_TOKENS, budget)
+        return THINKING_TOKENS
+    return 0
+
+
+def tool_tokens(tool: ToolUse) -> int:
+    return textgen.estimate_tokens(tool.name, tool.arguments) + 8
+
+
+def argument_pieces(arguments: str, count: int = 3) -> list[str]:
+    """The arguments JSON cut into about `count` ``partial_json`` pieces ("" for empty input, as recorded)."""
+    if arguments == "{}":
+        return [""]
+    size = max(1, -(-len(arguments) // count))
+    return [arguments[i:i + size] for i in range(0, len(arguments), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one reply says: thinking tokens (0: none), then a tool call or `text_tokens` of text."""
+
+    stop_reason: str
+    text_tokens: int
+    thinking_tokens: int = 0
+    tool: ToolUse | None = None
+    signature: str = ""
+
+    @property
+    def output_tokens(self) -> int:
+        answer = tool_tokens(self.tool) if self.tool is not None else self.text_tokens
+        return self.thinking_tokens + answer
+
+
 def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     return {
         "input_tokens": input_tokens,
@@ -162,16 +277,30 @@ def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
+def content_blocks(reply: Reply) -> list[dict[str, Any]]:
+    """The non-stream ``content``: the thinking block (if any), then the tool_use or text block."""
+    blocks: list[dict[str, Any]] = []
+    if reply.thinking_tokens:
+        blocks.append({"type": "thinking", "thinking": textgen.reply(reply.thinking_tokens).text,
+                       "signature": reply.signature})
+    if reply.tool is not None:
+        blocks.append({"type": "tool_use", "id": reply.tool.id, "name": reply.tool.name, "input": reply.tool.input})
+    else:
+        blocks.append({"type": "text", "text": textgen.reply(reply.text_tokens).text})
+    return blocks
+
+
 def message_body(
-    model: str, message_id: str, text: str, stop_reason: str, input_tokens: int, output_tokens: int
+    model: str, message_id: str, text: str | Reply, stop_reason: str, input_tokens: int, output_tokens: int
 ) -> dict[str, Any]:
-    """The non-stream ``message`` object."""
+    """The non-stream ``message`` object (`text` a plain answer, or a `Reply` to render)."""
+    content = content_blocks(text) if isinstance(text, Reply) else [{"type": "text", "text": text}]
     return {
         "model": model,
         "id": message_id,
         "type": "message",
         "role": "assistant",
-        "content": [{"type": "text", "text": text}],
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
         "stop_details": None,
@@ -189,8 +318,12 @@ def stream_frames(
     chunk_tokens: int = 1,
     pad: bool = True,
     error_after: int | None = None,
+    reply: Reply | None = None,
 ) -> list[Frame]:
-    """The SSE events of one streamed reply; with `error_after`, that many deltas then ``event: error``."""
+    """The SSE events of one streamed reply; with `error_after`, that many deltas then ``event: error``.
+    Without `reply`, `output_tokens` of text."""
+    if reply is None:
+        reply = Reply(stop_reason, output_tokens)
     start = {
         "type": "message_start",
         "message": {
@@ -206,33 +339,70 @@ def stream_frames(
         },
     }
     frames: list[Frame] = []
+    deltas = 0
+
+    class _Stop(Exception):
+        pass
 
     def add(event: bytes, data: bytes, tokens: int = 0) -> None:
         frames.append((anthropic_frame(event, data, pad_width(len(frames)) if pad else 0), tokens))
 
+    def block_start(index: int, block: bytes) -> None:
+        add(b"content_block_start",
+            b'{"type":"content_block_start","index":' + str(index).encode() + b',"content_block":' + block + b"}")
+        if index == 0:
+            frames.append((ANTHROPIC_PING, 0))
+
+    def delta(index: int, body: bytes, tokens: int) -> None:
+        nonlocal deltas
+        if error_after is not None and deltas >= error_after:
+            raise _Stop
+        deltas += 1
+        add(b"content_block_delta",
+            b'{"type":"content_block_delta","index":' + str(index).encode() + b',"delta":' + body + b"}", tokens)
+
+    def block_stop(index: int) -> None:
+        add(b"content_block_stop", b'{"type":"content_block_stop","index":' + str(index).encode() + b"}")
+
     add(b"message_start", orjson.dumps(start))
-    add(b"content_block_start", _BLOCK_START)
-    frames.append((ANTHROPIC_PING, 0))
-    deltas = textgen.chunks(output_tokens, chunk_tokens)
-    if error_after is not None:
-        deltas = deltas[:error_after]
-    for text_json, count in deltas:
-        add(b"content_block_delta", _DELTA_HEAD + text_json + b"}}", count)
-    if error_after is not None:
+    index = 0
+    try:
+        if reply.thinking_tokens:
+            block_start(index, _THINKING_BLOCK)
+            for text_json, count in textgen.chunks(reply.thinking_tokens, chunk_tokens):
+                delta(index, b'{"type":"thinking_delta","thinking":' + text_json + b"}", count)
+            delta(index, orjson.dumps({"type": "signature_delta", "signature": reply.signature}), 0)
+            block_stop(index)
+            index += 1
+        if reply.tool is not None:
+            tool = reply.tool
+            block_start(index, orjson.dumps({"type": "tool_use", "id": tool.id, "name": tool.name, "input": {},
+                                             "caller": {"type": "direct"}}))
+            pieces = argument_pieces(tool.arguments)
+            share = max(1, tool_tokens(tool) // len(pieces))
+            for piece in pieces:
+                delta(index, orjson.dumps({"type": "input_json_delta", "partial_json": piece}), share)
+        else:
+            block_start(index, _TEXT_BLOCK)
+            for text_json, count in textgen.chunks(reply.text_tokens, chunk_tokens):
+                delta(index, b'{"type":"text_delta","text":' + text_json + b"}", count)
+        if error_after is not None and deltas >= error_after:
+            raise _Stop
+    except _Stop:
         frames.append((anthropic_frame(b"error", _STREAM_OVERLOADED), 0))
         return frames
-    delta = {
+    message_delta = {
         "type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": None, "stop_details": None},
+        "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None, "stop_details": None},
         "usage": {
             "input_tokens": input_tokens,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
-            "output_tokens": output_tokens,
+            "output_tokens": reply.output_tokens,
         },
     }
-    add(b"content_block_stop", _BLOCK_STOP)
-    add(b"message_delta", orjson.dumps(delta))
+    block_stop(index)
+    add(b"message_delta", orjson.dumps(message_delta))
     add(b"message_stop", _MESSAGE_STOP)
     return frames
 
@@ -303,8 +473,15 @@ class Messages(Endpoint):
         config, body, request = self.config, plan, ex.request
         stream = body.get("stream") is True
         model, max_tokens = body["model"], body["max_tokens"]
-        output_tokens = min(config.reply_tokens, max_tokens)
-        stop_reason = "max_tokens" if max_tokens < config.reply_tokens else "end_turn"
+        text_tokens = min(config.reply_tokens, max_tokens)
+        tool = choose_tool(body)
+        thinking = thinking_tokens(body)
+        if tool is not None:
+            answer = Reply("tool_use", 0, thinking, tool, thinking_signature() if thinking else "")
+        else:
+            stop = "max_tokens" if max_tokens < config.reply_tokens else "end_turn"
+            answer = Reply(stop, text_tokens, thinking, None, thinking_signature() if thinking else "")
+        output_tokens, stop_reason = answer.output_tokens, answer.stop_reason
         input_tokens = textgen.estimate_tokens(body["messages"], body.get("system"), body.get("tools"))
         message_id = ids.anthropic_message_id()
         delay = config.first_byte_delay + faults.extra_delay(fault)
@@ -322,6 +499,7 @@ class Messages(Endpoint):
                 chunk_tokens=config.chunk_tokens,
                 pad=self.vendor.sse_padding,
                 error_after=faults.count(fault, "stream_error"),
+                reply=answer,
             )
             return await delivery.send_stream(
                 request, headers, frames,
@@ -329,8 +507,7 @@ class Messages(Endpoint):
                 seconds_per_token=config.seconds_per_token,
                 disconnect_after=faults.count(fault, "disconnect"),
             )
-        text = textgen.reply(output_tokens).text
-        payload = orjson.dumps(message_body(model, message_id, text, stop_reason, input_tokens, output_tokens))
+        payload = orjson.dumps(message_body(model, message_id, answer, stop_reason, input_tokens, output_tokens))
         return await delivery.send_body(
             request, 200, headers, payload,
             delay=delay + output_tokens * config.seconds_per_token,

@@ -46,7 +46,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import random
 import re
 import struct
@@ -61,6 +60,7 @@ from aiohttp import web
 from .. import defaults, delivery, faults, textgen
 from ..faults import Fault
 from ..pipeline import Endpoint, Exchange, Refusal
+from ..schema_values import arguments_for, value_for
 from ..settings import Field, Section, VendorConfig, common_fields, model_matcher, positive, string_tuple
 from ..sse import Frame
 from . import gemini_errors as errors
@@ -256,94 +256,6 @@ def thinking(generation: dict[str, Any], budget_tokens: int, framing: Framing) -
     return Thinking(tokens, include is True)
 
 
-_SCHEMA_DEPTH = 8
-
-
-def _bound(schema: dict[str, Any], key: str) -> float | None:
-    value = schema.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):  # the OpenAPI subset prints int64 bounds as strings
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _number(schema: dict[str, Any], integer: bool) -> int | float:
-    """1, or inside ``minimum``/``maximum`` (and the exclusive bounds) when 1 is not."""
-    low, high = _bound(schema, "minimum"), _bound(schema, "maximum")
-    ex_low, ex_high = _bound(schema, "exclusiveMinimum"), _bound(schema, "exclusiveMaximum")
-    if integer:  # the closed integer range
-        lows = [math.ceil(low)] if low is not None else []
-        highs = [math.floor(high)] if high is not None else []
-        if ex_low is not None:
-            lows.append(math.floor(ex_low) + 1)
-        if ex_high is not None:
-            highs.append(math.ceil(ex_high) - 1)
-        value = 1
-        if lows and value < max(lows):
-            value = max(lows)
-        if highs and value > min(highs):
-            value = min(highs)
-        return value
-
-    def fits(v: float) -> bool:
-        return ((low is None or v >= low) and (high is None or v <= high)
-                and (ex_low is None or v > ex_low) and (ex_high is None or v < ex_high))
-    bottoms = [v for v in (low, ex_low) if v is not None]
-    tops = [v for v in (high, ex_high) if v is not None]
-    if fits(1):
-        return 1
-    if bottoms and tops:
-        return (max(bottoms) + min(tops)) / 2
-    if bottoms:
-        return max(bottoms) + 1
-    return min(tops) - 1 if tops else 1
-
-
-def _schema_value(schema: Any, depth: int = 0) -> Any:
-    """A value conforming to a JSON Schema or Gemini's OpenAPI-subset ``Schema`` (type names in either case):
-    ``const``/``enum[0]`` when given, non-empty strings, numbers within their bounds, objects with every
-    property, arrays with ``minItems`` (at least one) items."""
-    if not isinstance(schema, dict):
-        return "sim"
-    if "const" in schema:
-        return schema["const"]
-    enum = schema.get("enum")
-    if isinstance(enum, list) and enum:
-        return enum[0]
-    for key in ("anyOf", "any_of", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            chosen = next((o for o in options if isinstance(o, dict)
-                           and str(o.get("type", "")).lower() != "null"), options[0])
-            return _schema_value(chosen, depth)
-    properties = schema.get("properties")
-    kind = schema.get("type", "object" if isinstance(properties, dict) else "string")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if str(k).lower() != "null"), "string")
-    kind = str(kind).lower()
-    if kind == "object":
-        if not isinstance(properties, dict) or depth >= _SCHEMA_DEPTH:
-            return {}
-        return {name: _schema_value(sub, depth + 1) for name, sub in properties.items()}
-    if kind == "array":
-        items = schema.get("items")
-        if not isinstance(items, dict) or depth >= _SCHEMA_DEPTH:
-            return []
-        low = _bound(schema, "minItems") or _bound(schema, "min_items") or 1
-        return [_schema_value(items, depth + 1) for _ in range(max(1, int(low)))]
-    if kind in ("integer", "number"):
-        return _number(schema, kind == "integer")
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return "sim"
-
-
 def response_text(generation: dict[str, Any]) -> str | None:
     """The answer text JSON mode fixes: with ``responseMimeType: application/json`` JSON conforming to
     ``responseJsonSchema`` or ``responseSchema`` (an object without either); with ``text/x.enum`` the
@@ -356,7 +268,7 @@ def response_text(generation: dict[str, Any]) -> str | None:
     if schema is None:
         schema = _get(generation, "responseSchema", "response_schema")
     if mime == "application/json":
-        value = _schema_value(schema) if isinstance(schema, dict) else {"response": "sim"}
+        value = value_for(schema) if isinstance(schema, dict) else {"response": "sim"}
         return json.dumps(value, ensure_ascii=False)
     if mime == "text/x.enum" and isinstance(schema, dict):
         enum = schema.get("enum")
@@ -369,12 +281,7 @@ def _arguments(declaration: dict[str, Any]) -> dict[str, Any]:
     """Arguments for a declared function: a value of the right type for each required parameter."""
     schema = (declaration.get("parameters") or _get(declaration, "parametersJsonSchema", "parameters_json_schema")
               or {})
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(properties, dict):
-        return {}
-    required = schema.get("required")
-    names = [name for name in required if name in properties] if isinstance(required, list) else list(properties)
-    return {name: _schema_value(properties[name]) for name in names}
+    return arguments_for(schema)
 
 
 def function_calls(body: dict[str, Any], contents: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:

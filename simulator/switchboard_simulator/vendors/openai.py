@@ -14,12 +14,22 @@ Shapes follow vendor-recordings/openai-chat:
   ``data: {"error":{…}}`` line, then the connection ends;
 - errors: the envelope and its two print styles are `openai_errors`; which error a request earns is
   decided here (auth, validation, model). Reasoning models (``max_tokens_unsupported``) refuse
-  ``max_tokens`` with 400 ``unsupported_parameter``.
+  ``max_tokens`` with 400 ``unsupported_parameter``;
+- tool calls: with ``tool_choice`` ``"required"`` (the first function tool), ``{"type": "function",
+  "function": {"name": …}}`` (that one), or ``auto`` when the last user message names a declared function
+  (the Responses vendor's rule; a turn answering with a ``tool`` message gets text), the answer is
+  ``message.tool_calls`` (one ``call_…`` call, ``arguments`` a JSON string from the function's
+  ``parameters`` by `schema_values`), ``content: null`` and ``finish_reason: "tool_calls"``; streamed as
+  a first delta with the role, id, type, name and ``arguments: ""``, then argument fragments;
+- reasoning models (o1*, o3*, o4*, gpt-5*) report ``completion_tokens_details.reasoning_tokens``
+  (`REASONING_TOKENS`, counted in ``completion_tokens``).
 """
 
 from __future__ import annotations
 
+import random
 import re
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +41,7 @@ from aiohttp import web
 from .. import defaults, delivery, faults, ids, ratelimit, textgen
 from ..faults import Fault
 from ..pipeline import Endpoint, Exchange, Refusal
+from ..schema_values import arguments_for
 from ..settings import Field, Section, VendorConfig, common_fields, model_matcher, string_tuple
 from ..sse import OPENAI_DONE, Frame, openai_frame
 from .openai_errors import (
@@ -63,6 +74,11 @@ _DELTA_HEAD = b'{"index":0,"delta":{"content":'
 _DELTA_TAIL = b'},"logprobs":null,"finish_reason":null}'
 #: Reasoning models refuse ``max_tokens`` (400 unsupported_parameter) and want ``max_completion_tokens``.
 REASONING_MODELS = ["o1*", "o3*", "o4*", "gpt-5*"]
+#: Reasoning tokens a reasoning model's reply reports (part of ``completion_tokens``).
+REASONING_TOKENS = 16
+_REASONING = model_matcher(REASONING_MODELS)
+_ALNUM = string.ascii_letters + string.digits
+_rng = random.Random()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +192,76 @@ def validate(
     return limit
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def reasons(model: str) -> bool:
+    return _REASONING.match(model) is not None
+
+
+def call_id() -> str:
+    return "call_" + "".join(_rng.choices(_ALNUM, k=24))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+    def entry(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+    @property
+    def tokens(self) -> int:
+        return textgen.estimate_tokens(self.name, self.arguments) + 8
+
+    def pieces(self) -> list[str]:
+        """The arguments as streamed: fragments of about 4 characters."""
+        text = self.arguments
+        return [text[i:i + 4] for i in range(0, len(text), 4)] or [""]
+
+
+def _last_user_text(messages: list[Any]) -> str | None:
+    last = messages[-1] if messages else None
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return None
+    content = last.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return None
+
+
+def choose_call(body: dict[str, Any]) -> ToolCall | None:
+    """The function call the model makes (see the module docstring), or None for a text answer."""
+    functions = [t["function"] for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"
+                 and isinstance(t.get("function"), dict) and isinstance(t["function"].get("name"), str)]
+    choice = body.get("tool_choice") or "auto"
+    if not functions or choice == "none":
+        return None
+    chosen = None
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else None
+        chosen = next((f for f in functions if f["name"] == name), None)
+    elif choice == "required":
+        chosen = functions[0]
+    else:
+        text = _last_user_text(body["messages"])
+        if text:
+            lowered = text.lower()
+            chosen = next((f for f in functions if f["name"].lower() in lowered), None)
+    if chosen is None:
+        return None
+    return ToolCall(call_id(), chosen["name"], orjson.dumps(arguments_for(chosen.get("parameters"))).decode())
+
+
+def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -196,12 +274,19 @@ def completion_body(
     created: int,
     model: str,
     fingerprint: str,
-    text: str,
+    text: str | None,
     finish_reason: str,
     prompt_tokens: int,
     completion_tokens: int,
+    *,
+    call: ToolCall | None = None,
+    reasoning_tokens: int = 0,
 ) -> bytes:
     """The non-stream ``chat.completion`` object, formatted as the vendor prints it."""
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+    if call is not None:
+        message = {"role": "assistant", "content": None, "tool_calls": [call.entry()], "refusal": None,
+                   "annotations": []}
     body = {
         "id": completion_id,
         "object": "chat.completion",
@@ -210,12 +295,12 @@ def completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }
         ],
-        "usage": usage(prompt_tokens, completion_tokens),
+        "usage": usage(prompt_tokens, completion_tokens, reasoning_tokens),
         "service_tier": "default",
         "system_fingerprint": fingerprint,
     }
@@ -235,8 +320,11 @@ def stream_frames(
     include_usage: bool = False,
     obfuscate: bool = True,
     error_after: int | None = None,
+    call: ToolCall | None = None,
+    reasoning_tokens: int = 0,
 ) -> list[Frame]:
-    """The ``data:`` lines of one streamed reply; with `error_after`, that many deltas then an error line."""
+    """The ``data:`` lines of one streamed reply; with `error_after`, that many deltas then an error line.
+    With `call`, the deltas are the call's: its head in the first chunk, then argument fragments."""
     head = orjson.dumps({
         "id": completion_id,
         "object": "chat.completion.chunk",
@@ -255,19 +343,29 @@ def stream_frames(
             data += b',"obfuscation":"' + ids.obfuscation(len(frames)) + b'"'
         return openai_frame(data + b"}")
 
-    frames.append((chunk(_ROLE_CHOICE), 0))
-    deltas = textgen.chunks(completion_tokens, chunk_tokens)
+    if call is None:
+        frames.append((chunk(_ROLE_CHOICE), 0))
+        deltas = [(_DELTA_HEAD + text_json + _DELTA_TAIL, count)
+                  for text_json, count in textgen.chunks(completion_tokens - reasoning_tokens, chunk_tokens)]
+    else:
+        head_call = {"index": 0, **call.entry()}
+        head_call["function"] = {"name": call.name, "arguments": ""}
+        first = {"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [head_call],
+                                       "refusal": None}, "logprobs": None, "finish_reason": None}
+        frames.append((chunk(orjson.dumps(first)), 0))
+        deltas = [(orjson.dumps({"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]},
+                                 "logprobs": None, "finish_reason": None}), 1) for piece in call.pieces()]
     if error_after is not None:
         deltas = deltas[:error_after]
-    for text_json, count in deltas:
-        frames.append((chunk(_DELTA_HEAD + text_json + _DELTA_TAIL), count))
+    for choice, count in deltas:
+        frames.append((chunk(choice), count))
     if error_after is not None:
         frames.append((openai_frame(_STREAM_ERROR), 0))
         return frames
     finish = b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"' + finish_reason.encode() + b'"}'
     frames.append((chunk(finish), 0))
     if include_usage:
-        counts = orjson.dumps(usage(prompt_tokens, completion_tokens))
+        counts = orjson.dumps(usage(prompt_tokens, completion_tokens, reasoning_tokens))
         frames.append((chunk(b"", b'],"usage":' + counts), 0))
     frames.append((OPENAI_DONE, 0))
     return frames
@@ -312,8 +410,14 @@ class ChatCompletions(Endpoint):
         body, limit = plan
         stream = body.get("stream") is True
         model = body["model"]
-        completion_tokens = config.reply_tokens if limit is None else min(config.reply_tokens, limit)
-        finish_reason = "length" if limit is not None and limit < config.reply_tokens else "stop"
+        call = choose_call(body)
+        reasoning_tokens = REASONING_TOKENS if reasons(model) else 0
+        if call is not None:
+            completion_tokens, finish_reason = call.tokens, "tool_calls"
+        else:
+            completion_tokens = config.reply_tokens if limit is None else min(config.reply_tokens, limit)
+            finish_reason = "length" if limit is not None and limit < config.reply_tokens else "stop"
+        completion_tokens += reasoning_tokens
         prompt_tokens = textgen.estimate_tokens(body["messages"], body.get("tools"))
         completion_id = ids.openai_completion_id()
         created = int(time.time())
@@ -339,6 +443,8 @@ class ChatCompletions(Endpoint):
                 include_usage=options.get("include_usage") is True,
                 obfuscate=options.get("include_obfuscation", True) is not False,
                 error_after=faults.count(fault, "stream_error"),
+                call=call,
+                reasoning_tokens=reasoning_tokens,
             )
             return await delivery.send_stream(
                 request, headers, frames,
@@ -346,10 +452,10 @@ class ChatCompletions(Endpoint):
                 seconds_per_token=config.seconds_per_token,
                 disconnect_after=faults.count(fault, "disconnect"),
             )
-        text = textgen.reply(completion_tokens).text
+        text = None if call is not None else textgen.reply(completion_tokens - reasoning_tokens).text
         payload = completion_body(
             completion_id, created, model, self.fingerprint, text, finish_reason, prompt_tokens,
-            completion_tokens,
+            completion_tokens, call=call, reasoning_tokens=reasoning_tokens,
         )
         return await delivery.send_body(
             request, 200, headers, payload,
