@@ -136,7 +136,7 @@ async def test_reasoning_and_function_call_match_the_recording(client: httpx.Asy
     _ids_share_the_response_stem(body)
     reasoning, call = body["output"]
     assert reasoning["encrypted_content"].startswith("gAAAAAB") and reasoning["summary"] == []
-    assert call["name"] == "db_lookup" and json.loads(call["arguments"]) == {"key": "simulated"}
+    assert call["name"] == "db_lookup" and json.loads(call["arguments"]) == {"key": "sim"}
     assert CALL_ID.match(call["call_id"]) and CALL_ID.match(expected["output"][1]["call_id"])
     # Tools are echoed normalised exactly as the vendor does (strict, additionalProperties false).
     assert body["tools"] == expected["tools"] and body["reasoning"] == expected["reasoning"]
@@ -285,7 +285,7 @@ async def test_tool_choice_decides_the_call(client: httpx.AsyncClient) -> None:
     base = {"model": "gpt-4.1", "input": "What's up?", "tools": [tool]}
     assert (await _post(client, base)).json()["output"][0]["type"] == "message"
     required = (await _post(client, {**base, "tool_choice": "required"})).json()["output"][0]
-    assert required["type"] == "function_call" and json.loads(required["arguments"]) == {"city": "simulated",
+    assert required["type"] == "function_call" and json.loads(required["arguments"]) == {"city": "sim",
                                                                                          "unit": "c"}
     named = (await _post(client, {**base, "input": "ask get_weather", "tool_choice": "none"})).json()
     assert named["output"][0]["type"] == "message"
@@ -475,7 +475,7 @@ async def test_sdk_stream_helper_and_function_call(gpt: openai.AsyncOpenAI) -> N
     async with gpt.responses.stream(model="gpt-4.1", input="please lookup the key", tools=tools) as stream:
         final = await stream.get_final_response()
     call = final.output[0]
-    assert call.type == "function_call" and call.name == "lookup" and json.loads(call.arguments) == {"key": "simulated"}
+    assert call.type == "function_call" and call.name == "lookup" and json.loads(call.arguments) == {"key": "sim"}
 
 
 async def test_sdk_errors(gpt: openai.AsyncOpenAI) -> None:

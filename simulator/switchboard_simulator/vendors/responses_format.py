@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from .. import textgen
+from ..schema_values import arguments_for
 
 #: Effort → reasoning tokens spent before the answer (none, minimal and low think for 0 tokens).
 EFFORT_TOKENS = {"none": 0, "minimal": 0, "low": 0, "medium": 64, "high": 128, "xhigh": 256}
@@ -201,34 +202,6 @@ def _last_user_text(items: Any) -> str | None:
     return ""
 
 
-def _sample(schema: Any) -> Any:
-    if not isinstance(schema, dict):
-        return "simulated"
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind in ("integer", "number"):
-        return 1
-    if kind == "boolean":
-        return True
-    if kind == "array":
-        return [_sample(schema.get("items"))]
-    if kind == "object":
-        return _arguments(schema)
-    return "simulated"
-
-
-def _arguments(schema: Any) -> dict[str, Any]:
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(properties, dict):
-        return {}
-    required = schema.get("required")
-    names = [n for n in properties if n in required] if isinstance(required, list) else list(properties)
-    return {name: _sample(properties[name]) for name in names}
-
-
 def choose_call(body: dict[str, Any]) -> Call | None:
     """The function call the model makes for this request, if any (see the module docstring)."""
     tools = [t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"
@@ -248,7 +221,7 @@ def choose_call(body: dict[str, Any]) -> Call | None:
             tool = next((t for t in tools if t["name"].lower() in lowered), None)
     if tool is None:
         return None
-    return Call(tool["name"], orjson.dumps(_arguments(tool.get("parameters"))).decode())
+    return Call(tool["name"], orjson.dumps(arguments_for(tool.get("parameters"))).decode())
 
 
 def argument_pieces(call: Call | None) -> list[str]:
