@@ -82,3 +82,12 @@ def estimate_tokens(*parts: Any) -> int:
     """Input tokens for the given request parts: ceil(chars / 4), at least 1."""
     chars = sum(text_chars(part) for part in parts)
     return max(1, math.ceil(chars / CHARS_PER_TOKEN))
+
+
+def asks_to_call(text: str, name: str) -> bool:
+    """Whether a user turn's last text asks for this tool: it starts "call <name>" or "use the <name>".
+
+    Deliberately narrow: real clients (Claude Code's reminders, say) mention tool names all the time, and
+    a simulated model that called every tool it saw named would send them into tool loops."""
+    lowered, wanted = text.strip().lower(), name.lower()
+    return lowered.startswith((f"call {wanted}", f"use the {wanted}", f"use {wanted}"))

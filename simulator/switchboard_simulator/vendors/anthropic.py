@@ -17,7 +17,7 @@ and header names follow vendor-recordings/anthropic (2025-2026 traffic):
   current body form with ``"details":null``.
 
 Tool use: with ``tool_choice`` ``{"type": "tool", "name": …}`` (that tool), ``{"type": "any"}`` (the first
-tool), or ``auto`` when the last user message names a declared tool (the Responses vendor's rule; a turn
+tool), or ``auto`` when the last user message's last text starts "call <tool>" or "use the <tool>" (a turn
 answering with ``tool_result`` gets text), the answer is one ``tool_use`` block (``toolu_01…`` id, ``input``
 from the tool's ``input_schema`` by `schema_values`) and ``stop_reason: "tool_use"``; streamed as
 content_block_start (``input: {}``, ``caller``), ``input_json_delta`` pieces, content_block_stop.
@@ -196,7 +196,8 @@ def _last_user_text(messages: list[Any]) -> str | None:
     blocks = [block for block in content or () if isinstance(block, dict)]
     if any(block.get("type") == "tool_result" for block in blocks):
         return None
-    return " ".join(str(block.get("text", "")) for block in blocks if block.get("type") == "text")
+    texts = [str(block.get("text", "")) for block in blocks if block.get("type") == "text"]
+    return texts[-1] if texts else ""
 
 
 def choose_tool(body: dict[str, Any]) -> ToolUse | None:
@@ -215,8 +216,7 @@ def choose_tool(body: dict[str, Any]) -> ToolUse | None:
     else:
         text = _last_user_text(body["messages"])
         if text:
-            lowered = text.lower()
-            tool = next((t for t in tools if t["name"].lower() in lowered), None)
+            tool = next((t for t in tools if textgen.asks_to_call(text, t["name"])), None)
     if tool is None:
         return None
     return ToolUse(tool_use_id(), tool["name"], arguments_for(tool.get("input_schema")))

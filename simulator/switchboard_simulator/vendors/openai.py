@@ -16,8 +16,8 @@ Shapes follow vendor-recordings/openai-chat:
   decided here (auth, validation, model). Reasoning models (``max_tokens_unsupported``) refuse
   ``max_tokens`` with 400 ``unsupported_parameter``;
 - tool calls: with ``tool_choice`` ``"required"`` (the first function tool), ``{"type": "function",
-  "function": {"name": …}}`` (that one), or ``auto`` when the last user message names a declared function
-  (the Responses vendor's rule; a turn answering with a ``tool`` message gets text), the answer is
+  "function": {"name": …}}`` (that one), or ``auto`` when the last user message's last text starts
+  "call <function>" or "use the <function>" (a turn answering with a ``tool`` message gets text), the answer is
   ``message.tool_calls`` (one ``call_…`` call, ``arguments`` a JSON string from the function's
   ``parameters`` by `schema_values`), ``content: null`` and ``finish_reason: "tool_calls"``; streamed as
   a first delta with the role, id, type, name and ``arguments: ""``, then argument fragments;
@@ -227,7 +227,8 @@ def _last_user_text(messages: list[Any]) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+        texts = [str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part]
+        return texts[-1] if texts else ""
     return None
 
 
@@ -247,8 +248,7 @@ def choose_call(body: dict[str, Any]) -> ToolCall | None:
     else:
         text = _last_user_text(body["messages"])
         if text:
-            lowered = text.lower()
-            chosen = next((f for f in functions if f["name"].lower() in lowered), None)
+            chosen = next((f for f in functions if textgen.asks_to_call(text, f["name"])), None)
     if chosen is None:
         return None
     return ToolCall(call_id(), chosen["name"], orjson.dumps(arguments_for(chosen.get("parameters"))).decode())
