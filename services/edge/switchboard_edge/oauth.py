@@ -28,6 +28,8 @@ import orjson
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge.reports import Reports
+from switchboard_edge.settings import EdgeSettings
+from switchboard_edge.upstream.base import ANTHROPIC_SIGN_IN, CHATGPT_SIGN_IN
 from switchboard_edge.upstream_http import Upstreams
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,14 @@ def anthropic_endpoint(url: str, client_id: str) -> TokenEndpoint:
 
 def openai_endpoint(url: str, client_id: str) -> TokenEndpoint:
     return TokenEndpoint(url, client_id, extra={"scope": OPENAI_SCOPE}, expiry_from_jwt=True)
+
+
+def token_endpoints(settings: EdgeSettings) -> dict[str, TokenEndpoint]:
+    """Each sign-in's token endpoint (`Platform.sign_in` names one); a new issuer is one entry here."""
+    return {
+        ANTHROPIC_SIGN_IN: anthropic_endpoint(settings.oauth_token_url, settings.oauth_client_id),
+        CHATGPT_SIGN_IN: openai_endpoint(settings.codex_oauth_token_url, settings.codex_oauth_client_id),
+    }
 
 
 def jwt_expiry(token: str) -> float | None:

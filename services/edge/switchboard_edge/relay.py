@@ -60,12 +60,10 @@ from switchboard_edge.exchange import (
     Endpoint,
     Exchange,
 )
-from switchboard_edge.oauth import OAuthTokens, RefreshFailed, TokenEndpoint, anthropic_endpoint, openai_endpoint
+from switchboard_edge.oauth import OAuthTokens, RefreshFailed, TokenEndpoint, token_endpoints
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.sse import SSEEvent
 from switchboard_edge.upstream.base import (
-    ANTHROPIC_SIGN_IN,
-    CHATGPT_SIGN_IN,
     Call,
     IncompleteAnswer,
     Platform,
@@ -109,11 +107,7 @@ class Relay:
         self._oauth = OAuthTokens(control.reports, upstreams, token_url=settings.oauth_token_url,
                                   client_id=settings.oauth_client_id,
                                   margin_seconds=settings.oauth_refresh_margin_seconds)
-        # Each sign-in's token endpoint (`Platform.sign_in`).
-        self._token_endpoints: dict[str, TokenEndpoint] = {
-            ANTHROPIC_SIGN_IN: anthropic_endpoint(settings.oauth_token_url, settings.oauth_client_id),
-            CHATGPT_SIGN_IN: openai_endpoint(settings.codex_oauth_token_url, settings.codex_oauth_client_id),
-        }
+        self._token_endpoints = token_endpoints(settings)
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._budget = BodyBudget(settings.max_buffered_body_bytes)
         self._labels = metrics.ModelLabels(settings.max_model_labels)

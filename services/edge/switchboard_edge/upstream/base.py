@@ -1,6 +1,7 @@
 """The platform contract and the header rules every platform shares."""
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,7 +62,7 @@ def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
             if name.lower() in RESPONSE_HEADERS or name.lower().startswith(RESPONSE_HEADER_PREFIXES)}
 
 
-class StreamTap:
+class StreamTap(ABC):
     """Watches a relayed stream event by event: usage, completion, the vendor's own error, events to hold back.
 
     Each platform's tap fills these fields from its events; `settled_usage` turns them into the
@@ -82,9 +83,9 @@ class StreamTap:
         self.output_chars = 0
         self.output_deltas = 0
 
+    @abstractmethod
     def observe(self, event: SSEEvent) -> bool:
         """Reads one event; False means the client must not see it."""
-        raise NotImplementedError
 
     def settled_usage(self, request_body: Mapping[str, Any]) -> tuple[Usage, bool]:
         """The usage to record and whether any of it is the gateway's estimate."""
@@ -138,7 +139,7 @@ class UpstreamRequest:
     body: bytes
 
 
-class Platform:
+class Platform(ABC):
     """One upstream platform: how a request is built for it and how its answers are read. Sans-I/O.
 
     A platform serves clients of one format (`client_format`) natively; the routes of that format reach it
@@ -157,13 +158,13 @@ class Platform:
         `switchboard_edge.oauth` keeps fresh before the request is built; None: the account uses a key."""
         return None
 
+    @abstractmethod
     def build(self, call: Call) -> UpstreamRequest:
         """URL, headers and the final body bytes (signed, where the platform signs)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def usage(self, body: Any) -> Usage:
         """Usage from a non-stream answer body (after `whole_body`)."""
-        raise NotImplementedError
 
     def whole_body(self, payload: bytes, content_type: str) -> tuple[bytes, str]:
         """A successful non-stream answer as the client gets it, and its content type. An upstream that
@@ -171,9 +172,9 @@ class Platform:
         `IncompleteAnswer` when the stream never finished."""
         return payload, content_type
 
+    @abstractmethod
     def tap(self, body: Mapping[str, Any]) -> StreamTap:
         """A fresh tap for one attempt; `body` is the client's own body."""
-        raise NotImplementedError
 
     def decoder(self) -> StreamDecoder:
         return SSEDecoder()
