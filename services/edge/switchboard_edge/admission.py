@@ -85,18 +85,11 @@ class Admissions:
         known = self._identities.get(digest)
         if known is not None and known[0] > time.monotonic():
             return
-        try:
-            reply = await self._auth.Authenticate(
-                auth_pb2.AuthenticateRequest(credential=credential, client=client), timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("auth unavailable: %s", exc.code().name)
-            raise ServiceUnavailable("The gateway cannot check keys right now; try again shortly.") from None
-        if reply.decision != auth_pb2.DECISION_ALLOW:
-            raise denial(reply)
+        reply = await self.key(credential, client)
         self._remember(digest, reply.identity)
 
     async def key(self, credential: str, client: auth_pb2.ClientMetadata) -> auth_pb2.AuthorizeResponse:
-        """The key's identity and permissions (for listings: not on the request hot path, never cached)."""
+        """The key's identity and permissions, asked of auth every time (listings use it as it is)."""
         try:
             reply = await self._auth.Authenticate(
                 auth_pb2.AuthenticateRequest(credential=credential, client=client), timeout=self._timeout)
