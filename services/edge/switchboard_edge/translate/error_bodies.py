@@ -1,0 +1,68 @@
+"""Upstream error bodies read in one format and written in another.
+
+The shapes themselves live in `switchboard_edge.errors` (one home for how each format writes an error);
+this module reads the vendor's message and kind out of a body and picks the target format's type names
+for the status. OpenAI chat and Responses share one error body, so between them a body passes unchanged.
+"""
+
+from typing import Any
+
+import orjson
+
+from switchboard_edge.errors import ClientFormat, SwitchboardError, error_payload, stream_error_event
+from switchboard_edge.sse import SSEEvent
+
+_OPENAI_BODIES = frozenset({ClientFormat.OPENAI, ClientFormat.RESPONSES})
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                    429: "rate_limit_error", 504: "timeout_error", 529: "overloaded_error"}
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
+                 404: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+_OPENAI_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+# Shown when an upstream error body says nothing readable.
+_LONGEST_TEXT = 500
+
+
+def _message(payload: bytes) -> tuple[str, str | None]:
+    """The vendor's message and its own type/code/status name, from any of the formats' error bodies."""
+    try:
+        body: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        text = payload.decode("utf-8", "replace").strip()
+        return text[:_LONGEST_TEXT], None
+    if isinstance(body, list) and body:  # Gemini's JSON-array stream may carry the error as its element
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message")
+        kind = error.get("type") or error.get("status") or error.get("code")
+        return (message if isinstance(message, str) else ""), (kind if isinstance(kind, str) else None)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):  # Bedrock's {"message": …}
+        return body["message"], None
+    return "", None
+
+
+def as_error(status: int, payload: bytes) -> SwitchboardError:
+    """The upstream's error as one the edge can render in any format (status and message kept)."""
+    message, kind = _message(payload)
+    error = SwitchboardError(message or f"The upstream API answered HTTP {status}.")
+    error.status = status
+    error.anthropic_type = kind if kind in _ANTHROPIC_TYPES.values() else _ANTHROPIC_TYPES.get(
+        status, "api_error")
+    error.openai_type = _OPENAI_TYPES.get(status, "server_error")
+    error.openai_code = _OPENAI_CODES.get(status)
+    return error
+
+
+def convert(payload: bytes, status: int, source: ClientFormat, target: ClientFormat) -> bytes:
+    """An error body of the `source` format in the `target` format."""
+    if source is target or (source in _OPENAI_BODIES and target in _OPENAI_BODIES):
+        return payload
+    return orjson.dumps(error_payload(as_error(status, payload), target))
+
+
+def stream_error(status: int, message: str, kind: str | None, target: ClientFormat) -> SSEEvent:
+    """An upstream's in-stream error (its message, its own kind, the status it stands for) as the target
+    format's final error event."""
+    error = as_error(status, orjson.dumps({"error": {"message": message, "type": kind}}))
+    return SSEEvent(stream_error_event(error, target))

@@ -1,0 +1,27 @@
+"""The one table of translators: (client format, upstream format) -> the direction's module.
+
+Equal formats need none (the relay forwards the client's own bytes). Adding a direction is one module
+and one line here; the relay and the routes find it through `translator` and `reachable`.
+"""
+
+from collections.abc import Mapping
+
+from switchboard_edge.errors import ClientFormat
+from switchboard_edge.translate.base import Translator
+
+TRANSLATORS: Mapping[tuple[ClientFormat, ClientFormat], Translator] = {
+    (translator.client, translator.upstream): translator
+    for translator in ()
+}
+
+
+def translator(client: ClientFormat, upstream: ClientFormat) -> Translator | None:
+    """The translator between two formats; None when they are the same."""
+    if client is upstream:
+        return None
+    return TRANSLATORS[(client, upstream)]
+
+
+def translates(client: ClientFormat, upstream: ClientFormat) -> bool:
+    """Whether a client of one format can be served by an upstream of the other."""
+    return client is upstream or (client, upstream) in TRANSLATORS
