@@ -30,6 +30,9 @@ class Target:
     # The model as the client named it (platform prefix removed); translated answers carry this name.
     model: str
     stream: bool
+    # The gateway's estimate of the prompt's tokens, for a client format that says input tokens before the
+    # upstream does (Anthropic's `message_start`); the upstream's own count replaces it when it comes.
+    input_estimate: int = 0
 
 
 @dataclass(frozen=True, slots=True)

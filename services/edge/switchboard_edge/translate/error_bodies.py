@@ -47,8 +47,8 @@ def as_error(status: int, payload: bytes) -> SwitchboardError:
     message, kind = _message(payload)
     error = SwitchboardError(message or f"The upstream API answered HTTP {status}.")
     error.status = status
-    error.anthropic_type = kind if kind in _ANTHROPIC_TYPES.values() else _ANTHROPIC_TYPES.get(
-        status, "api_error")
+    error.anthropic_type = kind if kind is not None and kind in _ANTHROPIC_TYPES.values() else (
+        _ANTHROPIC_TYPES.get(status, "api_error"))
     error.openai_type = _OPENAI_TYPES.get(status, "server_error")
     error.openai_code = _OPENAI_CODES.get(status)
     return error

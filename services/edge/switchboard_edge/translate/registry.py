@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from switchboard_edge.errors import ClientFormat
 from switchboard_edge.translate.base import Translator
 
+_ALL: tuple[Translator, ...] = ()
 TRANSLATORS: Mapping[tuple[ClientFormat, ClientFormat], Translator] = {
-    (translator.client, translator.upstream): translator
-    for translator in ()
+    (translator.client, translator.upstream): translator for translator in _ALL
 }
 
 
