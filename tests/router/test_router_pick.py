@@ -90,6 +90,26 @@ async def test_platforms_filter_and_priority_ranks_across_them(router: Router) -
     assert reply.status == NO_MODEL
 
 
+async def test_preferred_platforms_rank_before_translated_ones_whatever_their_priority(router: Router) -> None:
+    router.set_accounts([
+        account("gpt-native", platform="openai", priority=50),
+        account("gpt-responses", platform="openai-responses", priority=1),
+        account("claude", platform="claude-console", priority=1),
+    ])
+    both = ("openai", "openai-responses")
+    # An OpenAI chat client: the native openai account first, though its priority number is worse.
+    assert await picked_names(router, 3, platforms=both, preferred=1) == ["gpt-native"] * 3
+    # Without preference the priority decides, as before.
+    assert await picked_names(router, 3, platforms=both) == ["gpt-responses"] * 3
+    # The translated platform serves when no preferred account can.
+    native_id = "openai/gpt-native"
+    assert await picked_names(router, 2, platforms=both, preferred=1,
+                              exclude_account_ids=[native_id]) == ["gpt-responses"] * 2
+    # `preferred` counts from the front of the list: all listed ranks alike past its end.
+    assert await picked_names(router, 2, platforms=("openai-responses", "openai"), preferred=2) == \
+        ["gpt-responses"] * 2
+
+
 async def test_excluded_accounts_are_skipped_then_the_next_tier_serves(router: Router) -> None:
     router.set_accounts([account("a", priority=1), account("b", priority=1), account("backup", priority=2)])
     ids = {n: f"claude-console/{n}" for n in ("a", "b", "backup")}

@@ -7,7 +7,9 @@ A pick runs a small pipeline:
    platforms (a filter; their order does not rank), one of its model patterns
    matches, and the key's groups may use it (an account without groups is the
    default pool, open to every key; one with groups needs a shared group). The
-   result is grouped into priority tiers, lowest number first, each tier in
+   result is grouped into tiers: accounts of the preferred platforms (those
+   speaking the client's own format) before the others (reached through a
+   format translator), then by priority, lowest number first, each tier in
    pool order, with the upstream model name already resolved.
 2. **Per-request filters**, run on the cached candidates: today only the
    failover exclusion list; cooldowns slot in here as another `Filter`.
@@ -40,6 +42,8 @@ class PickQuery:
 
     platforms: tuple[str, ...]
     model: str
+    # Platforms whose accounts rank before the others' (empty: all alike).
+    preferred: frozenset[str] = frozenset()
     groups: tuple[str, ...] = ()
     exclude: frozenset[str] = frozenset()
     session_hint: str = ""
@@ -93,12 +97,17 @@ def statically_eligible(
 
 
 def build_tiers(accounts: Sequence[Account], query: PickQuery) -> Tiers:
-    """Step 1: eligible accounts grouped by priority, best first, pool order within a tier."""
+    """Step 1: eligible accounts grouped by (preferred platform, priority), best first, pool order within a tier."""
     eligible = [a for a in accounts if statically_eligible(a, query.platforms, query.model, query.groups)]
-    eligible.sort(key=lambda a: a.priority)  # stable: pool order among equals
+    preferred = query.preferred
+
+    def rank(account: Account) -> tuple[bool, int]:
+        return bool(preferred) and account.platform not in preferred, account.priority
+
+    eligible.sort(key=rank)  # stable: pool order among equals
     return tuple(
         tuple(Candidate(a, a.upstream_model(query.model)) for a in tier)
-        for _, tier in groupby(eligible, key=lambda a: a.priority)
+        for _, tier in groupby(eligible, key=rank)
     )
 
 
@@ -108,7 +117,7 @@ class Selector:
     def __init__(self, filters: Sequence[Filter] = (not_excluded,), cache_size: int = 4096) -> None:
         self._filters = tuple(filters)
         self._cache_size = cache_size
-        self._cache: dict[tuple[tuple[str, ...], str, tuple[str, ...]], Tiers] = {}
+        self._cache: dict[tuple[tuple[str, ...], frozenset[str], str, tuple[str, ...]], Tiers] = {}
         self._cached_for: PoolSnapshot | None = None
         # Round robin: account id → sequence number of its last pick (0 = never).
         self._last_pick: dict[str, int] = {}
@@ -118,7 +127,7 @@ class Selector:
         if snapshot is not self._cached_for:
             self._cache.clear()
             self._cached_for = snapshot
-        key = (query.platforms, query.model, query.groups)
+        key = (query.platforms, query.preferred, query.model, query.groups)
         tiers = self._cache.get(key)
         if tiers is None:
             if len(self._cache) >= self._cache_size:

@@ -159,6 +159,7 @@ def _query(request: router_pb2.PickRequest) -> PickQuery:
     return PickQuery(
         platforms=tuple(request.platforms),
         model=request.model,
+        preferred=frozenset(request.platforms[: request.preferred]) if request.preferred else frozenset(),
         groups=tuple(request.groups),
         exclude=frozenset(request.exclude_account_ids),
         session_hint=request.session_hint,
