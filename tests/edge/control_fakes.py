@@ -7,6 +7,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_common import platforms
 
 ALLOW = auth_pb2.AuthorizeResponse(
     decision=auth_pb2.DECISION_ALLOW, identity=auth_pb2.KeyIdentity(key_id="k1"),
@@ -62,6 +63,7 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         self.last_pick: router_pb2.PickRequest | None = None
         self.statuses: list[router_pb2.AccountStatus] = []
         self.outcomes: list[router_pb2.ReportOutcomeRequest] = []
+        self.listed = 0
 
     async def Pick(self, request, context):  # type: ignore[no-untyped-def]
         if request.platforms and self.account.platform not in request.platforms:
@@ -86,7 +88,14 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.ReportOutcomeResponse()
 
     async def ListAccounts(self, request, context):  # type: ignore[no-untyped-def]
-        return router_pb2.ListAccountsResponse(accounts=self.statuses)
+        self.listed += 1
+        # Unless a test set the pool: one account per platform serving every model (the edge's catalog then
+        # offers every platform a route reaches, and Pick alone decides, by the one account it holds).
+        statuses = self.statuses or [
+            router_pb2.AccountStatus(account=router_pb2.Account(id=f"{platform}/any", platform=platform),
+                                     models=["*"], state=router_pb2.ACCOUNT_STATE_READY)
+            for platform in platforms.ALL]
+        return router_pb2.ListAccountsResponse(accounts=statuses)
 
     async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
         self.beats.append(request)

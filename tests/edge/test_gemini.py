@@ -12,7 +12,7 @@ from switchboard_edge.errors import ClientFormat, ModelNotFound, RateLimited, er
 from switchboard_edge.sse import SSEDecoder
 from switchboard_edge.upstream.base import Call
 from switchboard_edge.upstream.gemini import Gemini
-from switchboard_edge.upstream.registry import native
+from switchboard_edge.upstream.registry import reachable
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "gemini"
 ACCOUNT = router_pb2.Account(platform="gemini", base_url="https://generativelanguage.googleapis.com",
@@ -66,7 +66,8 @@ def test_non_stream_usage() -> None:
 
 
 def test_gemini_routes_and_errors_speak_gemini() -> None:
-    assert native(ClientFormat.GEMINI) == ("gemini",)
+    assert reachable(ClientFormat.GEMINI)[0] == "gemini"
+    assert reachable(ClientFormat.GEMINI, "count_tokens") == ("gemini",)
     assert format_for_path("/gemini/v1beta/models") is ClientFormat.GEMINI
     assert error_payload(ModelNotFound("no account serves model 'x'"), ClientFormat.GEMINI) == {
         "error": {"code": 404, "message": "no account serves model 'x'", "status": "NOT_FOUND"}}

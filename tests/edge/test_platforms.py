@@ -15,7 +15,7 @@ from switchboard_edge.sse import SSEDecoder
 from switchboard_edge.upstream.azure_openai import AzureOpenAI
 from switchboard_edge.upstream.base import Call
 from switchboard_edge.upstream.bedrock import Bedrock, BedrockDecoder, bedrock_model_id
-from switchboard_edge.upstream.registry import native
+from switchboard_edge.upstream.registry import reachable
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings"
 BODY = {"model": "claude-sonnet-4-20250514", "max_tokens": 32, "stream": True,
@@ -32,9 +32,11 @@ def _call(account: router_pb2.Account, body: dict, model: str, headers: dict[str
     return Call(account, model, body, orjson.dumps(body), bool(body.get("stream")), "", headers or {})
 
 
-def test_routes_reach_their_native_platforms() -> None:
-    assert native(ClientFormat.ANTHROPIC) == ("claude-official", "claude-console", "claude-ccr", "bedrock")
-    assert native(ClientFormat.OPENAI) == ("openai", "azure-openai")
+def test_routes_reach_their_native_platforms_first() -> None:
+    claude = ("claude-official", "claude-console", "claude-ccr", "bedrock")
+    assert reachable(ClientFormat.ANTHROPIC)[:4] == claude
+    assert reachable(ClientFormat.ANTHROPIC, "count_tokens") == claude[:3]  # Bedrock counts no tokens
+    assert reachable(ClientFormat.OPENAI)[:2] == ("openai", "azure-openai")
 
 
 def test_bedrock_request_is_rewritten_and_signed_with_sigv4() -> None:

@@ -63,6 +63,13 @@ class Admission:
     # The requested platforms this key may use; failover stays within them.
     platforms: tuple[str, ...]
     pick: router_pb2.PickResponse
+    # How many of `platforms`, from the front, speak the client's own format (ranked first by the router).
+    preferred: int = 0
+
+
+def preferred_count(platforms: Sequence[str], natives: frozenset[str]) -> int:
+    """How many platforms, from the front of the list, are natives of the client's format (natives come first)."""
+    return sum(1 for platform in platforms if platform in natives)
 
 
 class Admissions:
@@ -116,15 +123,19 @@ class Admissions:
         model: str,
         client: auth_pb2.ClientMetadata,
         stream: bool,
+        natives: frozenset[str] = frozenset(),
     ) -> Admission:
-        """Authorize and pick together. Raises the client-facing error on any refusal; never leaks a lease."""
+        """Authorize and pick together. Raises the client-facing error on any refusal; never leaks a lease.
+        `natives`: the platforms of the client's own format, which the router ranks first."""
         digest = hashlib.sha256(credential.encode()).digest()
         platforms = tuple(platforms)
         reused = self._decisions.get((digest, platforms, model))
         if reused is not None and reused[0] > time.monotonic():
             auth = reused[1]
-            pick = await self.pick(auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id)
-            return Admission(auth.identity, tuple(auth.allowed_platforms), checked(pick))
+            preferred = preferred_count(auth.allowed_platforms, natives)
+            pick = await self.pick(auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id,
+                                   preferred=preferred)
+            return Admission(auth.identity, tuple(auth.allowed_platforms), checked(pick), preferred)
         request = auth_pb2.AuthorizeRequest(
             credential=credential, platforms=platforms, model=model, client=client, stream=stream
         )
@@ -134,9 +145,10 @@ class Admissions:
             if auth.decision != auth_pb2.DECISION_ALLOW:
                 raise denial(auth)
             self._remember(digest, auth.identity)
-            pick = await self.pick(auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id)
+            pick = await self.pick(auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id,
+                                   preferred=preferred_count(auth.allowed_platforms, natives))
         else:
-            auth, pick = await self._authorize_and_pick(request, known[1])
+            auth, pick = await self._authorize_and_pick(request, known[1], preferred_count(platforms, natives))
             stale = auth.identity.key_id != known[1].key_id or auth.identity.groups != known[1].groups
             self._remember(digest, auth.identity)
             off_limits = pick.status == router_pb2.PICK_STATUS_OK and (
@@ -145,20 +157,23 @@ class Admissions:
             if stale or off_limits:
                 self.release(pick)
                 pick = await self.pick(
-                    auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id
+                    auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id,
+                    preferred=preferred_count(auth.allowed_platforms, natives),
                 )
         self._reuse(digest, platforms, model, auth)
-        return Admission(auth.identity, tuple(auth.allowed_platforms), checked(pick))
+        return Admission(auth.identity, tuple(auth.allowed_platforms), checked(pick),
+                         preferred_count(auth.allowed_platforms, natives))
 
     async def _authorize_and_pick(
-        self, request: auth_pb2.AuthorizeRequest, identity: auth_pb2.KeyIdentity
+        self, request: auth_pb2.AuthorizeRequest, identity: auth_pb2.KeyIdentity, preferred: int
     ) -> tuple[auth_pb2.AuthorizeResponse, router_pb2.PickResponse]:
         """Both calls at once; if either fails (or the caller gives up), a lease already taken is returned."""
         loop = asyncio.get_running_loop()
         client = request.client
         authorizing = loop.create_task(self._authorize(request))
         picking = loop.create_task(
-            self._pick(request.platforms, request.model, identity, client.session_id, client.request_id))
+            self._pick(request.platforms, request.model, identity, client.session_id, client.request_id,
+                       preferred=preferred))
         try:
             await asyncio.wait((authorizing, picking))
         except asyncio.CancelledError:
@@ -196,10 +211,11 @@ class Admissions:
         session: str,
         request_id: str,
         exclude: Sequence[str] = (),
+        preferred: int = 0,
     ) -> router_pb2.PickResponse:
         """A Pick whose lease is returned when it lands if the caller gave up waiting for it."""
         picking = asyncio.get_running_loop().create_task(
-            self._pick(platforms, model, identity, session, request_id, exclude))
+            self._pick(platforms, model, identity, session, request_id, exclude, preferred))
         try:
             return await asyncio.shield(picking)
         except asyncio.CancelledError:
@@ -214,6 +230,7 @@ class Admissions:
         session: str,
         request_id: str,
         exclude: Sequence[str] = (),
+        preferred: int = 0,
     ) -> router_pb2.PickResponse:
         request = router_pb2.PickRequest(
             platforms=platforms,
@@ -224,6 +241,7 @@ class Admissions:
             exclude_account_ids=exclude,
             request_id=request_id,
             holder=self.holder,
+            preferred=preferred,
         )
         try:
             return await self._router.Pick(request, timeout=self._timeout)

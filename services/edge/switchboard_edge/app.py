@@ -1,14 +1,21 @@
 """Wiring: the client-facing routes, their endpoints, and the process-wide clients.
 
-| route                                   | dialect   | platforms it reaches (the registry's natives) |
+| route                                   | dialect   | platforms it reaches                          |
 |-----------------------------------------|-----------|-----------------------------------------------|
-| POST /claude/v1/messages                | Anthropic | Anthropic-native platforms                    |
-| POST /openai/v1/chat/completions        | OpenAI    | OpenAI-native platforms                       |
-| POST /gemini/{v1beta,v1}/models/{m}:…   | Gemini    | Gemini-native platforms                       |
-| POST (or WebSocket GET) /responses,     | Responses | Responses-native platforms                    |
-|   /v1/responses, /openai/v1/responses,  |           |                                               |
+| POST /claude/v1/messages                | Anthropic | every platform, Anthropic's own first         |
+| POST /openai/v1/chat/completions        | OpenAI    | every platform, OpenAI chat's own first       |
+| POST /gemini/{v1beta,v1}/models/{m}:…   | Gemini    | chat: Gemini's own, then those with a         |
+|                                         |           | translator; countTokens: Gemini's own         |
+| POST /gemini/v1/chat                    | OpenAI in, Gemini out | gemini, then openai/azure     |
+| POST (or WebSocket GET) /responses,     | Responses | every platform with a translator, Responses'  |
+|   /v1/responses, /openai/v1/responses,  |           | own first                                     |
 |   /openai/responses                     |           |                                               |
+| POST /claude/v1/messages/count_tokens   | Anthropic | Anthropic's own platforms                     |
 | POST {each Responses route}/compact     | Responses | those serving "compact" (one JSON answer)     |
+
+A platform speaking another format is reached through `switchboard_edge.translate` (the registry lists
+the directions); a bare model name goes only to the platforms whose accounts serve it
+(`switchboard_edge.catalog`), a platform's own format first.
 
 Each route is also served with a trailing slash (never redirected: a redirect would be built from the
 client's Host). Errors the routing makes (404, 405 with `Allow`) are in the path's dialect.
@@ -19,6 +26,7 @@ import functools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, WebSocket
@@ -46,18 +54,27 @@ from switchboard_edge.spool import UsageSpool
 from switchboard_edge.upstream import registry
 from switchboard_edge.upstream_http import Upstreams
 
+
+def _reach(client_format: ClientFormat, operation: str = "chat",
+           request_format: ClientFormat | None = None) -> dict[str, Any]:
+    """An endpoint's platforms (natives first), its natives and its request format."""
+    platforms = registry.reachable(client_format, operation, request_format)
+    return {"platforms": platforms, "natives": registry.natives(platforms, client_format),
+            "request_format": request_format}
+
+
 CLAUDE_MESSAGES = Endpoint(
     route="/claude/v1/messages",
     client_format=ClientFormat.ANTHROPIC,
     operation="chat",
-    platforms=registry.native(ClientFormat.ANTHROPIC),
+    **_reach(ClientFormat.ANTHROPIC),
     session=inbound.anthropic_session,
 )
 CLAUDE_COUNT_TOKENS = Endpoint(
     route="/claude/v1/messages/count_tokens",
     client_format=ClientFormat.ANTHROPIC,
     operation="count_tokens",
-    platforms=registry.native(ClientFormat.ANTHROPIC, "count_tokens"),
+    **_reach(ClientFormat.ANTHROPIC, "count_tokens"),
     session=inbound.anthropic_session,
 )
 # Gemini's native API: the action after the model decides the operation and whether it streams.
@@ -66,7 +83,7 @@ GEMINI_ENDPOINTS = tuple(
         route=f"/gemini/{version}/models/{{model}}:{action}",
         client_format=ClientFormat.GEMINI,
         operation=operation,
-        platforms=registry.native(ClientFormat.GEMINI, operation),
+        **_reach(ClientFormat.GEMINI, operation),
         session=inbound.no_session,
         model_in_path=True,
         key_in_query=True,
@@ -77,13 +94,22 @@ GEMINI_ENDPOINTS = tuple(
     for action, operation, stream in (("generateContent", "chat", False), ("streamGenerateContent", "chat", True),
                                       ("countTokens", "count_tokens", False))
 )
+# The contract's Gemini endpoint: OpenAI-style `messages` in, Gemini's own generateContent answer out.
+GEMINI_CHAT = Endpoint(
+    route="/gemini/v1/chat",
+    client_format=ClientFormat.GEMINI,
+    operation="chat",
+    **_reach(ClientFormat.GEMINI, "chat", request_format=ClientFormat.OPENAI),
+    session=inbound.openai_session,
+    key_in_query=True,
+)
 # Codex appends /responses to whatever base URL the user typed: every such path is served.
 RESPONSES_ENDPOINTS = tuple(
     Endpoint(
         route=route,
         client_format=ClientFormat.RESPONSES,
         operation="chat",
-        platforms=registry.native(ClientFormat.RESPONSES),
+        **_reach(ClientFormat.RESPONSES),
         session=inbound.openai_session,
     )
     for route in ("/responses", "/v1/responses", "/openai/v1/responses", "/openai/responses")
@@ -94,7 +120,7 @@ RESPONSES_COMPACT_ENDPOINTS = tuple(
         route=f"{endpoint.route}/compact",
         client_format=ClientFormat.RESPONSES,
         operation="compact",
-        platforms=registry.native(ClientFormat.RESPONSES, "compact"),
+        **_reach(ClientFormat.RESPONSES, "compact"),
         session=inbound.openai_session,
         stream=False,
     )
@@ -104,7 +130,7 @@ OPENAI_CHAT = Endpoint(
     route="/openai/v1/chat/completions",
     client_format=ClientFormat.OPENAI,
     operation="chat",
-    platforms=registry.native(ClientFormat.OPENAI),
+    **_reach(ClientFormat.OPENAI),
     session=inbound.openai_session,
 )
 
@@ -130,6 +156,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             usage_batch_size=settings.usage_batch_size,
             holder=settings.instance_id or f"{socket.gethostname()}:{settings.port}",
             spool=UsageSpool(settings.spool_dir),
+            catalog_refresh_seconds=settings.catalog_refresh_seconds,
         )
         control.start()
         upstreams = Upstreams()
@@ -155,8 +182,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
     # parameter resolution would be pure per-request cost. SDKs given a Base URL ending in "/" may call
     # the route with a trailing slash: the same handler serves it.
-    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT, *GEMINI_ENDPOINTS, *RESPONSES_ENDPOINTS,
-                     *RESPONSES_COMPACT_ENDPOINTS):
+    for endpoint in (CLAUDE_MESSAGES, CLAUDE_COUNT_TOKENS, OPENAI_CHAT, GEMINI_CHAT, *GEMINI_ENDPOINTS,
+                     *RESPONSES_ENDPOINTS, *RESPONSES_COMPACT_ENDPOINTS):
         handler = _relay_route(runtime, endpoint)
         app.add_route(endpoint.route, handler, methods=["POST"])
         app.add_route(endpoint.route + "/", handler, methods=["POST"])
@@ -216,7 +243,7 @@ def create_app(settings: EdgeSettings) -> FastAPI:
 
 def _models_route(runtime: "_Runtime", client_format: ClientFormat,
                   render_list: Callable[[list[str]], bytes]) -> Callable[[Request], Awaitable[Response]]:
-    platforms = registry.native(client_format)
+    platforms = registry.reachable(client_format)
 
     async def listing(request: Request) -> Response:
         try:

@@ -4,11 +4,14 @@
 hands back leases, usage and credentials off the request path.
 """
 
+import asyncio
+
 import grpc
 
 from switchboard.auth.v1 import auth_pb2_grpc
 from switchboard.router.v1 import router_pb2_grpc
 from switchboard_edge.admission import Admissions
+from switchboard_edge.catalog import ModelCatalog
 from switchboard_edge.reports import Reports
 from switchboard_edge.spool import UsageSpool
 
@@ -27,6 +30,7 @@ class ControlPlane:
         outcome_flush_seconds: float = 0.005,
         holder: str = "",
         spool: UsageSpool | None = None,
+        catalog_refresh_seconds: float = 2.0,
     ) -> None:
         options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)]
         self.auth_channel = grpc.aio.insecure_channel(auth_target, options=options)
@@ -37,12 +41,19 @@ class ControlPlane:
                                usage_batch_size=usage_batch_size, outcome_flush_seconds=outcome_flush_seconds,
                                holder=holder, spool=spool)
         self.admission = Admissions(auth, router, self.reports, rpc_timeout=rpc_timeout, holder=holder)
+        self.catalog = ModelCatalog()
+        self._catalog_refresh = catalog_refresh_seconds
+        self._following: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.reports.start()
+        self._following = asyncio.get_running_loop().create_task(
+            self.catalog.follow(self.admission.accounts, self._catalog_refresh))
 
     async def close(self) -> None:
         """Hands over every outcome and usage record still held, then closes the channels."""
+        if self._following is not None:
+            self._following.cancel()
         await self.reports.close()
         await self.auth_channel.close()
         await self.router_channel.close()

@@ -36,9 +36,14 @@ class Endpoint:
     route: str
     client_format: ClientFormat
     operation: str
-    # Platforms tried when the model string names none, in preference order (the registry's natives).
+    # Every platform the route reaches, those answering in its own format first (`registry.reachable`);
+    # a bare model name narrows them to the ones serving it (`switchboard_edge.catalog`).
     platforms: tuple[str, ...]
     session: SessionReader
+    # Those of `platforms` that answer in the route's format without a translator (the router ranks them first).
+    natives: frozenset[str] = frozenset()
+    # What the route's requests are written in, when it differs from what it answers in (`/gemini/v1/chat`).
+    request_format: ClientFormat | None = None
     # Gemini's routes name the model in the path (`{model}` path parameter), accept the key as `?key=`,
     # and say by their action whether they stream (None: the body's `stream` says).
     model_in_path: bool = False

@@ -41,6 +41,7 @@ from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
     ClientFormat,
     InvalidRequest,
+    ModelNotFound,
     ServiceUnavailable,
     SwitchboardError,
     UpstreamTimeout,
@@ -63,6 +64,8 @@ from switchboard_edge.exchange import (
 from switchboard_edge.oauth import OAuthTokens, RefreshFailed, TokenEndpoint, token_endpoints
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.sse import SSEEvent
+from switchboard_edge.translate.base import StreamConverter, Target
+from switchboard_edge.translate.bridge import Bridge, bridge
 from switchboard_edge.upstream.base import (
     Call,
     IncompleteAnswer,
@@ -102,6 +105,7 @@ class Relay:
     def __init__(self, settings: EdgeSettings, control: ControlPlane, upstreams: Upstreams) -> None:
         self._settings = settings
         self._admission = control.admission
+        self._catalog = control.catalog
         self._reports = control.reports
         self._upstreams = upstreams
         self._oauth = OAuthTokens(control.reports, upstreams, token_url=settings.oauth_token_url,
@@ -159,7 +163,10 @@ class Relay:
         body = inbound.parse_body(raw)
         ref = inbound.parse_model({"model": request.path_params.get("model", "")} if endpoint.model_in_path else body)
         if ref.platform is None:
-            platforms = endpoint.platforms
+            platforms = self._catalog.platforms_for(ref.model, endpoint.platforms)
+            if not platforms:
+                raise ModelNotFound(
+                    f"The model '{inbound.shown(ref.model)}' does not exist or no account here serves it.")
         elif ref.platform in endpoint.platforms:
             platforms = (ref.platform,)
         else:
@@ -168,7 +175,8 @@ class Relay:
                 f"use one of: {', '.join(endpoint.platforms)}."
             )
         if endpoint.stream is None:
-            nullable = endpoint.client_format in (ClientFormat.OPENAI, ClientFormat.RESPONSES)
+            nullable = (endpoint.request_format or endpoint.client_format) in (ClientFormat.OPENAI,
+                                                                                ClientFormat.RESPONSES)
             exchange.stream = inbound.parse_stream(body, nullable=nullable)
         else:
             exchange.stream = endpoint.stream
@@ -189,7 +197,8 @@ class Relay:
         self._in_flight.add(exchange)
         streaming = False
         try:
-            admission = await self._admission.admit(credential, platforms, exchange.model, client, exchange.stream)
+            admission = await self._admission.admit(credential, platforms, exchange.model, client, exchange.stream,
+                                                    natives=exchange.endpoint.natives)
             response = await self._forward(request, exchange, admission, body, raw)
             streaming = isinstance(response, StreamingResponse)
             return response
@@ -290,7 +299,7 @@ class Relay:
                 if attempts > 0 and not failed.final:
                     retry = await self._admission.pick(
                         admission.platforms, exchange.model, admission.identity, exchange.session,
-                        exchange.request_id, excluded,
+                        exchange.request_id, excluded, admission.preferred,
                     )
                 if retry is None or retry.status != router_pb2.PICK_STATUS_OK:
                     if failed.response is not None:
@@ -298,7 +307,7 @@ class Relay:
                         return failed.response
                     raise failed.error from None
                 metrics.UPSTREAM_FAILOVERS.labels(pick.account.platform, failed.reason).inc()
-                admission = Admission(admission.identity, admission.platforms, retry)
+                admission = Admission(admission.identity, admission.platforms, retry, admission.preferred)
 
     async def _attempt(self, request: Request, exchange: Exchange, body: dict[str, Any], raw: bytes) -> Response:
         pick = exchange.admission.pick  # type: ignore[union-attr]
@@ -310,8 +319,16 @@ class Relay:
         endpoint = self._token_endpoints[sign_in] if sign_in is not None else None
         if endpoint is not None:
             account = await self._signed_in(account, endpoint)
-        call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers,
-                    exchange.endpoint.operation, self._settings.codex_default_instructions)
+        crossing = self._crossing(exchange, platform)
+        translated = crossing.request(body, request.headers) if crossing is not None else None
+        if translated is None:
+            call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers,
+                        exchange.endpoint.operation, self._settings.codex_default_instructions)
+        else:
+            # The client's query string belongs to its own API (`?beta=true`, `?alt=sse`): not sent across.
+            call = Call(account, pick.upstream_model, translated.body, orjson.dumps(translated.body),
+                        exchange.stream, "", translated.headers, exchange.endpoint.operation,
+                        self._settings.codex_default_instructions)
         upstream = await self._send(platform, call)
         if upstream.status == 401 and endpoint is not None:
             # The token was refused before its time: renew it once (one refresh per account) and try again.
@@ -321,10 +338,10 @@ class Relay:
             upstream = await self._send(platform, dataclasses.replace(call, account=account))
         status = upstream.status
         if status >= 400:
-            return await self._refused(exchange, platform, upstream)
+            return await self._refused(exchange, platform, upstream, crossing)
         content_type = upstream.headers.get("content-type", "")
         if exchange.stream and content_type.startswith(platform.stream_content_type):
-            return self._relay_stream(exchange, platform, body, upstream)
+            return self._relay_stream(exchange, platform, call.body, upstream, crossing)
         try:
             payload = await upstream.read()
         except TimeoutError:
@@ -349,9 +366,14 @@ class Relay:
             raise UpstreamAttemptFailed(UpstreamUnavailable(str(incomplete)), router_pb2.OUTCOME_UPSTREAM_ERROR,
                                         status, UPSTREAM_ERROR) from None
         try:
-            exchange.usage = platform.usage(orjson.loads(payload))
+            answer = orjson.loads(payload)
         except orjson.JSONDecodeError:
+            answer = None
             log.warning("upstream %s sent a non-JSON %d body", account.id, status)
+        if answer is not None:
+            exchange.usage = platform.usage(answer)
+            if crossing is not None and isinstance(answer, dict):
+                payload, content_type = orjson.dumps(crossing.response(answer)), "application/json"
         self._report(exchange, router_pb2.OUTCOME_SUCCESS, status)
         exchange.end_reason = COMPLETE
         self._settle(exchange, status, None, record=True)
@@ -391,7 +413,17 @@ class Relay:
                 UpstreamUnavailable("The upstream API could not be reached."),
                 router_pb2.OUTCOME_CONNECT_ERROR, 0, "connect_error") from None
 
-    async def _refused(self, exchange: Exchange, platform: Platform, upstream: aiohttp.ClientResponse) -> Response:
+    def _crossing(self, exchange: Exchange, platform: Platform) -> Bridge | None:
+        """How this attempt crosses formats; None when the platform speaks the client's own."""
+        endpoint = exchange.endpoint
+        if platform.client_format is endpoint.client_format and endpoint.request_format is None:
+            return None
+        estimate = estimate_input(exchange.body) if exchange.stream else 0
+        return bridge(endpoint.request_format or endpoint.client_format, endpoint.client_format,
+                      platform.client_format, Target(platform.id, exchange.model, exchange.stream, estimate))
+
+    async def _refused(self, exchange: Exchange, platform: Platform, upstream: aiohttp.ClientResponse,
+                       crossing: Bridge | None) -> Response:
         """Upstream 4xx/5xx: the client's own 4xx passes through; the rest may fail over (`failover`)."""
         status = upstream.status
         try:
@@ -406,6 +438,8 @@ class Relay:
         if reshaped is not None:
             payload, headers["content-type"] = reshaped, "application/json"
         verdict = platform.classify(status, payload)
+        if crossing is not None:
+            payload, headers["content-type"] = crossing.error(status, payload), "application/json"
         exchange.upstream_hints = upstream_hints(upstream.headers.items(), verdict.retry_after)
         if verdict.retry_after is not None and "retry-after" not in headers:
             headers["retry-after"] = exchange.upstream_hints["retry-after"]  # a 429 tells the client how long
@@ -437,25 +471,38 @@ class Relay:
     # -- streams ---------------------------------------------------------------
 
     def _relay_stream(self, exchange: Exchange, platform: Platform, body: Mapping[str, Any],
-                      upstream: aiohttp.ClientResponse) -> Response:
+                      upstream: aiohttp.ClientResponse, crossing: Bridge | None) -> Response:
+        """`body` is the request as the upstream got it (its tap reads the answer in that light)."""
         tap = platform.tap(body)
         headers = response_headers(upstream.headers.items())
         headers.update(_STREAM_HEADERS)
         exchange.upstream = upstream
         if exchange.framing.content_type is not None:
             headers["content-type"] = exchange.framing.content_type
-        elif platform.stream_content_type != "text/event-stream":
+        elif platform.stream_content_type != "text/event-stream" or crossing is not None:
             headers["content-type"] = "text/event-stream; charset=utf-8"  # re-framed as SSE for the client
-        return _RelayedStream(self._events(exchange, platform, tap, upstream), upstream.status, headers,
+        converter = crossing.stream() if crossing is not None else None
+        return _RelayedStream(self._events(exchange, platform, tap, upstream, converter), upstream.status, headers,
                               settle=lambda: self._end_stream(exchange, tap, upstream, CLIENT_CLOSED))
 
     async def _events(self, exchange: Exchange, platform: Platform, tap: StreamTap,
-                      upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+                      upstream: aiohttp.ClientResponse, converter: StreamConverter | None) -> AsyncIterator[bytes]:
         client_format = exchange.endpoint.client_format
         gauge = metrics.ACTIVE_STREAMS.labels(client_format.value)
         gauge.inc()
         decoder = platform.decoder()
         framing = exchange.framing
+
+        def relayed(events: list[SSEEvent]) -> bytes:
+            """The client's bytes for these upstream events (the tap reads each one first)."""
+            if converter is None:
+                return b"".join([framing.event(event) for event in events if tap.observe(event)])
+            out: list[bytes] = []
+            for event in events:
+                tap.observe(event)  # with a converter, the converter decides what the client sees
+                out.extend(framing.event(converted) for converted in converter.feed(event))
+            return b"".join(out)
+
         failure = CLIENT_CLOSED
         message = "The upstream stream ended before the answer was complete."
         try:
@@ -463,15 +510,17 @@ class Relay:
                 async for chunk in upstream.content.iter_any():
                     if not exchange.first_byte:
                         exchange.first_byte = time.perf_counter() - exchange.upstream_started
-                    events = decoder.feed(chunk)
-                    out = b"".join([framing.event(event) for event in events if tap.observe(event)])
+                    out = relayed(decoder.feed(chunk))
                     if out:
                         yield out
                 rest = decoder.flush()
-                if rest:
-                    yield framing.event(SSEEvent(rest))
+                out = relayed([SSEEvent(rest)]) if rest else b""
+                if out:
+                    yield out
                 if tap.complete:
                     failure = ""
+                    for converted in converter.finish() if converter is not None else ():
+                        yield framing.event(converted)
                 else:
                     failure = UPSTREAM_ERROR if tap.errored else UPSTREAM_ENDED
             except Drained:

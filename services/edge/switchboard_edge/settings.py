@@ -49,6 +49,8 @@ class EdgeSettings:
     # Serve the Responses API over WebSocket too (Codex's first transport); off, Codex falls back to HTTP
     # after its WebSocket attempts fail.
     responses_websocket: bool = True
+    # How old the edge's copy of the pool's model patterns may get (it resolves bare model names to platforms).
+    catalog_refresh_seconds: float = 2.0
     # -- client connections (see switchboard_edge.http_limits) --
     # Request header block: total bytes, number of headers, bytes of one header line.
     max_header_bytes: int = 32 * 1024
