@@ -66,6 +66,7 @@ from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.sse import SSEEvent
 from switchboard_edge.translate.base import StreamConverter, Target
 from switchboard_edge.translate.bridge import Bridge, bridge
+from switchboard_edge.translate.scrub import scrubbed
 from switchboard_edge.upstream.base import (
     Call,
     IncompleteAnswer,
@@ -322,6 +323,10 @@ class Relay:
         crossing = self._crossing(exchange, platform)
         translated = crossing.request(body, request.headers) if crossing is not None else None
         if translated is None:
+            # Reasoning another platform made (sealed by a translator on an earlier turn) is opened or removed.
+            own = scrubbed(body, raw, exchange.endpoint.client_format, platform.id) if crossing is None else None
+            if own is not None:
+                body, raw = own, orjson.dumps(own)
             call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers,
                         exchange.endpoint.operation, self._settings.codex_default_instructions)
         else:
