@@ -2,8 +2,11 @@
 
 Both targets see the same simulator (no artificial latency, replies as fast as
 it can write), so the difference is what the gateway adds: admission (auth and
-router over gRPC), forwarding, stream relaying and accounting. Numbers are
-printed, never asserted; ratios are only meaningful within one run.
+router over gRPC), forwarding, stream relaying and accounting. The translated
+scenarios (a client of one format, a model of another vendor) are measured
+against the gateway serving the same upstream natively, so their difference is
+the conversion's cost. Numbers are printed, never asserted; ratios are only
+meaningful within one run.
 """
 
 import argparse
@@ -22,6 +25,12 @@ from switchboard_stack.launcher import SIMULATOR_ANTHROPIC_KEY, SIMULATOR_OPENAI
 CLAUDE_BODY = b'{"model":"claude-sonnet-4-20250514","max_tokens":64,"messages":[{"role":"user","content":"Hello!"}]}'
 CLAUDE_STREAM_BODY = CLAUDE_BODY[:-1] + b',"stream":true}'
 OPENAI_BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}'
+# An OpenAI chat client asking for a Claude model (the contract's first example), and Claude's own client
+# asking for a GPT model: both through a translator.
+OPENAI_TO_CLAUDE_BODY = b'{"model":"claude-sonnet-4-20250514","messages":[{"role":"user","content":"Hello!"}]}'
+CLAUDE_TO_GPT_STREAM_BODY = (b'{"model":"gpt-4o-mini","max_tokens":64,"stream":true,'
+                             b'"messages":[{"role":"user","content":"Hello!"}]}')
+OPENAI_STREAM_BODY = OPENAI_BODY[:-1] + b',"stream":true}'
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,8 @@ class Scenario:
     concurrency: int
     requests: int
     stream: bool = False
+    # A translated scenario's baseline: the route and body that reach the same upstream natively.
+    native: tuple[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,10 @@ def scenarios(scale: float) -> list[Scenario]:
         Scenario("claude non-stream, 32 concurrent", "/claude/v1/messages", CLAUDE_BODY, 32, n(6000)),
         Scenario("claude stream, 32 concurrent", "/claude/v1/messages", CLAUDE_STREAM_BODY, 32, n(3000), True),
         Scenario("openai non-stream, 32 concurrent", "/openai/v1/chat/completions", OPENAI_BODY, 32, n(4000)),
+        Scenario("openai→claude non-stream, 32 conc.", "/openai/v1/chat/completions", OPENAI_TO_CLAUDE_BODY, 32,
+                 n(3000), native=("/claude/v1/messages", CLAUDE_BODY)),
+        Scenario("claude→gpt stream, 32 concurrent", "/claude/v1/messages", CLAUDE_TO_GPT_STREAM_BODY, 32, n(2000),
+                 True, native=("/openai/v1/chat/completions", OPENAI_STREAM_BODY)),
     ]
 
 
@@ -107,30 +122,41 @@ async def bench(stack: Stack, key: str, scale: float) -> None:
     async with aiohttp.ClientSession(connector=connector) as session:
         print(f"{'scenario':36} {'target':9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ttfb50':>8} {'errors':>6}")
         for scenario in scenarios(scale):
-            is_claude = scenario.path.startswith("/claude")
-            direct_key = SIMULATOR_ANTHROPIC_KEY if is_claude else SIMULATOR_OPENAI_KEY
-            upstream_path = scenario.path.removeprefix("/claude").removeprefix("/openai")
-            targets = {
-                "simulator": (f"{stack.simulator_url}{upstream_path}", _headers(direct_key, is_claude)),
-                "gateway": (f"{stack.base_url}{scenario.path}", _headers(key, is_claude)),
-            }
+            targets = _targets(stack, key, scenario)
             results: dict[str, Result] = {}
-            for target, (url, headers) in targets.items():
-                warm = Scenario(scenario.name, scenario.path, scenario.body, scenario.concurrency,
+            for target, (url, headers, body) in targets.items():
+                measured = Scenario(scenario.name, scenario.path, body, scenario.concurrency, scenario.requests,
+                                    scenario.stream)
+                warm = Scenario(scenario.name, scenario.path, body, scenario.concurrency,
                                 min(200, scenario.requests), scenario.stream)
                 await run(session, url, headers, warm)
-                result = await run(session, url, headers, scenario)
+                result = await run(session, url, headers, measured)
                 results[target] = result
                 ttfb = _ms(result.percentile(0.5, result.first_bytes)) if scenario.stream else "      -"
                 print(f"{scenario.name:36} {target:9} {result.throughput:8.0f} {_ms(result.percentile(0.5))} "
                       f"{_ms(result.percentile(0.99))} {ttfb} {result.errors:6d}")
-            direct, gateway = results["simulator"], results["gateway"]
-            added = gateway.percentile(0.5) - direct.percentile(0.5)
-            ratio = gateway.percentile(0.5) / direct.percentile(0.5)
-            share = gateway.throughput / direct.throughput if direct.throughput else float("nan")
+            base, measured_result = results.values()
+            added = measured_result.percentile(0.5) - base.percentile(0.5)
+            ratio = measured_result.percentile(0.5) / base.percentile(0.5)
+            share = measured_result.throughput / base.throughput if base.throughput else float("nan")
+            against = "native" if scenario.native else "direct"
             print(f"{'':36} added p50 {added * 1000:.2f} ms (x{ratio:.2f} latency), "
-                  f"throughput {share:.2f} of direct")
+                  f"throughput {share:.2f} of {against}")
         sys.stdout.flush()
+
+
+def _targets(stack: Stack, key: str, scenario: Scenario) -> dict[str, tuple[str, dict[str, str], bytes]]:
+    """Baseline first: the simulator straight, or for a translated scenario the gateway serving it natively."""
+    is_claude = scenario.path.startswith("/claude")
+    gateway = (f"{stack.base_url}{scenario.path}", _headers(key, is_claude), scenario.body)
+    if scenario.native is not None:
+        path, body = scenario.native
+        return {"native": (f"{stack.base_url}{path}", _headers(key, path.startswith("/claude")), body),
+                "gateway": gateway}
+    direct_key = SIMULATOR_ANTHROPIC_KEY if is_claude else SIMULATOR_OPENAI_KEY
+    upstream_path = scenario.path.removeprefix("/claude").removeprefix("/openai")
+    return {"simulator": (f"{stack.simulator_url}{upstream_path}", _headers(direct_key, is_claude), scenario.body),
+            "gateway": gateway}
 
 
 def _headers(key: str, anthropic: bool) -> dict[str, str]:
