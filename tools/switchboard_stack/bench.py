@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
+from switchboard_stack import conversion_bench
 from switchboard_stack.demo import create_demo_key
 from switchboard_stack.launcher import SIMULATOR_ANTHROPIC_KEY, SIMULATOR_OPENAI_KEY, Ports, Stack
 
@@ -172,6 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts (default 1.0)")
     args = parser.parse_args()
+    conversion_bench.report()
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as workdir:
         stack = Stack(Path(workdir), Ports.free(), simulator_args=["--latency-ms", "0", "--tokens-per-second", "0"],
                       env={"SWITCHBOARD_LOG_LEVEL": "WARNING"})
