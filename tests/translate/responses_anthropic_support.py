@@ -1,5 +1,6 @@
 """Shared helpers for the Responses ⇄ Anthropic translator tests: recordings, golden files, stream grammar checks."""
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ def recording(vendor: str, name: str) -> dict[str, Any]:
 
 
 def response_text(vendor: str, name: str) -> str:
-    return str(recording(vendor, name)["response"]["body"]["string"])
+    body = recording(vendor, name)["response"]["body"]["string"]
+    if isinstance(body, bytes):
+        body = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+        return body.decode()
+    return str(body)
 
 
 def events_of(text: str) -> list[SSEEvent]:
