@@ -235,3 +235,26 @@ def test_generated_requests_convert(body: dict[str, Any]) -> None:
     calls = {item["call_id"] for item in converted["input"] if item["type"] == "function_call"}
     outputs = {item["call_id"] for item in converted["input"] if item["type"] == "function_call_output"}
     assert calls == outputs
+
+
+def test_hidden_reasoning_gives_no_block() -> None:
+    converter = TRANSLATOR.stream(TARGET)
+    response = {"id": "resp_1", "status": "in_progress", "output": [], "usage": None}
+    items = [{"type": "response.created", "response": response},
+             {"type": "response.output_item.added", "output_index": 0, "item": {"id": "rs_1", "type": "reasoning",
+                                                                               "summary": []}},
+             {"type": "response.output_item.done", "output_index": 0, "item": {"id": "rs_1", "type": "reasoning",
+                                                                              "summary": []}},
+             {"type": "response.output_item.added", "output_index": 1, "item": {"id": "m", "type": "message",
+                                                                               "content": []}},
+             {"type": "response.output_text.delta", "output_index": 1, "delta": "hi"},
+             {"type": "response.output_item.done", "output_index": 1, "item": {"id": "m", "type": "message"}},
+             {"type": "response.completed", "response": {**response, "status": "completed", "usage": {
+                 "input_tokens": 5, "output_tokens": 2}}}]
+    out: list[SSEEvent] = []
+    for item in items:
+        out += converter.feed(SSEEvent(f"event: {item['type']}\ndata: {orjson.dumps(item).decode()}\n\n".encode()))
+    datas = check_anthropic_stream(out)
+    assert [d["content_block"]["type"] for d in datas if d["type"] == "content_block_start"] == ["text"]
+    assert datas[0]["message"]["usage"]["input_tokens"] == TARGET.input_estimate
+    assert datas[-2]["delta"]["stop_reason"] == "end_turn"

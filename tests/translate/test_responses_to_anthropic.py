@@ -234,3 +234,14 @@ def test_generated_requests_convert(body: dict[str, Any]) -> None:
     if "thinking" in converted:
         assert converted["max_tokens"] > converted["thinking"]["budget_tokens"]
         assert "temperature" not in converted
+
+
+def test_empty_text_and_reasoning_only_turns_are_left_out() -> None:
+    body = {"model": "x", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": ""}, {"type": "input_text", "text": "hi"}]},
+        {"type": "reasoning", "summary": [], "encrypted_content": seal.sealed(WHOLE.platform, "sig")},
+        {"role": "user", "content": "more"}]}
+    messages = TRANSLATOR.request(body, {}, WHOLE).body["messages"]
+    assert [m["role"] for m in messages] == ["user"]
+    assert [b["text"] for b in messages[0]["content"]] == ["hi", "more"]
+    assert anthropic_vendor.validate(TRANSLATOR.request(body, {}, WHOLE).body) is None

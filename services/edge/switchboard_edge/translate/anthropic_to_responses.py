@@ -49,8 +49,10 @@ Answers: `reasoning` items → `thinking` blocks (thinking = summary texts joine
 `function_call` → `tool_use` (input = parsed arguments). Stop reason: `incomplete` with `max_output_tokens` →
 `max_tokens`, `content_filter` → `refusal`; any tool call → `tool_use`; else `end_turn`. Usage:
 `input_tokens` = input − cached, `cache_read_input_tokens` = cached, `cache_creation_input_tokens` = 0.
-Streams: one Anthropic block open at a time; an item whose events arrive while another item's block is open is
-buffered and replayed when that block closes. `response.failed` / `error` → the Anthropic `error` event.
+Streams: one Anthropic block open at a time; a reasoning item with neither summary nor encrypted content (a
+reasoning model's hidden reasoning when thinking was not asked for) gives no block; an item whose events
+arrive while another item's block is open is buffered and replayed when that block closes.
+`response.failed` / `error` → the Anthropic `error` event.
 """
 
 import hashlib
@@ -416,6 +418,7 @@ class _Stream(StreamConverter):
         self.queued: dict[int, list[dict[str, Any]]] = {}
         self.streamed_arguments = False
         self.summary_parts = 0
+        self.reasoning = False  # a reasoning item is current
         self.tools = False
         self.refused = False
 
@@ -467,6 +470,9 @@ class _Stream(StreamConverter):
         return named_event("content_block_delta", {"type": "content_block_delta", "index": self.index,
                                                    "delta": delta})
 
+    def _thinking_start(self) -> SSEEvent:
+        return self._block_start({"type": "thinking", "thinking": "", "signature": ""}, "thinking")
+
     def _block_stop(self) -> list[SSEEvent]:
         if self.open is None:
             return []
@@ -483,16 +489,18 @@ class _Stream(StreamConverter):
             item_type = item.get("type")
             self.streamed_arguments, self.summary_parts = False, 0
             if item_type == "reasoning":
-                events.append(self._block_start({"type": "thinking", "thinking": "", "signature": ""}, "thinking"))
+                self.reasoning = True  # its thinking block opens with its first summary text or its signature
             elif item_type in ("function_call", "custom_tool_call"):
                 self.tools = True
                 events.append(self._block_start({"type": "tool_use", "id": item.get("call_id"),
                                                  "name": item.get("name"), "input": {}}, "tool_use"))
-        elif kind == "response.reasoning_summary_part.added":
+        elif kind == "response.reasoning_summary_part.added" and self.reasoning:
             self.summary_parts += 1
             if self.summary_parts > 1 and self.open == "thinking":
                 events.append(self._delta({"type": "thinking_delta", "thinking": "\n\n"}))
-        elif kind == "response.reasoning_summary_text.delta" and self.open == "thinking":
+        elif kind == "response.reasoning_summary_text.delta" and self.reasoning:
+            if self.open is None:
+                events.append(self._thinking_start())
             events.append(self._delta({"type": "thinking_delta", "thinking": data.get("delta", "")}))
         elif kind in ("response.output_text.delta", "response.refusal.delta"):
             if kind == "response.refusal.delta":
@@ -510,11 +518,16 @@ class _Stream(StreamConverter):
     def _item_done(self, item: Mapping[str, Any]) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         item_type = item.get("type")
-        if item_type == "reasoning" and self.open == "thinking":
+        if item_type == "reasoning":
             token = item.get("encrypted_content")
-            if isinstance(token, str):
+            if self.open is None and (isinstance(token, str) or _summary(item)):
+                events.append(self._thinking_start())
+                if _summary(item):  # a summary that came only whole
+                    events.append(self._delta({"type": "thinking_delta", "thinking": _summary(item)}))
+            if isinstance(token, str) and self.open == "thinking":
                 events.append(self._delta({"type": "signature_delta",
                                            "signature": seal.sealed(self.target.platform, token)}))
+            self.reasoning = False
         elif item_type == "function_call" and self.open == "tool_use" and not self.streamed_arguments:
             arguments = item.get("arguments")
             if isinstance(arguments, str) and arguments:

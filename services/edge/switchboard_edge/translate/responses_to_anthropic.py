@@ -4,7 +4,8 @@ Request fields (Responses → Anthropic Messages):
 
 - `model`: replaced by `target.model` (the platform maps it to the account's model)
 - `input` (string): one `user` message
-- `input` items: see the item table below; neighbours of one role merge into one message
+- `input` items: see the item table below; neighbours of one role merge into one message; empty text parts
+  are left out (Anthropic refuses empty text blocks), and an assistant turn holding only reasoning is left out
 - `instructions`: first `system` text block
 - `tools` `function`: `{name, description, input_schema: parameters}` (`strict` consumed: Claude follows the schema)
 - `tools` `custom` (Codex `apply_patch` …): a tool whose input_schema is `{type: object, properties: {input: {type:
@@ -134,10 +135,10 @@ def _parts(content: Any, where: str) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("input_text", "output_text", "text"):
-            blocks.append({"type": "text", "text": part["text"]})
-        elif kind == "refusal":
-            blocks.append({"type": "text", "text": part.get("refusal", "")})
+        if kind in ("input_text", "output_text", "text", "refusal"):
+            text = part.get("refusal" if kind == "refusal" else "text")
+            if text:  # Anthropic refuses empty text blocks
+                blocks.append({"type": "text", "text": text})
         elif kind == "input_image":
             blocks.append(_image(part, f"{where}.content[{index}]"))
         else:
@@ -203,6 +204,8 @@ class _Messages:
         self.messages: list[dict[str, Any]] = []
 
     def add(self, role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
         if self.messages and self.messages[-1]["role"] == role:
             self.messages[-1]["content"].extend(blocks)
         else:
@@ -224,7 +227,7 @@ def _tool_result(item: Mapping[str, Any], where: str) -> dict[str, Any]:
 def _convert_input(items: Any, platform: str, system: list[str], tools: list[dict[str, Any]]) -> _Messages:
     built = _Messages()
     if isinstance(items, str):
-        built.add("user", [{"type": "text", "text": items}])
+        built.add("user", [{"type": "text", "text": items}] if items else [])
         return built
     if not isinstance(items, list):
         raise _bad("input must be a string or a list of items.")
@@ -264,7 +267,13 @@ def _convert_input(items: Any, platform: str, system: list[str], tools: list[dic
                 tools.append(_tool(tool, f"{where}.tools[{number}]"))
         else:
             raise _bad(f"{where}: input item type {kind!r} is not supported on a Claude model.")
-    return built
+    # An assistant turn left with only reasoning (its answer was not sent back) says nothing Claude accepts.
+    built.messages = [message for message in built.messages if message["role"] == "user" or any(
+        block["type"] not in ("thinking", "redacted_thinking") for block in message["content"])]
+    merged = _Messages()
+    for message in built.messages:
+        merged.add(message["role"], message["content"])
+    return merged
 
 
 class ResponsesToAnthropic(Translator):
