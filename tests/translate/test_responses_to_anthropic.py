@@ -245,3 +245,13 @@ def test_empty_text_and_reasoning_only_turns_are_left_out() -> None:
     assert [m["role"] for m in messages] == ["user"]
     assert [b["text"] for b in messages[0]["content"]] == ["hi", "more"]
     assert anthropic_vendor.validate(TRANSLATOR.request(body, {}, WHOLE).body) is None
+
+
+def test_json_schema_becomes_claude_output_format() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+              "additionalProperties": False}
+    body = {"model": "x", "input": "hi", "text": {"format": {"type": "json_schema", "name": "r", "schema": schema,
+                                                             "strict": True}, "verbosity": "low"}}
+    converted = TRANSLATOR.request(body, {}, WHOLE).body
+    assert converted["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert converted["output_config"]["format"]["schema"] is schema  # reused, not copied

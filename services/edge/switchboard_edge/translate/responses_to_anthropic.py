@@ -23,8 +23,9 @@ Request fields (Responses → Anthropic Messages):
   Claude models take one of the two); with thinking on both are consumed, since Anthropic only accepts the defaults
   with thinking
 - `text.format` `text`: nothing to do
-- `text.format` `json_schema` / `json_object`: 400: structured output is not translated to Claude (its schema subset
-  differs); ask in the prompt instead
+- `text.format` `json_schema`: `output_config.format: {type: json_schema, schema}` (Claude's structured outputs;
+  `name`, `description` and `strict` consumed: Claude always follows the schema); `json_object`: 400 (Claude needs a
+  schema)
 - `text.verbosity`: consumed: a length hint with no Anthropic parameter
 - `prompt_cache_key`, `prompt_cache_retention`: consumed: account stickiness is the gateway's job, and Claude caches
   by prefix; instead `cache_control: {type: ephemeral}` is put on the last system block, the last tool and the last
@@ -299,10 +300,12 @@ class ResponsesToAnthropic(Translator):
             if value != "reasoning.encrypted_content":
                 raise _bad(f"include: {value!r} is not supported on a Claude model.")
         text = body.get("text")
-        if isinstance(text, dict):
-            fmt = text.get("format")
-            if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
-                raise _bad(f"text.format: {fmt.get('type')!r} structured output is not supported on a Claude model.")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        output_format: dict[str, Any] | None = None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+            output_format = {"type": "json_schema", "schema": fmt["schema"]}
+        elif isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+            raise _bad(f"text.format: {fmt.get('type')!r} is not supported on a Claude model (use json_schema).")
 
         system: list[str] = []
         if isinstance(body.get("instructions"), str) and body["instructions"]:
@@ -337,6 +340,8 @@ class ResponsesToAnthropic(Translator):
             out["temperature"] = body["temperature"]
         elif body.get("top_p") is not None:
             out["top_p"] = body["top_p"]
+        if output_format is not None:
+            out["output_config"] = {"format": output_format}
         user = body.get("safety_identifier") or body.get("user")
         if isinstance(user, str) and user:
             out["metadata"] = {"user_id": user}
