@@ -255,3 +255,16 @@ def test_json_schema_becomes_claude_output_format() -> None:
     converted = TRANSLATOR.request(body, {}, WHOLE).body
     assert converted["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
     assert converted["output_config"]["format"]["schema"] is schema  # reused, not copied
+
+
+def test_thinking_off_when_tool_loop_has_no_claude_reasoning() -> None:
+    body = {"model": "x", "reasoning": {"effort": "high"}, "input": [
+        {"role": "user", "content": "go"},
+        {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-from-openai"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"}], "tools": [
+        {"type": "function", "name": "f", "parameters": {"type": "object"}}]}
+    assert "thinking" not in TRANSLATOR.request(body, {}, WHOLE).body
+    signed = {**body, "input": [body["input"][0], {"type": "reasoning", "summary": [], "encrypted_content":
+                                                   seal.sealed(WHOLE.platform, "sig")}, *body["input"][2:]]}
+    assert TRANSLATOR.request(signed, {}, WHOLE).body["thinking"]["type"] == "enabled"

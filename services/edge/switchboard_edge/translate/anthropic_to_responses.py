@@ -25,9 +25,10 @@ Request fields (Anthropic Messages → Responses):
   because reasoning models refuse the parameter; `top_p` passed; `top_k` → 400 (no equivalent)
 - `stop_sequences` (non-empty) → 400: Responses has no stop sequences. Claude Code does not send them
 - `tools`: client tools → `{type: function, name, description, parameters: input_schema, strict: false}`
-  (`cache_control`, `defer_loading`, `input_examples` consumed: every tool is sent and OpenAI caches prefixes
-  itself); server tools (`web_search_*`, `bash_*`, `text_editor_*`, `computer_*`, `code_execution_*`, …) → 400
-  naming the type
+  (`cache_control`, `defer_loading`, `input_examples`, `eager_input_streaming`, `strict` consumed: every tool is
+  sent, OpenAI caches prefixes itself and streams arguments anyway; strict stays off since Claude tools' schemas
+  need not meet OpenAI's strict-mode rules); server tools (`web_search_*`, `bash_*`, `text_editor_*`,
+  `computer_*`, `code_execution_*`, …) → 400 naming the type
 - `tool_choice`: `auto`→`auto`, `any`→`required`, `none`→`none`, `{type: tool, name}`→`{type: function, name}`;
   `disable_parallel_tool_use: true` → `parallel_tool_calls: false`
 - `metadata.user_id`: `safety_identifier` = its SHA-256 (hex, 64 characters, the field's limit); the session id

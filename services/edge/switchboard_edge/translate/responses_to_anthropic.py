@@ -16,7 +16,9 @@ Request fields (Responses → Anthropic Messages):
 - `tool_choice`: `auto`→auto, `required`→any, `none`→none, `{type: function/custom, name}`→`{type: tool, name}`
 - `parallel_tool_calls: false`: `tool_choice.disable_parallel_tool_use: true`
 - `max_output_tokens`: `max_tokens` (else `anthropic_defaults.DEFAULT_MAX_TOKENS`, raised above a thinking budget)
-- `reasoning.effort`: `thinking` via `anthropic_defaults.thinking_for_effort` (none/minimal: no thinking)
+- `reasoning.effort`: `thinking` via `anthropic_defaults.thinking_for_effort` (none/minimal: no thinking). Not
+  sent when the last assistant turn calls tools without a thinking block first (its reasoning came from another
+  platform and was dropped): Anthropic refuses such a tool loop with thinking on
 - `reasoning.summary` / `generate_summary`: consumed: Claude's thinking always comes back summarized and is shown as
   the reasoning summary
 - `temperature`, `top_p`: passed when thinking is off (`top_p` consumed when `temperature` is also set: current
@@ -277,6 +279,17 @@ def _convert_input(items: Any, platform: str, system: list[str], tools: list[dic
     return merged
 
 
+def _unsigned_tool_turn(messages: list[dict[str, Any]]) -> bool:
+    """Whether the last assistant turn calls tools without starting with thinking: with thinking on, Anthropic
+    refuses such a tool loop (its reasoning came from another platform and was dropped)."""
+    for message in reversed(messages):
+        if message["role"] == "assistant":
+            blocks = message["content"]
+            return any(block["type"] == "tool_use" for block in blocks) and blocks[0]["type"] not in (
+                "thinking", "redacted_thinking")
+    return False
+
+
 class ResponsesToAnthropic(Translator):
     client = ClientFormat.RESPONSES
     upstream = ClientFormat.ANTHROPIC
@@ -317,6 +330,8 @@ class ResponsesToAnthropic(Translator):
         reasoning = body.get("reasoning")
         effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
         thinking = anthropic_defaults.thinking_for_effort(effort)
+        if thinking is not None and _unsigned_tool_turn(built.messages):
+            thinking = None
         out["max_tokens"] = anthropic_defaults.max_tokens_with(thinking, body.get("max_output_tokens"))
         if system:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": part} for part in system]
