@@ -258,3 +258,70 @@ def test_hidden_reasoning_gives_no_block() -> None:
     assert [d["content_block"]["type"] for d in datas if d["type"] == "content_block_start"] == ["text"]
     assert datas[0]["message"]["usage"]["input_tokens"] == TARGET.input_estimate
     assert datas[-2]["delta"]["stop_reason"] == "end_turn"
+
+
+@st.composite
+def _item_events(draw: st.DrawFn, index: int) -> tuple[list[dict[str, Any]], Any]:
+    kind = draw(st.sampled_from(["reasoning", "message", "function_call"]))
+    pieces = draw(st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=4))
+    if kind == "reasoning":
+        item = {"id": f"rs_{index}", "type": "reasoning", "summary": []}
+        events = [{"type": "response.reasoning_summary_part.added", "summary_index": 0},
+                  *[{"type": "response.reasoning_summary_text.delta", "delta": p} for p in pieces]]
+        done = {**item, "summary": [{"type": "summary_text", "text": "".join(pieces)}], "encrypted_content": "enc"}
+        expected: Any = ("thinking", "".join(pieces))
+    elif kind == "message":
+        item = {"id": f"msg_{index}", "type": "message", "role": "assistant", "content": []}
+        events = [{"type": "response.output_text.delta", "delta": p} for p in pieces]
+        done = {**item, "content": [{"type": "output_text", "text": "".join(pieces)}]}
+        expected = ("text", "".join(pieces))
+    else:
+        arguments = orjson.dumps({"k": "".join(pieces)}).decode()
+        cut = draw(st.integers(0, len(arguments)))
+        item = {"id": f"fc_{index}", "type": "function_call", "call_id": f"call_{index}", "name": "f",
+                "arguments": ""}
+        events = [{"type": "response.function_call_arguments.delta", "delta": part}
+                  for part in (arguments[:cut], arguments[cut:]) if part]
+        done = {**item, "arguments": arguments}
+        expected = ("tool_use", {"k": "".join(pieces)})
+    events = [{"type": "response.output_item.added", "item": item}, *events,
+              {"type": "response.output_item.done", "item": done}]
+    return [{**event, "output_index": index} for event in events], expected
+
+
+@st.composite
+def _interleaved(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[Any]]:
+    items = [draw(_item_events(index)) for index in range(draw(st.integers(1, 4)))]
+    queues = [list(events) for events, _ in items]
+    merged: list[dict[str, Any]] = []
+    while any(queues):
+        choice = draw(st.sampled_from([n for n, queue in enumerate(queues) if queue]))
+        merged.append(queues[choice].pop(0))
+    return merged, [expected for _, expected in items]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_interleaved())
+def test_interleaved_items_make_a_valid_claude_stream(case: tuple[list[dict[str, Any]], list[Any]]) -> None:
+    merged, expected = case
+    response = {"id": "resp_1", "status": "in_progress", "output": [], "usage": None}
+    upstream = [{"type": "response.created", "response": response}, *merged,
+                {"type": "response.completed", "response": {**response, "status": "completed",
+                                                            "usage": {"input_tokens": 3, "output_tokens": 4}}}]
+    converter = TRANSLATOR.stream(TARGET)
+    out: list[SSEEvent] = []
+    for event in upstream:
+        out += converter.feed(SSEEvent(f"event: {event['type']}\ndata: {orjson.dumps(event).decode()}\n\n".encode()))
+    out += converter.finish()
+    datas = check_anthropic_stream(out)
+    blocks: list[Any] = []
+    for data in datas:
+        if data["type"] == "content_block_start":
+            blocks.append([data["content_block"]["type"], ""])
+        elif data["type"] == "content_block_delta":
+            delta = data["delta"]
+            blocks[-1][1] += delta.get("text") or delta.get("thinking") or delta.get("partial_json") or ""
+    seen = [(kind, orjson.loads(text) if kind == "tool_use" else text) for kind, text in blocks]
+    assert sorted(map(repr, seen)) == sorted(map(repr, expected))
+    tools = any(kind == "tool_use" for kind, _ in expected)
+    assert datas[-2]["delta"]["stop_reason"] == ("tool_use" if tools else "end_turn")

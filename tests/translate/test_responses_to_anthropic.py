@@ -268,3 +268,61 @@ def test_thinking_off_when_tool_loop_has_no_claude_reasoning() -> None:
     signed = {**body, "input": [body["input"][0], {"type": "reasoning", "summary": [], "encrypted_content":
                                                    seal.sealed(WHOLE.platform, "sig")}, *body["input"][2:]]}
     assert TRANSLATOR.request(signed, {}, WHOLE).body["thinking"]["type"] == "enabled"
+
+
+@st.composite
+def _anthropic_stream(draw: st.DrawFn) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": {
+        "id": "msg_01", "type": "message", "role": "assistant", "content": [], "model": "claude",
+        "usage": {"input_tokens": draw(st.integers(1, 9)), "cache_read_input_tokens": draw(st.integers(0, 9)),
+                  "output_tokens": 1}}}]
+    kinds = draw(st.lists(st.sampled_from(["thinking", "redacted_thinking", "text", "tool_use", "custom"]),
+                          max_size=5))
+    for index, kind in enumerate(kinds):
+        pieces = draw(st.lists(st.text(max_size=5), min_size=1, max_size=3))
+        if kind == "thinking":
+            block: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [*({"type": "thinking_delta", "thinking": p} for p in pieces),
+                      {"type": "signature_delta", "signature": "sig"}]
+        elif kind == "redacted_thinking":
+            block, deltas = {"type": "redacted_thinking", "data": "opaque"}, []
+        elif kind == "text":
+            block = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in pieces]
+        else:
+            payload = {"input": "".join(pieces)} if kind == "custom" else {"q": "".join(pieces), "n": index}
+            text = orjson.dumps(payload).decode()
+            block = {"type": "tool_use", "id": f"toolu_{index}", "name": "f", "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": text[:3]},
+                      {"type": "input_json_delta", "partial_json": text[3:]}]
+        events += [{"type": "content_block_start", "index": index, "content_block": block},
+                   *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),
+                   {"type": "content_block_stop", "index": index}]
+    stop = draw(st.sampled_from(["end_turn", "max_tokens", "tool_use", "refusal", "stop_sequence"]))
+    return [*events, {"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 7}},
+            {"type": "message_stop"}]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_anthropic_stream())
+def test_generated_anthropic_streams_make_valid_responses_streams(events: list[dict[str, Any]]) -> None:
+    converter = TRANSLATOR.stream(TARGET)
+    out: list[SSEEvent] = []
+    for event in events:
+        out += converter.feed(SSEEvent(f"event: {event['type']}\ndata: {orjson.dumps(event).decode()}\n\n".encode()))
+    out += converter.finish()
+    datas = check_responses_stream(out)
+    final = datas[-1]["response"]
+    blocks = [e for e in events if e["type"] == "content_block_start"]
+    assert len(final["output"]) == len(blocks)
+    stop = events[-2]["delta"]["stop_reason"]
+    assert final["status"] == ("incomplete" if stop in ("max_tokens", "refusal") else "completed")
+    for item in final["output"]:
+        if item["type"] == "reasoning":
+            assert seal.opened(item["encrypted_content"], TARGET.platform) is not None
+        if item["type"] == "function_call":
+            assert set(orjson.loads(item["arguments"])) == {"q", "n"}
+    # The answer goes back as a valid request whose Claude reasoning is restored.
+    follow = {"model": "x", "input": [{"role": "user", "content": "go"}, *final["output"],
+                                      {"role": "user", "content": "next"}]}
+    assert anthropic_vendor.validate(TRANSLATOR.request(follow, {}, WHOLE).body) is None
