@@ -325,3 +325,11 @@ def test_interleaved_items_make_a_valid_claude_stream(case: tuple[list[dict[str,
     assert sorted(map(repr, seen)) == sorted(map(repr, expected))
     tools = any(kind == "tool_use" for kind, _ in expected)
     assert datas[-2]["delta"]["stop_reason"] == ("tool_use" if tools else "end_turn")
+
+
+def test_tool_search_tool_is_consumed_and_deferred_tools_sent() -> None:
+    body = {"model": "claude", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}], "tools": [
+        {"type": "tool_search_tool_regex_20251119", "name": "tool_search_tool_regex"},
+        {"name": "Grep", "defer_loading": True, "input_schema": {"type": "object"}}]}
+    tools = TRANSLATOR.request(body, {}, WHOLE).body["tools"]
+    assert tools == [{"type": "function", "name": "Grep", "parameters": {"type": "object"}, "strict": False}]

@@ -28,7 +28,8 @@ Request fields (Anthropic Messages → Responses):
   (`cache_control`, `defer_loading`, `input_examples`, `eager_input_streaming`, `strict` consumed: every tool is
   sent, OpenAI caches prefixes itself and streams arguments anyway; strict stays off since Claude tools' schemas
   need not meet OpenAI's strict-mode rules); server tools (`web_search_*`, `bash_*`, `text_editor_*`,
-  `computer_*`, `code_execution_*`, …) → 400 naming the type
+  `computer_*`, `code_execution_*`, …) → 400 naming the type, except the tool search tools
+  (`tool_search_tool_*`), consumed: deferred tools are sent like the others, so there is nothing to search
 - `tool_choice`: `auto`→`auto`, `any`→`required`, `none`→`none`, `{type: tool, name}`→`{type: function, name}`;
   `disable_parallel_tool_use: true` → `parallel_tool_calls: false`
 - `metadata.user_id`: `safety_identifier` = its SHA-256 (hex, 64 characters, the field's limit); the session id
@@ -193,6 +194,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     out = []
     for index, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str) and kind.startswith("tool_search_tool"):
+            continue  # every tool, deferred ones included, is sent to OpenAI: nothing to search
         if kind not in (None, "custom") or "input_schema" not in tool:
             raise _bad(f"tools[{index}]: the Anthropic server tool {kind!r} cannot run on an OpenAI model.")
         function: dict[str, Any] = {"type": "function", "name": tool["name"], "parameters": tool["input_schema"],
