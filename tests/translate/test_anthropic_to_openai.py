@@ -72,6 +72,15 @@ def test_golden_streams(case: str) -> None:
         check_anthropic_stream(out)
 
 
+def test_long_user_ids_are_hashed_to_openais_limit() -> None:
+    body = {"model": "x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    session = '{"device_id":"' + "d" * 64 + '","account_uuid":"a","session_id":"s"}'
+    long_user = TRANSLATOR.request({**body, "metadata": {"user_id": session}}, {}, STREAM).body["user"]
+    assert len(long_user) == 64 and long_user == TRANSLATOR.request(
+        {**body, "metadata": {"user_id": session}}, {}, STREAM).body["user"]
+    assert TRANSLATOR.request({**body, "metadata": {"user_id": "u1"}}, {}, STREAM).body["user"] == "u1"
+
+
 def test_thinking_only_for_reasoning_models() -> None:
     body = {"model": "x", "max_tokens": 50000, "thinking": {"type": "enabled", "budget_tokens": 2000},
             "messages": [{"role": "user", "content": "hi"}]}

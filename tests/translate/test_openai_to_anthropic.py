@@ -175,6 +175,7 @@ def test_thinking_left_off_when_the_tool_loop_has_no_signed_thinking() -> None:
     ("service_tier", "flex"), ("functions", [{"name": "f"}]), ("web_search_options", {}), ("temperature", 1.5),
     ("response_format", {"type": "xml"}), ("tool_choice", {"type": "allowed_tools"}), ("surprise", 1),
     ("tools", [{"type": "custom", "custom": {"name": "x"}}]), ("tool_choice", "required"),
+    ("reasoning_effort", "extreme"),
 ])
 def test_refused_fields_name_the_field(field: str, value: Any) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], field: value}

@@ -13,7 +13,9 @@ Request fields (Anthropic Messages → Chat Completions):
 - `stop_sequences`: `stop` (empty: nothing); more than 4: 400 (OpenAI's limit). OpenAI's reasoning models refuse
   `stop`; their 400 reaches the client in Anthropic's format
 - `stream`: replaced by `target.stream`, with `stream_options: {include_usage: true}` so the final usage is known
-- `metadata.user_id`: `user` (Claude Code's session JSON included); other metadata keys: 400 (Anthropic takes none)
+- `metadata.user_id`: `user`; one longer than OpenAI's 64-character limit (Claude Code's JSON with device, account
+  and session ids) goes as its SHA-256 hex digest (64 characters: the same user gives the same value, and OpenAI
+  only uses it as an opaque end-user id); other metadata keys: 400 (Anthropic takes none)
 - `tools` (custom: no `type`, or `type: custom`): `{type: function, function: {name, description, parameters:
   input_schema}}`; `cache_control`, `defer_loading`, `input_examples`, `strict` consumed (OpenAI receives every tool
   up front, caches prompts by itself and has no per-tool examples); `tool_search_tool_*` tools consumed: with every
@@ -70,6 +72,7 @@ finish_reason → blocks closed; the usage chunk (after it) → `message_delta` 
 event.
 """
 
+import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -97,6 +100,7 @@ _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 _SERVICE_TIERS = {"auto": "auto", "standard_only": "default"}
 _MAX_STOP = 4
+_MAX_USER = 64
 _FINISH_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                    "function_call": "tool_use", "content_filter": "refusal"}
 # OpenAI error types/codes (in-stream `error` chunks) → the HTTP status they stand for.
@@ -394,8 +398,9 @@ class AnthropicToOpenAI(Translator):
         if metadata is not None:
             if not isinstance(metadata, dict) or set(metadata) - {"user_id"}:
                 raise _refuse("metadata: only 'user_id' is accepted.")
-            if isinstance(metadata.get("user_id"), str) and metadata["user_id"]:
-                out["user"] = metadata["user_id"]
+            user = metadata.get("user_id")
+            if isinstance(user, str) and user:
+                out["user"] = user if len(user) <= _MAX_USER else hashlib.sha256(user.encode()).hexdigest()
         tier = body.get("service_tier")
         if tier is not None:
             if tier not in _SERVICE_TIERS:

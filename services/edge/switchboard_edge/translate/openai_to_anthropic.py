@@ -436,7 +436,11 @@ class OpenAIToAnthropic(Translator):
         _refuse_unsupported(body)
         system, messages = _conversation(body.get("messages"), target.platform)
         out: dict[str, Any] = {"model": target.model}
-        thinking = anthropic_defaults.thinking_for_effort(body.get("reasoning_effort"))
+        effort = body.get("reasoning_effort")
+        if effort is not None and effort not in ("none", "minimal", *anthropic_defaults.THINKING_BUDGETS):
+            raise _refuse(f"'reasoning_effort' {effort!r} is not a known effort (none, minimal, low, medium, high, "
+                          "xhigh).")
+        thinking = anthropic_defaults.thinking_for_effort(effort)
         if thinking is not None and (_last_turn_has_unsigned_calls(messages) or _forces_tool(body)):
             thinking = None
         out["max_tokens"] = anthropic_defaults.max_tokens_with(thinking, _limit(body))
