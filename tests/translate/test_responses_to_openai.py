@@ -331,3 +331,47 @@ def test_generated_requests_convert_into_valid_chat_requests(body: dict[str, Any
     check_chat_request(out)
     sim_openai.validate(orjson.loads(orjson.dumps(out)), None, lambda model: False)
     assert out["model"] == "gpt-5.5" and out["stream"] is stream
+
+
+def _chunks(*deltas: dict[str, Any], finish: str = "stop", usage: bool = True) -> list[str]:
+    def line(body: dict[str, Any]) -> str:
+        return "data: " + orjson.dumps(body).decode() + "\n\n"
+
+    base = {"id": "chatcmpl-r", "object": "chat.completion.chunk", "created": 7, "model": "m"}
+    raw = [line({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}) for delta in deltas]
+    raw.append(line({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}))
+    if usage:
+        raw.append(line({**base, "choices": [], "usage": {
+            "prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13,
+            "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 2}}}))
+    return [*raw, "data: [DONE]\n\n"]
+
+
+def test_refusal_and_reasoning_stream_items() -> None:
+    raw = _chunks({"role": "assistant", "reasoning_content": "Hmm"}, {"reasoning_content": "."},
+                  {"refusal": "I can't"}, {"refusal": " help."})
+    datas = check_responses_stream(_stream(STREAM, raw))
+    final = datas[-1]["response"]
+    assert [item["type"] for item in final["output"]] == ["reasoning", "message"]
+    assert final["output"][0]["summary"] == [{"type": "summary_text", "text": "Hmm."}]
+    assert final["output"][1]["content"] == [{"type": "refusal", "refusal": "I can't help."}]
+    assert "response.refusal.delta" in {data["type"] for data in datas}
+    assert final["usage"] == {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 3}, "output_tokens": 4,
+                              "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 13}
+
+
+def test_stream_and_whole_answer_agree() -> None:
+    """The stream's final response equals the whole answer built from the same completion."""
+    raw = _chunks({"role": "assistant", "content": "Hi"}, {"content": " there"},
+                  {"tool_calls": [{"index": 0, "id": "call_z", "type": "function",
+                                   "function": {"name": "f", "arguments": "{\"a\":"}}]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}, finish="tool_calls")
+    streamed = check_responses_stream(_stream(STREAM, raw))[-1]["response"]
+    whole = TRANSLATOR.response({
+        "id": "chatcmpl-r", "created": 7, "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "Hi there", "tool_calls": [
+                {"id": "call_z", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13,
+                  "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 2}},
+    }, STREAM)
+    assert normalized(streamed) == normalized(whole)

@@ -88,7 +88,8 @@ custom call). `finish_reason` `length` → `status: incomplete`, `incomplete_det
 
 Streams: `response.created` and `response.in_progress` at the first chunk; text deltas → a `message` item
 (`output_item.added`, `content_part.added`, `output_text.delta`…, `output_text.done`, `content_part.done`,
-`output_item.done`); `reasoning_content` deltas → a `reasoning` item with summary deltas; tool calls are collected and
+`output_item.done`); `refusal` deltas → a `message` item with a `refusal` part (`response.refusal.delta`/`done`);
+`reasoning_content` deltas → a `reasoning` item with summary deltas; tool calls are collected and
 emitted whole when the choice finishes (added, one arguments delta, done, item done: a call is only known to be a
 custom one once its arguments are complete); the usage chunk → usage; `[DONE]` → `response.completed` (or
 `response.incomplete`) with the whole response. An in-stream `error` chunk → the Responses `error` event, then
@@ -682,12 +683,13 @@ class ChatToResponsesStream(StreamConverter):
         self._close(out)
         self._open = kind
         index = len(self._output)
-        if kind == "message":
+        if kind in ("message", "refusal"):
             item = {"id": self._item_id("msg"), "type": "message", "status": "in_progress", "content": [],
                     "role": "assistant"}
+            part = _text_part("") if kind == "message" else {"type": "refusal", "refusal": ""}
             out.append(self._event("response.output_item.added", {"item": item, "output_index": index}))
             out.append(self._event("response.content_part.added", {
-                "content_index": 0, "item_id": item["id"], "output_index": index, "part": _text_part("")}))
+                "content_index": 0, "item_id": item["id"], "output_index": index, "part": part}))
         else:
             item = {"id": self._item_id("rs"), "type": "reasoning", "summary": []}
             out.append(self._event("response.output_item.added", {"item": item, "output_index": index}))
@@ -702,12 +704,17 @@ class ChatToResponsesStream(StreamConverter):
         index = len(self._output)
         text = "".join(self._text)
         self._text = []
-        if kind == "message":
+        if kind in ("message", "refusal"):
             item_id = self._item_id("msg")
-            part = _text_part(text, self._annotations)
-            self._annotations = []
-            out.append(self._event("response.output_text.done", {
-                "content_index": 0, "item_id": item_id, "logprobs": [], "output_index": index, "text": text}))
+            if kind == "message":
+                part = _text_part(text, self._annotations)
+                self._annotations = []
+                out.append(self._event("response.output_text.done", {
+                    "content_index": 0, "item_id": item_id, "logprobs": [], "output_index": index, "text": text}))
+            else:
+                part = {"type": "refusal", "refusal": text}
+                out.append(self._event("response.refusal.done", {
+                    "content_index": 0, "item_id": item_id, "output_index": index, "refusal": text}))
             out.append(self._event("response.content_part.done", {
                 "content_index": 0, "item_id": item_id, "output_index": index, "part": part}))
             status = "incomplete" if self._finish_reason in _FINISHES else "completed"
@@ -771,7 +778,7 @@ class ChatToResponsesStream(StreamConverter):
     def _choice(self, choice: Mapping[str, Any], out: list[SSEEvent]) -> None:
         delta = _dict(choice.get("delta"))
         reasoning = delta.get("reasoning_content")
-        if isinstance(reasoning, str) and reasoning and not self._calls:
+        if isinstance(reasoning, str) and reasoning:
             self._open_item("reasoning", out)
             item_id = self._item_id("rs")
             self._text.append(reasoning)
@@ -783,6 +790,13 @@ class ChatToResponsesStream(StreamConverter):
             self._text.append(content)
             out.append(self._event("response.output_text.delta", {
                 "content_index": 0, "delta": content, "item_id": self._item_id("msg"), "logprobs": [],
+                "output_index": len(self._output)}))
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self._open_item("refusal", out)
+            self._text.append(refusal)
+            out.append(self._event("response.refusal.delta", {
+                "content_index": 0, "delta": refusal, "item_id": self._item_id("msg"),
                 "output_index": len(self._output)}))
         if isinstance(delta.get("annotations"), list):
             self._annotations.extend(delta["annotations"])
