@@ -308,3 +308,49 @@ def test_generated_requests_convert_into_valid_responses_requests(body: dict[str
     calls = {item["call_id"] for item in out["input"] if item["type"] == "function_call"}
     outputs = {item["call_id"] for item in out["input"] if item["type"] == "function_call_output"}
     assert calls == outputs
+
+
+def _events(*datas: dict[str, Any]) -> list[str]:
+    return [f"event: {data['type']}\ndata: {orjson.dumps(data).decode()}\n\n" for data in datas]
+
+
+def test_two_message_items_are_apart_in_stream_and_whole() -> None:
+    message = {"type": "message", "role": "assistant", "content": []}
+    final = {"id": "resp_m", "created_at": 3, "status": "completed", "output": [
+        {**message, "id": "msg_a", "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+        {**message, "id": "msg_b", "content": [{"type": "output_text", "text": "Done.", "annotations": []}]}],
+        "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}}
+    raw = _events({"type": "response.created", "response": {"id": "resp_m", "created_at": 3}},
+                  {"type": "response.output_item.added", "item": {**message, "id": "msg_a"}},
+                  {"type": "response.output_text.delta", "item_id": "msg_a", "delta": "Checking."},
+                  {"type": "response.output_item.added", "item": {**message, "id": "msg_b"}},
+                  {"type": "response.output_text.delta", "item_id": "msg_b", "delta": "Done."},
+                  {"type": "response.completed", "response": final})
+    chunks = check_chat_stream(_stream(STREAM, raw), include_usage=False)
+    whole = TRANSLATOR.response(final, TARGET)
+    assert assemble_chat(chunks)["content"] == whole["choices"][0]["message"]["content"] == "Checking.\n\nDone."
+
+
+def test_refusal_stream_and_custom_tool_call() -> None:
+    raw = _events({"type": "response.created", "response": {"id": "resp_r", "created_at": 3}},
+                  {"type": "response.refusal.delta", "item_id": "msg_r", "delta": "No."},
+                  {"type": "response.output_item.added", "item": {"id": "ctc_1", "type": "custom_tool_call",
+                                                                  "call_id": "call_c", "name": "apply_patch",
+                                                                  "input": ""}},
+                  {"type": "response.custom_tool_call_input.delta", "item_id": "ctc_1", "delta": "*** Begin"},
+                  {"type": "response.output_item.done", "item": {"id": "ctc_1", "type": "custom_tool_call",
+                                                                 "call_id": "call_c", "name": "apply_patch",
+                                                                 "input": "*** Begin Patch"}},
+                  {"type": "response.completed", "response": {"id": "resp_r", "status": "completed", "output": []}})
+    chunks = check_chat_stream(_stream(STREAM, raw), include_usage=False)
+    assert chunks[1]["choices"][0]["delta"] == {"refusal": "No."}
+    assert assemble_chat(chunks)["calls"] == [{"id": "call_c", "name": "apply_patch", "arguments": "*** Begin Patch"}]
+    assert chunks[2]["choices"][0]["delta"]["tool_calls"][0]["type"] == "custom"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_small_token_limits_are_refused_clearly() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    with pytest.raises(InvalidRequest) as raised:
+        TRANSLATOR.request(body, {}, TARGET)
+    assert "max_tokens" in raised.value.message and "16" in raised.value.message

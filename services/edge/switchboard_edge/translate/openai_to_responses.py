@@ -17,7 +17,8 @@ Request fields (Chat Completions → Responses); `null` counts as absent everywh
 - `parallel_tool_calls`, `temperature`, `top_p`, `frequency_penalty`, `presence_penalty`, `metadata`, `user`,
   `safety_identifier`, `prompt_cache_key`, `prompt_cache_retention`, `service_tier`: same names
 - `store`: same name, and `false` when not given (chat completions stores nothing by default, Responses does)
-- `max_completion_tokens`, `max_tokens`: `max_output_tokens` (the smaller when both)
+- `max_completion_tokens`, `max_tokens`: `max_output_tokens` (the smaller when both); below 16 (the Responses
+  minimum): 400
 - `reasoning_effort`: `reasoning.effort`
 - `response_format` `text`: nothing to do; `json_object`: `text.format: {type: json_object}`; `json_schema`:
   `text.format: {type: json_schema, name, schema, description, strict}`
@@ -52,7 +53,8 @@ is asked for; the answer's reasoning items are dropped (their tokens stay in `co
 Headers: `user-agent` and `x-stainless-*` pass; `openai-beta` (chat betas) and the rest are consumed.
 
 Answers: a `response` → `chat.completion` (`chatcmpl-` + the response id, `created` = `created_at`): the `output_text`
-parts of `message` items joined → `content` (`url_citation` annotations → chat's nested form), `refusal` parts →
+parts of `message` items joined → `content` (two message items, e.g. commentary then final answer, apart by a blank
+line, in streams too) (`url_citation` annotations → chat's nested form), `refusal` parts →
 `refusal`; `function_call` items → `tool_calls` (`id` = `call_id`), `custom_tool_call` → `{type: custom, custom:
 {name, input}}`; `reasoning` items dropped; other items (built-in tool calls, never asked for) ignored.
 `finish_reason`: `tool_calls` when the answer calls tools, `length` for `incomplete` by `max_output_tokens`,
@@ -92,6 +94,8 @@ _HANDLED = frozenset({"model", "messages", "tools", "tool_choice", "store", "max
                       "reasoning_effort", "response_format", "verbosity", "stream", "stream_options", "n", "stop",
                       "logprobs", "top_logprobs", "seed", "logit_bias", "prediction", "audio", "modalities",
                       "web_search_options", "functions", "function_call"})
+# The Responses API's smallest `max_output_tokens`.
+_MIN_OUTPUT = 16
 _REFUSED = {
     "seed": "seed is not supported by this model: the Responses API takes no seed.",
     "prediction": "prediction (predicted outputs) is not supported by this model's Responses API.",
@@ -343,6 +347,11 @@ def convert_request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
     out["store"] = body.get("store") is True
     limits = [body[name] for name in ("max_completion_tokens", "max_tokens") if body.get(name) is not None]
     if limits:
+        if not all(isinstance(limit, int) and not isinstance(limit, bool) for limit in limits):
+            raise _bad("max_tokens and max_completion_tokens must be integers.")
+        if min(limits) < _MIN_OUTPUT:
+            raise _bad(f"max_tokens/max_completion_tokens below {_MIN_OUTPUT} is not supported by this model: the "
+                       f"Responses API's smallest max_output_tokens is {_MIN_OUTPUT}.")
         out["max_output_tokens"] = min(limits)
     if body.get("reasoning_effort") is not None:
         out["reasoning"] = {"effort": body["reasoning_effort"]}
@@ -425,16 +434,19 @@ def convert_response(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
             continue
         kind = item.get("type")
         if kind == "message":
+            pieces = []
             for part in item.get("content") or ():
                 part_kind = part.get("type") if isinstance(part, dict) else None
                 if part_kind == "output_text":
-                    texts.append(part.get("text", ""))
+                    pieces.append(part.get("text", ""))
                     annotations.extend(_annotations(part.get("annotations")))
                 elif part_kind == "refusal":
                     refusals.append(part.get("refusal", ""))
+            if pieces:
+                texts.append("".join(pieces))
         elif kind in ("function_call", "custom_tool_call"):
             calls.append(_call(item))
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None,
+    message: dict[str, Any] = {"role": "assistant", "content": _SEPARATOR.join(texts) if texts else None,
                                "refusal": "".join(refusals) if refusals else None, "annotations": annotations}
     if calls:
         message["tool_calls"] = calls
@@ -457,6 +469,8 @@ def convert_response(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
 
 
 _CALL_TYPES = ("function_call", "custom_tool_call")
+# Between the texts of two message items (e.g. a commentary message, then the final answer).
+_SEPARATOR = "\n\n"
 
 
 class ResponsesToChatStream(StreamConverter):
@@ -471,6 +485,9 @@ class ResponsesToChatStream(StreamConverter):
         # Tool calls by output item id: (chat tool index, kind, what of the arguments/input was streamed).
         self._calls: dict[str, list[Any]] = {}
         self._ended = False
+        # Text was sent, and whether a new message item began since (its text starts after a blank line).
+        self._texted = False
+        self._separate = False
 
     def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None,
                usage: dict[str, Any] | None = None) -> SSEEvent:
@@ -505,6 +522,8 @@ class ResponsesToChatStream(StreamConverter):
 
     def _item(self, name: str, item: Mapping[str, Any], out: list[SSEEvent]) -> None:
         kind = item.get("type")
+        if kind == "message" and name == "response.output_item.added":
+            self._separate = self._texted
         if kind not in _CALL_TYPES:
             return
         item_id = str(item.get("id") or item.get("call_id") or len(self._calls))
@@ -556,7 +575,9 @@ class ResponsesToChatStream(StreamConverter):
         elif name == "response.output_text.delta":
             self._start({}, out)
             if isinstance(data.get("delta"), str) and data["delta"]:
-                out.append(self._chunk({"content": data["delta"]}))
+                text = _SEPARATOR + data["delta"] if self._separate else data["delta"]
+                self._texted, self._separate = True, False
+                out.append(self._chunk({"content": text}))
         elif name == "response.refusal.delta":
             self._start({}, out)
             if isinstance(data.get("delta"), str) and data["delta"]:
