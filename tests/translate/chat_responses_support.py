@@ -256,9 +256,10 @@ def check_responses_request(body: dict[str, Any]) -> None:
     allowed = {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
                "temperature", "top_p", "frequency_penalty", "presence_penalty", "reasoning", "text", "store",
                "metadata", "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier",
-               "stream"}
+               "stream", "include", "top_logprobs"}
     assert set(body) <= allowed, set(body) - allowed
     assert isinstance(body["input"], list)
+    assert body.get("include", ["message.output_text.logprobs"]) == ["message.output_text.logprobs"]
     for item in body["input"]:
         kind = item["type"]
         if kind == "message":

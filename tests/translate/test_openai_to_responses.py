@@ -178,8 +178,8 @@ def test_incomplete_stream_finishes_with_length() -> None:
 
 
 @pytest.mark.parametrize(("extra", "field"), [
-    ({"stop": ["\n"]}, "stop"), ({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"seed": 1}, "seed"),
-    ({"top_logprobs": 2}, "logprobs"), ({"logit_bias": {"1": 2}}, "logit_bias"), ({"prediction": {}}, "prediction"),
+    ({"stop": ["\n"]}, "stop"), ({"n": 2}, "n"), ({"seed": 1}, "seed"), ({"top_logprobs": 2}, "logprobs"),
+    ({"logit_bias": {"1": 2}}, "logit_bias"), ({"prediction": {}}, "prediction"),
     ({"audio": {"voice": "x"}}, "audio"), ({"modalities": ["text", "audio"]}, "modalities"),
     ({"functions": [{"name": "f"}]}, "functions"), ({"bogus": 1}, "bogus"),
     ({"web_search_options": {}}, "web_search_options"),
@@ -288,7 +288,7 @@ def _requests(draw: st.DrawFn) -> dict[str, Any]:
         "verbosity": st.sampled_from(["low", "medium", "high"]), "user": _text, "n": st.just(1),
         "metadata": st.dictionaries(st.sampled_from(["a", "b"]), _text, max_size=2), "stream": st.booleans(),
         "stream_options": st.just({"include_usage": True}), "service_tier": st.sampled_from(["auto", "default"]),
-        "prompt_cache_key": _text, "logprobs": st.just(False), "seed": st.none(), "stop": st.none(),
+        "prompt_cache_key": _text, "logprobs": st.booleans(), "seed": st.none(), "stop": st.none(),
     }
     for name, strategy in optional.items():
         if draw(st.booleans()):
@@ -354,3 +354,24 @@ def test_small_token_limits_are_refused_clearly() -> None:
     with pytest.raises(InvalidRequest) as raised:
         TRANSLATOR.request(body, {}, TARGET)
     assert "max_tokens" in raised.value.message and "16" in raised.value.message
+
+
+def test_logprobs_round_trip() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "logprobs": True, "top_logprobs": 2}
+    out = TRANSLATOR.request(body, {}, TARGET).body
+    assert out["include"] == ["message.output_text.logprobs"] and out["top_logprobs"] == 2
+    entry = {"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": [
+        {"token": "Hi", "logprob": -0.1, "bytes": [72, 105]},
+        {"token": "Hey", "logprob": -2.5, "bytes": [72, 101, 121]}]}
+    answer = {"id": "resp_l", "created_at": 1, "status": "completed", "output": [
+        {"type": "message", "id": "msg_l", "role": "assistant", "content": [
+            {"type": "output_text", "text": "Hi", "annotations": [], "logprobs": [entry]}]}]}
+    whole = TRANSLATOR.response(answer, TARGET)
+    assert whole["choices"][0]["logprobs"] == {"content": [entry], "refusal": None}
+    raw = _events({"type": "response.created", "response": {"id": "resp_l", "created_at": 1}},
+                  {"type": "response.output_text.delta", "item_id": "msg_l", "delta": "Hi", "logprobs": [entry]},
+                  {"type": "response.completed", "response": answer})
+    chunks = check_chat_stream(_stream(STREAM, raw), include_usage=False)
+    assert chunks[1]["choices"][0]["logprobs"] == {"content": [entry], "refusal": None}
+    plain = TRANSLATOR.response(orjson.loads(response_text("openai-responses", "nonstream.yaml")), TARGET)
+    assert plain["choices"][0]["logprobs"] is None  # the API's empty logprobs lists mean none were asked

@@ -28,7 +28,9 @@ Request fields (Chat Completions → Responses); `null` counts as absent everywh
   (read from `target.include_usage` when the relay provides it); other `stream_options` consumed
 - `n`: 1 consumed; more: 400 (Responses makes one answer)
 - `stop`: 400 (Responses has no stop sequences); an empty list consumed
-- `logprobs`: `false` consumed; `true` 400 (token logprobs are not translated); `top_logprobs`: 0 consumed, more 400
+- `logprobs: true`: `include: ["message.output_text.logprobs"]`, with `top_logprobs` as is; the answer's token
+  logprobs (same entry shape in both APIs) come back as `choices[0].logprobs.content`, in streams per chunk;
+  `top_logprobs` without `logprobs: true`: 400 (as chat completions itself says)
 - `seed`: 400 (Responses takes no seed)
 - `logit_bias` (non-empty), `prediction`, `audio`, `modalities` other than `["text"]`, `web_search_options`,
   `functions`/`function_call` (the deprecated function calling: use `tools`): 400 naming the field
@@ -366,8 +368,12 @@ def convert_request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
         raise _bad("n greater than 1 is not supported by this model: the Responses API makes one answer per request.")
     if body.get("stop") not in (None, []):
         raise _bad("stop is not supported by this model: the Responses API has no stop sequences.")
-    if body.get("logprobs") not in (None, False) or body.get("top_logprobs") not in (None, 0):
-        raise _bad("logprobs is not supported here: token logprobs are not translated from the Responses API.")
+    if body.get("logprobs") is True:
+        out["include"] = ["message.output_text.logprobs"]
+        if body.get("top_logprobs") is not None:
+            out["top_logprobs"] = body["top_logprobs"]
+    elif body.get("top_logprobs") not in (None, 0):
+        raise _bad("top_logprobs needs logprobs: true.")
     if body.get("logit_bias") not in (None, {}):
         raise _bad("logit_bias is not supported by this model's Responses API.")
     if body.get("modalities") not in (None, ["text"]):
@@ -428,6 +434,7 @@ def convert_response(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
     texts: list[str] = []
     refusals: list[str] = []
     annotations: list[dict[str, Any]] = []
+    logprobs: list[Any] = []
     calls: list[dict[str, Any]] = []
     for item in body.get("output") or ():
         if not isinstance(item, dict):
@@ -439,6 +446,8 @@ def convert_response(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
                 part_kind = part.get("type") if isinstance(part, dict) else None
                 if part_kind == "output_text":
                     pieces.append(part.get("text", ""))
+                    if isinstance(part.get("logprobs"), list):
+                        logprobs.extend(part["logprobs"])
                     annotations.extend(_annotations(part.get("annotations")))
                 elif part_kind == "refusal":
                     refusals.append(part.get("refusal", ""))
@@ -455,7 +464,8 @@ def convert_response(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
         "object": "chat.completion",
         "created": _int(body.get("created_at"), int(time.time())),
         "model": target.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None,
+        "choices": [{"index": 0, "message": message,
+                     "logprobs": {"content": logprobs, "refusal": None} if logprobs else None,
                      "finish_reason": _finish_reason(body, bool(calls))}],
         "usage": _usage(body.get("usage")),
         "service_tier": body.get("service_tier") if isinstance(body.get("service_tier"), str) else "default",
@@ -490,11 +500,11 @@ class ResponsesToChatStream(StreamConverter):
         self._separate = False
 
     def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None,
-               usage: dict[str, Any] | None = None) -> SSEEvent:
+               usage: dict[str, Any] | None = None, logprobs: Any = None) -> SSEEvent:
         chunk: dict[str, Any] = {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
                                  "model": self._target.model, "system_fingerprint": None}
         chunk["choices"] = [] if delta is None else [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+            {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]
         if self._include_usage:
             chunk["usage"] = usage
         return data_event(chunk)
@@ -577,7 +587,9 @@ class ResponsesToChatStream(StreamConverter):
             if isinstance(data.get("delta"), str) and data["delta"]:
                 text = _SEPARATOR + data["delta"] if self._separate else data["delta"]
                 self._texted, self._separate = True, False
-                out.append(self._chunk({"content": text}))
+                logprobs = data.get("logprobs")
+                out.append(self._chunk({"content": text}, logprobs={"content": logprobs, "refusal": None}
+                                       if isinstance(logprobs, list) and logprobs else None))
         elif name == "response.refusal.delta":
             self._start({}, out)
             if isinstance(data.get("delta"), str) and data["delta"]:
