@@ -375,3 +375,9 @@ def test_stream_and_whole_answer_agree() -> None:
                   "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 2}},
     }, STREAM)
     assert normalized(streamed) == normalized(whole)
+
+
+def test_tool_settings_without_tools_are_consumed() -> None:
+    out = TRANSLATOR.request({"input": "x", "tool_choice": "auto", "parallel_tool_calls": True}, {}, TARGET).body
+    assert "tool_choice" not in out and "parallel_tool_calls" not in out
+    sim_openai.validate(out, None, lambda model: False)

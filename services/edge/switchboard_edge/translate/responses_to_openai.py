@@ -20,7 +20,8 @@ Request fields (Responses → Chat Completions); `null` counts as absent everywh
 - `tool_choice`: `auto`/`none`/`required` as is; `{type: function/custom, name}` → `{type: function, function:
   {name}}`; `{type: allowed_tools, mode, tools}` → chat's `{type: allowed_tools, allowed_tools: {mode, tools}}`; a
   built-in tool choice → 400
-- `parallel_tool_calls`: `parallel_tool_calls`
+- `parallel_tool_calls`: `parallel_tool_calls`; with no tools consumed (chat completions refuses it without tools,
+  and it means nothing there); `tool_choice` `auto`/`none` without tools likewise
 - `max_output_tokens`: `max_completion_tokens`
 - `temperature`, `top_p`, `frequency_penalty`, `presence_penalty`: same names
 - `reasoning.effort`: `reasoning_effort`
@@ -116,10 +117,11 @@ from switchboard_edge.translate.base import (
 
 _PASSED_HEADERS = frozenset({"user-agent"})
 _PASSED_PREFIXES = ("x-stainless-",)
-_SAME_NAME = ("temperature", "top_p", "frequency_penalty", "presence_penalty", "parallel_tool_calls", "store",
+_SAME_NAME = ("temperature", "top_p", "frequency_penalty", "presence_penalty", "store",
               "metadata", "user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier")
 _CONSUMED = frozenset({"client_metadata", "stream_options", "stream", "model"})
-_HANDLED = frozenset({"instructions", "input", "tools", "tool_choice", "max_output_tokens", "reasoning", "text",
+_HANDLED = frozenset({"instructions", "input", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
+                      "reasoning", "text",
                       "include", "top_logprobs", "truncation", "background", "previous_response_id",
                       "conversation", "prompt", "max_tool_calls", "context_management"})
 _STATELESS = {
@@ -468,7 +470,11 @@ def convert_request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
     if tools:
         out["tools"] = tools
     if body.get("tool_choice") is not None:
-        out["tool_choice"] = _tool_choice(body["tool_choice"])
+        choice = _tool_choice(body["tool_choice"])
+        if tools or choice not in ("auto", "none"):
+            out["tool_choice"] = choice
+    if body.get("parallel_tool_calls") is not None and tools:
+        out["parallel_tool_calls"] = body["parallel_tool_calls"]
     if body.get("max_output_tokens") is not None:
         out["max_completion_tokens"] = body["max_output_tokens"]
     if body.get("reasoning") is not None:
