@@ -296,3 +296,18 @@ def test_errors_become_anthropic_errors(name: str, status: int, kind: str) -> No
     assert body["type"] == "error" and body["error"]["type"] == kind
     assert body["error"]["message"] == orjson.loads(payload)["error"]["message"]
     assert TRANSLATOR.client is ClientFormat.ANTHROPIC and TRANSLATOR.upstream is ClientFormat.GEMINI
+
+
+def test_gemini_3_function_calls_without_a_signature_get_googles_skip_token() -> None:
+    blocks = [{"type": "thinking", "thinking": "t", "signature": "anthropic-native"},
+              {"type": "tool_use", "id": "toolu_a", "name": "f", "input": {}},
+              {"type": "tool_use", "id": "toolu_b", "name": "f", "input": {}}]
+    body = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": blocks},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": "ok"}
+                                     for i in ("toolu_a", "toolu_b")]}]}
+    gemini_3 = Target(platform="gemini", model="gemini-3-flash-preview", stream=False)
+    out = TRANSLATOR.request(body, {}, gemini_3).body
+    assert [part.get("thoughtSignature") for part in out["contents"][1]["parts"]] == [
+        "skip_thought_signature_validator", None]
+    assert gemini_problem(out) is None

@@ -256,3 +256,17 @@ def test_errors_become_openai_errors(name: str, status: int) -> None:
     assert body["error"]["message"] == message
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert TRANSLATOR.client is ClientFormat.OPENAI and TRANSLATOR.upstream is ClientFormat.GEMINI
+
+
+def test_gemini_3_function_calls_without_a_signature_get_googles_skip_token() -> None:
+    calls = [{"id": f"c{n}", "type": "function", "function": {"name": "f", "arguments": "{}"}} for n in range(2)]
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": calls},
+                                       *({"role": "tool", "tool_call_id": f"c{n}", "content": "ok"} for n in range(2))]}
+    gemini_3 = Target(platform="gemini", model="gemini-3-pro-preview", stream=False)
+    parts = TRANSLATOR.request(body, {}, gemini_3).body["contents"][1]["parts"]
+    assert [part.get("thoughtSignature") for part in parts] == ["skip_thought_signature_validator", None]
+    earlier = TRANSLATOR.request(body, {}, WHOLE).body["contents"][1]["parts"]
+    assert all("thoughtSignature" not in part for part in earlier)
+    calls[0] = {**calls[0], "extra_content": {"google": {"thought_signature": seal.sealed("gemini", "real")}}}
+    parts = TRANSLATOR.request(body, {}, gemini_3).body["contents"][1]["parts"]
+    assert [part.get("thoughtSignature") for part in parts] == ["real", None]

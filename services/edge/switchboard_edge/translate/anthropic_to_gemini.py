@@ -21,7 +21,9 @@ Request fields (Anthropic Messages → generateContent):
   - `thinking`: its text is not sent back (Gemini does not take thoughts as input). Its `signature`, when
     sealed by this platform (`seal.opened`), is the Gemini `thoughtSignature` and goes back byte-exact onto
     the part made from the block after it in the message (the part it came with, see Answers), or onto the
-    block before it when it is last; any other signature (another platform's, or Anthropic's own) is dropped
+    block before it when it is last; any other signature (another platform's, or Anthropic's own) is dropped.
+    On Gemini 3 and later (`target.model` `gemini-3…`), which refuse a model turn whose first function call
+    has no signature, such a call gets Google's documented `skip_thought_signature_validator` token
   - `redacted_thinking`: dropped (Anthropic's encrypted thinking means nothing to Gemini)
   - `cache_control` on any block: consumed (Gemini caches repeated prefixes implicitly)
   - other block types (server tool blocks, search results, …) → 400 naming them
@@ -92,6 +94,7 @@ from switchboard_edge.translate.openai_to_gemini import (
     finish_filtered,
     gemini_error,
     parts_of,
+    sign_calls,
 )
 
 _KNOWN = frozenset({"model", "messages", "system", "max_tokens", "metadata", "stop_sequences", "stream",
@@ -338,6 +341,7 @@ def _request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
             contents.append({"role": gemini_role, "parts": parts})
     if not contents:
         raise InvalidRequest("'messages' holds no content to send.")
+    sign_calls(contents, target.model)
     out: dict[str, Any] = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}

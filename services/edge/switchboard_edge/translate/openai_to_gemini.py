@@ -54,7 +54,9 @@ Messages:
 - `assistant` (→ role `model`): `content` (string, `text` / `refusal` parts) and `refusal` → text parts;
   `tool_calls` → `functionCall {name, args}` parts (`arguments` parsed; not a JSON object → 400); a tool
   call's `extra_content.google.thought_signature` (this module's answers carry it, as Google's own OpenAI
-  endpoint does) → the part's `thoughtSignature` when it is sealed by this platform, dropped otherwise;
+  endpoint does) → the part's `thoughtSignature` when it is sealed by this platform, dropped otherwise; on
+  Gemini 3 and later (`target.model` `gemini-3…`), which refuse a model turn whose first function call has
+  no signature, such a call gets Google's documented `skip_thought_signature_validator` token instead;
   `reasoning_content` dropped (Gemini does not take its thoughts back as input); `audio` → 400
 - `tool`: a `functionResponse {name, response: {output: content}}` part, the name found from the earlier
   assistant tool call with that `tool_call_id` (unknown id: 400)
@@ -81,6 +83,7 @@ text → `content`, thoughts → `reasoning_content`, each `functionCall` (Gemin
 `[DONE]`. A chunk holding `error` → OpenAI's stream error. `finish()` closes a stream whose end was not sent.
 """
 
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -113,6 +116,8 @@ _DIRECT = {"temperature": "temperature", "top_p": "topP", "seed": "seed", "prese
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
 _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
                 "gif": "image/gif", "heic": "image/heic", "heif": "image/heif"}
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_SIGNING_MODELS = re.compile(r"(^|/)gemini-([3-9]|\d\d)")
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 _FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
                        "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"})
@@ -324,6 +329,23 @@ def _tool_part(message: Mapping[str, Any], where: str, names: Mapping[str, str])
     return {"functionResponse": {"name": name, "response": {"output": output}}}
 
 
+def sign_calls(contents: list[dict[str, Any]], model: str) -> None:
+    """Gemini 3 and later refuse a model turn whose first function call has no thought signature (history
+    made elsewhere, or a signature that could not be restored): such a call gets Google's documented
+    `skip_thought_signature_validator` token. Earlier models need none and get none."""
+    if not _SIGNING_MODELS.search(model):
+        return
+    for content in contents:
+        if content["role"] != "model":
+            continue
+        parts = content["parts"]
+        for index, part in enumerate(parts):
+            if "functionCall" in part:
+                if "thoughtSignature" not in part:
+                    parts[index] = {**part, "thoughtSignature": SKIP_SIGNATURE}
+                break
+
+
 def contents_and_system(messages: Any, platform: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array.")
@@ -466,6 +488,7 @@ def _refusals(body: Mapping[str, Any]) -> None:
 def _request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
     _refusals(body)
     contents, system = contents_and_system(body.get("messages"), target.platform)
+    sign_calls(contents, target.model)
     out: dict[str, Any] = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
