@@ -311,3 +311,10 @@ def test_gemini_3_function_calls_without_a_signature_get_googles_skip_token() ->
     assert [part.get("thoughtSignature") for part in out["contents"][1]["parts"]] == [
         "skip_thought_signature_validator", None]
     assert gemini_problem(out) is None
+
+
+def test_limits_beyond_geminis_are_lowered() -> None:
+    body = {"model": "m", "max_tokens": 128000, "thinking": {"type": "enabled", "budget_tokens": 63999},
+            "messages": [{"role": "user", "content": "hi"}]}
+    config = TRANSLATOR.request(body, {}, WHOLE).body["generationConfig"]
+    assert config == {"maxOutputTokens": 65536, "thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": True}}

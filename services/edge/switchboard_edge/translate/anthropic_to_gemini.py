@@ -27,10 +27,12 @@ Request fields (Anthropic Messages → generateContent):
   - `redacted_thinking`: dropped (Anthropic's encrypted thinking means nothing to Gemini)
   - `cache_control` on any block: consumed (Gemini caches repeated prefixes implicitly)
   - other block types (server tool blocks, search results, …) → 400 naming them
-- `max_tokens` → `generationConfig.maxOutputTokens`; `temperature` → `temperature`, `top_p` → `topP`,
-  `top_k` → `topK`, `stop_sequences` → `stopSequences`
-- `thinking`: `enabled` → `thinkingConfig {thinkingBudget: budget_tokens, includeThoughts: true}`; `adaptive`
-  → `thinkingBudget` from `output_config.effort` (low 1024, medium 8192, high 24576, max 32768), else `-1`
+- `max_tokens` → `generationConfig.maxOutputTokens` (above 65,536, Gemini's largest output limit, lowered to
+  it: Claude Code asks up to 128,000 and Google refuses more than the model's limit); `temperature` →
+  `temperature`, `top_p` → `topP`, `top_k` → `topK`, `stop_sequences` → `stopSequences`
+- `thinking`: `enabled` → `thinkingConfig {thinkingBudget: budget_tokens, includeThoughts: true}` (a budget
+  above 24,576, the largest every Gemini thinking model takes, lowered to it); `adaptive` → `thinkingBudget`
+  from `output_config.effort` (low 1024, medium 8192, high and max 24576), else `-1`
   (Gemini's dynamic thinking), with `includeThoughts: true`; `disabled` or absent: no `thinkingConfig` (the
   model's default; several Gemini models cannot turn thinking off, and no thoughts are included)
 - `output_config`: `effort` (see `thinking`; without thinking consumed: it tunes Claude's effort), `format`
@@ -88,6 +90,8 @@ from switchboard_edge.sse import SSEEvent
 from switchboard_edge.translate import seal
 from switchboard_edge.translate.base import Conversion, StreamConverter, Target, Translator, named_event, parsed
 from switchboard_edge.translate.openai_to_gemini import (
+    MAX_OUTPUT_TOKENS,
+    MAX_THINKING_BUDGET,
     blocked,
     candidates_of,
     count,
@@ -100,7 +104,8 @@ from switchboard_edge.translate.openai_to_gemini import (
 _KNOWN = frozenset({"model", "messages", "system", "max_tokens", "metadata", "stop_sequences", "stream",
                     "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
                     "container", "mcp_servers", "context_management", "output_config", "output_format"})
-_EFFORT_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "max": 32768, "xhigh": 32768}
+_EFFORT_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "max": MAX_THINKING_BUDGET,
+                   "xhigh": MAX_THINKING_BUDGET}
 _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
                 "gif": "image/gif", "heic": "image/heic", "heif": "image/heif"}
 _SERVER_TOOL_PREFIXES = ("tool_search_tool_",)
@@ -269,7 +274,8 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
 def _generation(body: Mapping[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if body.get("max_tokens") is not None:
-        config["maxOutputTokens"] = body["max_tokens"]
+        limit = body["max_tokens"]
+        config["maxOutputTokens"] = min(limit, MAX_OUTPUT_TOKENS) if isinstance(limit, int) else limit
     for name, gemini in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
         if body.get(name) is not None:
             config[gemini] = body[name]
@@ -300,7 +306,7 @@ def _generation(body: Mapping[str, Any]) -> dict[str, Any]:
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or isinstance(budget, bool):
             raise InvalidRequest("'thinking.budget_tokens' must be an integer.")
-        config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True}
+        config["thinkingConfig"] = {"thinkingBudget": min(budget, MAX_THINKING_BUDGET), "includeThoughts": True}
     elif kind == "adaptive":
         budget = _EFFORT_BUDGETS[effort] if isinstance(effort, str) else -1
         config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True}

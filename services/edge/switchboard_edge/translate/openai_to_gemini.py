@@ -7,7 +7,8 @@ Request fields (Chat Completions → generateContent):
 - `model`: not in the body (Gemini names the model in the URL; the platform maps `target.model` there)
 - `messages`: see the message table below; neighbours of one role merge into one `contents` entry (a turn's
   function responses must travel together); a message with nothing to send is left out
-- `max_completion_tokens`, `max_tokens`: `generationConfig.maxOutputTokens` (the smaller when both are given)
+- `max_completion_tokens`, `max_tokens`: `generationConfig.maxOutputTokens` (the smaller when both are given;
+  above 65,536, Gemini's largest output limit, lowered to it: Google refuses larger values)
 - `temperature` → `temperature`, `top_p` → `topP`, `seed` → `seed`, `presence_penalty` → `presencePenalty`,
   `frequency_penalty` → `frequencyPenalty`, `n` → `candidateCount` (each candidate becomes a choice),
   `stop` (string or list) → `stopSequences`
@@ -15,7 +16,8 @@ Request fields (Chat Completions → generateContent):
   `json_schema` → `responseMimeType: application/json` + `responseJsonSchema` (the client's schema by
   reference: `responseJsonSchema` takes JSON Schema as written, unlike the OpenAPI-subset `responseSchema`)
 - `reasoning_effort` → `generationConfig.thinkingConfig`: `none` → `thinkingBudget: 0`; `minimal` 512,
-  `low` 1024, `medium` 8192, `high` 24576, `xhigh` 32768 tokens as `thinkingBudget` (accepted by Gemini 2.5
+  `low` 1024, `medium` 8192, `high` and `xhigh` 24576 (the largest budget every Gemini thinking model
+  takes) tokens as `thinkingBudget` (accepted by Gemini 2.5
   and, for compatibility, by Gemini 3, where `thinkingLevel` is not accepted by 2.5) with
   `includeThoughts: true` so the thoughts come back as `reasoning_content`
 - `tools` `function` → one `tools: [{functionDeclarations: [{name, description, parametersJsonSchema}]}]`:
@@ -113,7 +115,12 @@ _HANDLED = frozenset({"max_tokens", "max_completion_tokens", "temperature", "top
                       "service_tier", "functions", "function_call", "web_search_options", "top_k"})
 _DIRECT = {"temperature": "temperature", "top_p": "topP", "seed": "seed", "presence_penalty": "presencePenalty",
            "frequency_penalty": "frequencyPenalty", "n": "candidateCount", "top_k": "topK"}
-THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
+# Gemini's largest output limit (2.5 and 3 models) and the largest thinking budget every thinking model takes
+# (2.5 Flash's; 2.5 Pro goes to 32,768): larger asks are lowered to these rather than refused by Google.
+MAX_OUTPUT_TOKENS = 65536
+MAX_THINKING_BUDGET = 24576
+THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576,
+                    "xhigh": MAX_THINKING_BUDGET}
 _IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
                 "gif": "image/gif", "heic": "image/heic", "heif": "image/heif"}
 SKIP_SIGNATURE = "skip_thought_signature_validator"
@@ -432,7 +439,7 @@ def _generation(body: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise InvalidRequest("'max_tokens' / 'max_completion_tokens' must be a positive integer.")
     if limits:
-        config["maxOutputTokens"] = min(limits)
+        config["maxOutputTokens"] = min(*limits, MAX_OUTPUT_TOKENS)
     for name, gemini in _DIRECT.items():
         if body.get(name) is not None:
             config[gemini] = body[name]
