@@ -270,3 +270,25 @@ def test_gemini_3_function_calls_without_a_signature_get_googles_skip_token() ->
     calls[0] = {**calls[0], "extra_content": {"google": {"thought_signature": seal.sealed("gemini", "real")}}}
     parts = TRANSLATOR.request(body, {}, gemini_3).body["contents"][1]["parts"]
     assert [part.get("thoughtSignature") for part in parts] == ["real", None]
+
+
+def test_several_candidates_stream_as_several_choices() -> None:
+    def chunk(texts: list[str], finish: list[bool]) -> SSEEvent:
+        return data({"responseId": "n2", "candidates": [
+            {"index": i, "content": {"role": "model", "parts": [{"text": text}]},
+             **({"finishReason": "STOP"} if done else {})}
+            for i, (text, done) in enumerate(zip(texts, finish, strict=True))],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7}})
+
+    converter = GeminiToChatStream(STREAM, include_usage=True)
+    out = converter.feed(chunk(["a"], [False]))
+    out += converter.feed(chunk(["b", "x"], [True, False]))
+    assert out[-1].data != b"[DONE]"
+    out += converter.feed(chunk(["", "y"], [False, True]))
+    assert out[-1].data == b"[DONE]" and converter.finish() == []
+    chunks = check_chat_stream(out, usage=True)
+    text: dict[int, str] = {}
+    for value in chunks:
+        for choice in value["choices"]:
+            text[choice["index"]] = text.get(choice["index"], "") + (choice["delta"].get("content") or "")
+    assert text == {0: "ab", 1: "xy"}

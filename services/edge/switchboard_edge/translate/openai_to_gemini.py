@@ -159,6 +159,10 @@ def gemini_error(chunk: Mapping[str, Any], target: ClientFormat) -> SSEEvent:
     return error_bodies.stream_error(status, message or "The upstream API failed.", kind, target)
 
 
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
 def candidates_of(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     candidates = body.get("candidates")
     return [c for c in candidates if isinstance(c, dict)] if isinstance(candidates, list) else []
@@ -636,8 +640,7 @@ class GeminiToChatStream(StreamConverter):
         out: list[SSEEvent] = []
         candidates = candidates_of(chunk)
         for position, candidate in enumerate(candidates):
-            given = candidate.get("index")
-            index = given if isinstance(given, int) else position
+            index = _int(candidate.get("index"), position)
             if index in self._finished:
                 continue
             for part in parts_of(candidate):
@@ -662,7 +665,9 @@ class GeminiToChatStream(StreamConverter):
             self._start(0, out)
             self._finished.add(0)
             out.append(self._delta(0, {}, "content_filter"))
-        if self._finished and self._finished >= self._started:
+        pending = any(_int(candidate.get("index"), position) not in self._finished
+                      for position, candidate in enumerate(candidates))
+        if self._finished and self._finished >= self._started and not pending:
             out += self._end()
         return out
 
