@@ -318,3 +318,13 @@ def test_limits_beyond_geminis_are_lowered() -> None:
             "messages": [{"role": "user", "content": "hi"}]}
     config = TRANSLATOR.request(body, {}, WHOLE).body["generationConfig"]
     assert config == {"maxOutputTokens": 65536, "thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": True}}
+
+
+def test_tool_search_results_name_the_tools() -> None:
+    body = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "find"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_s", "name": "search", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_s",
+                                      "content": [{"type": "tool_reference", "tool_name": "Grep"}]}]}]}
+    part = TRANSLATOR.request(body, {}, WHOLE).body["contents"][2]["parts"][0]
+    assert part == {"functionResponse": {"name": "search", "response": {"output": "Tool Grep is available."}}}

@@ -17,7 +17,8 @@ Request fields (Anthropic Messages → generateContent):
   - `tool_use` → `functionCall {name, args: input}`
   - `tool_result` → `functionResponse {name, response: {output: text}}` (`{error: text}` when `is_error`), the
     name found from the `tool_use` with that id (unknown id: 400); images inside it → `inlineData` parts
-    right after it
+    right after it; `tool_reference` blocks (a tool search's result) → a line naming the tool, which is
+    declared anyway (see `tools`)
   - `thinking`: its text is not sent back (Gemini does not take thoughts as input). Its `signature`, when
     sealed by this platform (`seal.opened`), is the Gemini `thoughtSignature` and goes back byte-exact onto
     the part made from the block after it in the message (the part it came with, see Answers), or onto the
@@ -161,6 +162,8 @@ def _result(block: Mapping[str, Any], where: str, names: Mapping[str, str]) -> l
             kind = item.get("type") if isinstance(item, dict) else None
             if kind == "text" and isinstance(item.get("text"), str):
                 texts.append(item["text"])
+            elif kind == "tool_reference" and isinstance(item.get("tool_name"), str):
+                texts.append(f"Tool {item['tool_name']} is available.")
             elif kind in ("image", "document") and isinstance(item, dict):
                 extra.append(_media(item, f"{where}.content[{index}]"))
             else:
