@@ -90,7 +90,7 @@ def _chat_event(payload: Any) -> SSEEvent:
 @pytest.mark.parametrize("case", cases(MODULE, "request"))
 def test_golden_requests(case: str) -> None:
     case_data = golden(MODULE, case)
-    target = STREAM if case_data["target"]["stream"] else WHOLE
+    target = Target(platform="openai", model=case_data["target"]["model"], stream=case_data["target"]["stream"])
     conversion = TRANSLATOR.request(case_data["client"], case_data["headers"], target)
     assert conversion.body == case_data["upstream"]
     assert conversion.headers == case_data["upstream_headers"] == {}
@@ -165,6 +165,12 @@ def test_thinking_and_tool_modes() -> None:
         "reasoning_effort") is None
     assert body({"thinkingConfig": {"thinkingBudget": 0}}, "NONE")["reasoning_effort"] == "minimal"
     assert body({"thinkingConfig": {"thinkingBudget": 30000}}, "ANY")["reasoning_effort"] == "high"
+    older = Target(platform="azure-openai", model="gpt-4o", stream=False)
+    request = {"contents": [{"parts": [{"text": "x"}]}],
+               "generationConfig": {"temperature": 0.5, "thinkingConfig": {"thinkingBudget": 1000}}}
+    converted = TRANSLATOR.request(request, {}, older).body
+    assert converted["temperature"] == 0.5 and "reasoning_effort" not in converted
+    assert "temperature" not in TRANSLATOR.request(request, {}, WHOLE).body
     assert body({}, "NONE")["tool_choice"] == "none"
     assert body({}, "ANY")["tool_choice"] == "required"
     assert body({}, "AUTO", ["a", "b"])["tool_choice"] == {"type": "allowed_tools", "allowed_tools": {

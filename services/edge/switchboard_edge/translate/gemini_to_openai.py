@@ -37,7 +37,11 @@ name, as Google accepts both: `systemInstruction` / `system_instruction`, …):
   others 400; `thinkingConfig`: `thinkingLevel` (minimal/low/medium/high) → `reasoning_effort`; a
   `thinkingBudget` of 0 → `minimal`, up to 1024 → `low`, up to 8192 → `medium`, above → `high`, -1 (dynamic)
   → nothing (the model's default); `includeThoughts` consumed (chat answers carry no thought text);
-  `topK` consumed (a sampling hint OpenAI has no parameter for; `top_p` still applies);
+  `topK` consumed (a sampling hint OpenAI has no parameter for; `top_p` still applies). For OpenAI's
+  reasoning models (`target.model` `o1…`, `o3…`, `o4…`, `gpt-5…`), which refuse sampling parameters other
+  than their defaults, `temperature`, `topP`, `presencePenalty` and `frequencyPenalty` are consumed (Gemini
+  CLI sends `temperature: 0`); for other models `thinkingConfig` is consumed (only reasoning models take
+  `reasoning_effort`);
   `responseLogprobs` / `logprobs`: 400 (not mapped back into Gemini answers); other keys 400
 - `safetySettings`: consumed: OpenAI has no per-request safety thresholds (its own moderation applies)
 - `cachedContent`: 400 (a Gemini cache resource that OpenAI cannot read)
@@ -61,6 +65,7 @@ carries `finishReason` and `usageMetadata` (sent when the usage chunk, `[DONE]` 
 after the finish). An OpenAI in-stream `error` → Gemini's error chunk.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,6 +89,10 @@ _GENERATION = {"maxOutputTokens": "max_output_tokens", "temperature": "temperatu
                "logprobs": "logprobs"}
 _DIRECT = {"temperature": "temperature", "topP": "top_p", "candidateCount": "n", "seed": "seed",
            "presencePenalty": "presence_penalty", "frequencyPenalty": "frequency_penalty"}
+# OpenAI's reasoning models: they refuse sampling parameters other than their defaults, and only they take
+# `reasoning_effort`.
+_REASONING_MODELS = re.compile(r"(o\d|gpt-5)")
+_SAMPLING = frozenset({"temperature", "topP", "presencePenalty", "frequencyPenalty"})
 _LEVELS = frozenset({"minimal", "low", "medium", "high"})
 _AUDIO = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mp3": "mp3", "audio/mpeg": "mp3"}
 _FINISH = {"stop": "STOP", "tool_calls": "STOP", "function_call": "STOP", "length": "MAX_TOKENS",
@@ -344,7 +353,7 @@ def _effort(thinking: Any) -> str | None:
     return "low" if budget <= 1024 else "medium" if budget <= 8192 else "high"
 
 
-def _generation(config: Any, out: dict[str, Any]) -> None:
+def _generation(config: Any, out: dict[str, Any], reasoning: bool) -> None:
     if not isinstance(config, dict):
         raise InvalidRequest("'generationConfig' must be an object.")
     snake = {value: key for key, value in _GENERATION.items()}
@@ -359,7 +368,7 @@ def _generation(config: Any, out: dict[str, Any]) -> None:
     if fields.get("maxOutputTokens") is not None:
         out["max_completion_tokens"] = fields["maxOutputTokens"]
     for name, openai in _DIRECT.items():
-        if fields.get(name) is not None:
+        if fields.get(name) is not None and not (reasoning and name in _SAMPLING):
             out[openai] = fields[name]
     if fields.get("stopSequences"):
         out["stop"] = fields["stopSequences"]
@@ -378,7 +387,8 @@ def _generation(config: Any, out: dict[str, Any]) -> None:
     if fields.get("thinkingConfig") is not None:
         effort = _effort(fields["thinkingConfig"])
         if effort is not None:
-            out["reasoning_effort"] = effort
+            if reasoning:
+                out["reasoning_effort"] = effort
 
 
 def _request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
@@ -399,7 +409,7 @@ def _request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
         out["tool_choice"] = _tool_choice(config)
     generation = _get(body, "generationConfig", "generation_config")
     if generation is not None:
-        _generation(generation, out)
+        _generation(generation, out, _REASONING_MODELS.match(target.model) is not None)
     out["stream"] = target.stream
     if target.stream:
         out["stream_options"] = {"include_usage": True}
