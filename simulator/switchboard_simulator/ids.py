@@ -31,6 +31,10 @@ def bedrock_message_id() -> str:
     return "msg_bdrk_01" + "".join(_choices(_BASE58, k=22))
 
 
+def bedrock_tool_use_id() -> str:
+    return "toolu_bdrk_01" + "".join(_choices(_BASE58, k=22))
+
+
 def request_uuid() -> str:
     """AWS ``x-amzn-RequestId``, Azure ``apim-request-id`` and ``x-request-id``."""
     return str(uuid.UUID(int=_rng.getrandbits(128), version=4))

@@ -51,6 +51,8 @@ VENDOR_ROUTES = {
     # An API key reaches the Responses API; a ChatGPT sign-in the Codex backend.
     "openai-responses": re.compile(r"/v1/responses|/backend-api/codex/responses"),
     "gemini": re.compile(r"/v1(beta)?/models/[^/:]+:streamGenerateContent"),
+    "openai": re.compile(r"/v1/chat/completions"),
+    "azure-openai": re.compile(r"/openai/(deployments/[^/]+|v1)/chat/completions"),
 }
 
 
@@ -205,7 +207,7 @@ def _output_tokens_observed(stack: Stack, platform: str) -> float:
 
 
 def _output_limit(body: Mapping[str, Any]) -> int | None:
-    for value in (body.get("max_tokens"), body.get("max_output_tokens"),
+    for value in (body.get("max_tokens"), body.get("max_completion_tokens"), body.get("max_output_tokens"),
                   (body.get("generationConfig") or {}).get("maxOutputTokens")):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -285,11 +287,39 @@ def test_claude_code(stack: Stack, install_client: InstallClient, record_timing:
                    "platform": row["platform"]})
 
 
+def test_claude_code_with_a_gpt_model(stack: Stack, install_client: InstallClient, record_timing: RecordTiming,
+                                      tmp_path: Path) -> None:
+    """Claude Code asking for a GPT model: no Anthropic account serves it, so the edge translates Claude
+    Code's Messages request (tools, thinking, system blocks with cache_control) for an OpenAI platform and
+    the answer back into the Anthropic stream Claude Code reads."""
+    claude = install_client("claude")
+    turn, key = _turn(stack, tmp_path, "clients-claude-gpt")
+    platforms = {"openai", "azure-openai", "openai-responses"}
+    before = _metrics_now(stack, platforms)
+    model = "gpt-5.1"
+    run = _run(turn, [str(claude), "-p", PROMPT, "--output-format", "text", "--no-session-persistence",
+                      "--model", model], {
+        "ANTHROPIC_BASE_URL": f"{stack.base_url}/claude",
+        "ANTHROPIC_API_KEY": key,
+        # Claude Code's side requests (titles, summaries) use its small model: the same GPT model here.
+        "ANTHROPIC_SMALL_FAST_MODEL": model,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    })
+    row = _check_turn(turn, platforms, before)
+    record_timing({"test": "claude-code with a GPT model", "seconds": round(run.seconds, 3),
+                   "platform": row["platform"]})
+
+
 # -- Codex CLI --------------------------------------------------------------------------------------------
 
-def _codex_config(base_url: str, websocket: bool) -> str:
+def _codex_config(base_url: str, websocket: bool, model: str | None = None) -> str:
+    chosen = f'model = "{model}"\n' if model else ""
     return f"""\
-model_provider = "switchboard"
+{chosen}model_provider = "switchboard"
 check_for_update_on_startup = false
 
 [analytics]
@@ -317,20 +347,21 @@ def _edge_websockets_accepted(stack: Stack, path: str) -> int:
 
 
 def _codex_turn(stack: Stack, install_client: InstallClient, record_timing: RecordTiming, tmp_path: Path,
-                prefix: str, *, client_websocket: bool, edge_websocket: bool) -> None:
+                prefix: str, *, client_websocket: bool, edge_websocket: bool, model: str | None = None,
+                platforms: frozenset[str] = frozenset({"openai-responses"})) -> None:
     """One `codex exec` turn; with `client_websocket` the provider says it supports WebSockets (as OpenAI's
     own does), so Codex tries the WebSocket first and falls back to HTTP only if the edge refuses it."""
     codex = install_client("codex")
     transport = f"{'ws' if client_websocket else 'http'}-{'ws' if edge_websocket else 'http'}"
-    turn, key = _turn(stack, tmp_path, f"clients-codex{prefix.replace('/', '-')}-{transport}")
+    turn, key = _turn(stack, tmp_path, f"clients-codex{prefix.replace('/', '-')}-{transport}-{model or 'default'}")
     codex_home = turn.home / ".codex"
     codex_home.mkdir()
-    (codex_home / "config.toml").write_text(_codex_config(f"{stack.base_url}{prefix}", client_websocket))
-    before = _metrics_now(stack, {"openai-responses"})
+    (codex_home / "config.toml").write_text(_codex_config(f"{stack.base_url}{prefix}", client_websocket, model))
+    before = _metrics_now(stack, set(platforms))
     sockets_before = _edge_websockets_accepted(stack, f"{prefix}/responses")
     run = _run(turn, [str(codex), "exec", "--skip-git-repo-check", PROMPT],
                {"CODEX_HOME": str(codex_home), "SWITCHBOARD_API_KEY": key})
-    row = _check_turn(turn, {"openai-responses"}, before)
+    row = _check_turn(turn, set(platforms), before)
     fell_back = "Falling back from WebSockets to HTTPS transport" in run.stderr
     if fell_back != (client_websocket and not edge_websocket):
         turn.fail(f"Codex {'fell' if fell_back else 'did not fall'} back from the WebSocket to HTTP "
@@ -339,7 +370,8 @@ def _codex_turn(stack: Stack, install_client: InstallClient, record_timing: Reco
     if (sockets > 0) != (client_websocket and edge_websocket):
         turn.fail(f"the edge accepted {sockets} WebSocket(s) on {prefix}/responses "
                   f"(provider supports_websockets={client_websocket}, edge WebSocket {edge_websocket})")
-    record_timing({"test": f"codex-cli {prefix}", "seconds": round(run.seconds, 3),
+    record_timing({"test": f"codex-cli {prefix}" + (f" with {model}" if model else ""),
+                   "seconds": round(run.seconds, 3),
                    "provider_websocket": client_websocket, "edge_websocket": edge_websocket,
                    "platform": row["platform"]})
 
@@ -350,6 +382,14 @@ def test_codex_cli(stack: Stack, install_client: InstallClient, record_timing: R
                    prefix: str, client_websocket: bool) -> None:
     _codex_turn(stack, install_client, record_timing, tmp_path, prefix, client_websocket=client_websocket,
                 edge_websocket=True)
+
+
+def test_codex_cli_with_a_claude_model(stack: Stack, install_client: InstallClient, record_timing: RecordTiming,
+                                      tmp_path: Path) -> None:
+    """Codex CLI asking for a Claude model: its Responses request (over the WebSocket, as Codex prefers) is
+    translated for an Anthropic platform and Claude's stream back into the Responses events Codex reads."""
+    _codex_turn(stack, install_client, record_timing, tmp_path, "/openai/v1", client_websocket=True,
+                edge_websocket=True, model="claude-sonnet-4-5", platforms=frozenset(CLAUDE_PLATFORMS))
 
 
 def test_codex_cli_edge_without_websocket(stack_without_websocket: Stack, install_client: InstallClient,

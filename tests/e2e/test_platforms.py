@@ -15,6 +15,7 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
+from switchboard_simulator import defaults
 from switchboard_stack.demo import create_demo_key
 from switchboard_stack.launcher import Ports, Stack
 
@@ -93,7 +94,9 @@ def test_google_genai_sdk_reaches_the_gemini_platform(demo: tuple[Stack, str]) -
         counted = client.models.count_tokens(model="gemini-2.5-flash", contents="Hello")
         assert counted.total_tokens and counted.total_tokens > 0
         listed = [model.name for model in client.models.list()]
-        assert listed == []  # the demo pool serves the pattern gemini-*, and only exact names are listed
+        # Only exact names are listed (the demo's Gemini account serves the pattern gemini-*): here the Azure
+        # deployments, which a Gemini client reaches through the OpenAI translator.
+        assert listed == [f"models/{name}" for name in sorted(defaults.AZURE_OPENAI_DEPLOYMENTS)]
     finally:
         client.close()
     stranger = genai.Client(api_key="not-a-key",

@@ -437,3 +437,49 @@ async def test_the_signature_covers_the_path_exactly_as_sent(client: httpx.Async
     assert (await client.post(INVOKE, content=raw, headers=signed(base + INVOKE, raw))).status_code == 200
     mixed = await client.post(plain, content=raw, headers=signed(base + INVOKE, raw))
     assert mixed.status_code == 403 and mixed.headers[ERROR_TYPE].startswith("InvalidSignatureException:")
+
+
+WEATHER_TOOL = {"name": "get_weather", "description": "Weather",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"},
+                                                                 "days": {"type": "integer"}},
+                                 "required": ["city", "days"]}}
+
+
+async def test_a_forced_tool_streams_as_the_2025_recording_does(client: httpx.AsyncClient) -> None:
+    body = {**BODY, "tools": [WEATHER_TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}}
+    response = await client.post(STREAM, json=body, headers=BEARER)
+    assert response.status_code == 200
+    events = [f.chunk() for f in event_frames(response.content)]
+    theirs = [f.chunk() for f in event_frames(STREAM_2025.body)]
+    recorded_start = next(e for e in theirs if e["type"] == "content_block_start"
+                          and e["content_block"]["type"] == "tool_use")
+    start = events[1]
+    assert start["content_block"]["type"] == "tool_use" and start["content_block"]["name"] == "get_weather"
+    assert list(start["content_block"]) == list(recorded_start["content_block"])
+    assert start["content_block"]["id"].startswith("toolu_bdrk_01") and start["content_block"]["input"] == {}
+    pieces = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+    assert pieces[0] == {"type": "input_json_delta", "partial_json": ""}  # as recorded
+    arguments = json.loads("".join(piece["partial_json"] for piece in pieces))
+    assert isinstance(arguments["city"], str) and isinstance(arguments["days"], int)
+    assert events[-2]["delta"]["stop_reason"] == "tool_use" and events[-1]["type"] == "message_stop"
+
+    whole = (await client.post(INVOKE, json=body, headers=BEARER)).json()
+    assert [block["type"] for block in whole["content"]] == ["tool_use"] and whole["stop_reason"] == "tool_use"
+    assert set(whole["content"][0]["input"]) == {"city", "days"}
+
+
+async def test_thinking_comes_first_with_its_signature_through_botocore(runtime: Call) -> None:
+    body = {**BODY, "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    answer = await runtime("invoke_model_with_response_stream", modelId=MODEL, body=json.dumps(body))
+    try:
+        events = await asyncio.to_thread(lambda: [json.loads(e["chunk"]["bytes"]) for e in answer["body"]])
+    finally:
+        answer["body"].close()
+    blocks = [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"]
+    assert blocks == ["thinking", "text"]
+    signatures = [e["delta"]["signature"] for e in events
+                  if e["type"] == "content_block_delta" and e["delta"]["type"] == "signature_delta"]
+    assert len(signatures) == 1 and signatures[0]
+    whole = await runtime("invoke_model", modelId=MODEL, body=json.dumps(body), contentType="application/json")
+    content = json.loads(whole["body"].read())["content"]
+    assert [block["type"] for block in content] == ["thinking", "text"] and content[0]["signature"]

@@ -137,7 +137,7 @@ def test_thinking_round_trip_and_foreign_reasoning_dropped() -> None:
 @pytest.mark.parametrize(("field", "value"), [
     ("previous_response_id", "resp_1"), ("background", True), ("truncation", "auto"), ("service_tier", "flex"),
     ("include", ["message.output_text.logprobs"]), ("text", {"format": {"type": "json_object"}}),
-    ("tools", [{"type": "web_search"}]), ("frobnicate", 1), ("input", [{"type": "item_reference", "id": "x"}])])
+    ("tools", [{"type": "file_search"}]), ("frobnicate", 1), ("input", [{"type": "item_reference", "id": "x"}])])
 def test_refused_fields_are_named(field: str, value: Any) -> None:
     body = {"model": "x", "input": "hi", field: value}
     with pytest.raises(InvalidRequest) as caught:

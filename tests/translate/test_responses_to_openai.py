@@ -195,7 +195,7 @@ def test_interleaved_tool_calls_are_buffered() -> None:
 @pytest.mark.parametrize(("body", "field"), [
     ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
     ({"input": "x", "background": True}, "background"),
-    ({"input": "x", "tools": [{"type": "web_search"}]}, "web_search"),
+    ({"input": "x", "tools": [{"type": "file_search"}]}, "file_search"),
     ({"input": "x", "tools": [{"type": "local_shell"}]}, "local_shell"),
     ({"input": "x", "truncation": "auto"}, "truncation"),
     ({"input": "x", "include": ["message.output_text.logprobs"]}, "message.output_text.logprobs"),

@@ -424,8 +424,12 @@ class Relay:
         if platform.client_format is endpoint.client_format and endpoint.request_format is None:
             return None
         estimate = estimate_input(exchange.body) if exchange.stream else 0
+        options = exchange.body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return bridge(endpoint.request_format or endpoint.client_format, endpoint.client_format,
-                      platform.client_format, Target(platform.id, exchange.model, exchange.stream, estimate))
+                      platform.client_format,
+                      Target(platform.id, exchange.model, exchange.stream, estimate, include_usage),
+                      exchange.body)
 
     async def _refused(self, exchange: Exchange, platform: Platform, upstream: aiohttp.ClientResponse,
                        crossing: Bridge | None) -> Response:

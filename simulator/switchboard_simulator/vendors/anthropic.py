@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -200,7 +201,7 @@ def _last_user_text(messages: list[Any]) -> str | None:
     return texts[-1] if texts else ""
 
 
-def choose_tool(body: dict[str, Any]) -> ToolUse | None:
+def choose_tool(body: dict[str, Any], new_id: Callable[[], str] = tool_use_id) -> ToolUse | None:
     """The tool the model calls (see the module docstring), or None for a text answer."""
     tools = [t for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)
              and t.get("type", "custom") in ("custom", None)]
@@ -219,7 +220,7 @@ def choose_tool(body: dict[str, Any]) -> ToolUse | None:
             tool = next((t for t in tools if textgen.asks_to_call(text, t["name"])), None)
     if tool is None:
         return None
-    return ToolUse(tool_use_id(), tool["name"], arguments_for(tool.get("input_schema")))
+    return ToolUse(new_id(), tool["name"], arguments_for(tool.get("input_schema")))
 
 
 def thinking_tokens(body: dict[str, Any]) -> int:
@@ -263,6 +264,19 @@ class Reply:
     def output_tokens(self) -> int:
         answer = tool_tokens(self.tool) if self.tool is not None else self.text_tokens
         return self.thinking_tokens + answer
+
+
+def plan_reply(body: dict[str, Any], reply_tokens: int, new_id: Callable[[], str] = tool_use_id) -> Reply:
+    """What the model answers to a validated Messages body: thinking first when enabled, then the forced or
+    asked-for tool call, else text up to `max_tokens` (shared with Bedrock, which serves the same bodies)."""
+    max_tokens = body["max_tokens"]
+    tool = choose_tool(body, new_id)
+    thinking = thinking_tokens(body)
+    signature = thinking_signature() if thinking else ""
+    if tool is not None:
+        return Reply("tool_use", 0, thinking, tool, signature)
+    stop = "max_tokens" if max_tokens < reply_tokens else "end_turn"
+    return Reply(stop, min(reply_tokens, max_tokens), thinking, None, signature)
 
 
 def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
@@ -472,15 +486,8 @@ class Messages(Endpoint):
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
         config, body, request = self.config, plan, ex.request
         stream = body.get("stream") is True
-        model, max_tokens = body["model"], body["max_tokens"]
-        text_tokens = min(config.reply_tokens, max_tokens)
-        tool = choose_tool(body)
-        thinking = thinking_tokens(body)
-        if tool is not None:
-            answer = Reply("tool_use", 0, thinking, tool, thinking_signature() if thinking else "")
-        else:
-            stop = "max_tokens" if max_tokens < config.reply_tokens else "end_turn"
-            answer = Reply(stop, text_tokens, thinking, None, thinking_signature() if thinking else "")
+        model = body["model"]
+        answer = plan_reply(body, config.reply_tokens)
         output_tokens, stop_reason = answer.output_tokens, answer.stop_reason
         input_tokens = textgen.estimate_tokens(body["messages"], body.get("system"), body.get("tools"))
         message_id = ids.anthropic_message_id()

@@ -17,7 +17,9 @@ problems are joined in one ``Malformed input request: …`` ValidationException.
 profiles (``us.``, ``eu.``, ``apac.``, ``global.`` …) and their ARNs.
 
 Replies: the Anthropic message as Bedrock returns it (``msg_bdrk_`` ids, usage of input and output
-tokens, ``X-Amzn-Bedrock-*-Token-Count`` and ``-Invocation-Latency`` headers). Streams are
+tokens, ``X-Amzn-Bedrock-*-Token-Count`` and ``-Invocation-Latency`` headers), with thinking and forced
+or asked-for tool calls as the Anthropic simulator plans them (``toolu_bdrk_`` ids, the recorded empty
+first ``input_json_delta``). Streams are
 ``application/vnd.amazon.eventstream``: one ``chunk`` event per Anthropic event (no ping), payload
 ``{"bytes": base64(event JSON), "p": padding}``, the last being ``message_stop`` with
 ``amazon-bedrock-invocationMetrics``. A ``stream_error`` fault sends a ``modelStreamErrorException``
@@ -51,7 +53,15 @@ from ..settings import (
     string_tuple,
 )
 from ..sse import Frame
-from .anthropic import max_tokens_problem, messages_problem
+from .anthropic import (
+    Reply,
+    argument_pieces,
+    content_blocks,
+    max_tokens_problem,
+    messages_problem,
+    plan_reply,
+    tool_tokens,
+)
 from .registry import Route
 
 if TYPE_CHECKING:
@@ -217,37 +227,69 @@ def _payload(event: bytes, position: int) -> bytes:
 
 
 def stream_frames(
-    model: str, message_id: str, input_tokens: int, output_tokens: int, stop_reason: str, *,
+    model: str, message_id: str, input_tokens: int, reply: Reply, *,
     chunk_tokens: int = 1, first_byte_ms: int = 0, total_ms: int = 0, error_after: int | None = None,
 ) -> list[Frame]:
-    """The event-stream messages of one streamed reply; with `error_after`, that many deltas then
-    a ``modelStreamErrorException``."""
+    """The event-stream messages of one streamed reply (thinking, then a tool call or text, as recorded:
+    no ping, no ``caller``, usage of input and output tokens only); with `error_after`, that many deltas
+    then a ``modelStreamErrorException``."""
     frames: list[Frame] = []
+    deltas = 0
+
+    class _Stop(Exception):
+        pass
 
     def chunk(event: dict[str, Any] | bytes, tokens: int = 0) -> None:
         data = event if isinstance(event, bytes) else orjson.dumps(event)
         frames.append((eventstream.event("chunk", _payload(data, len(frames))), tokens))
 
+    def delta(index: int, body: dict[str, Any] | bytes, tokens: int) -> None:
+        nonlocal deltas
+        if error_after is not None and deltas >= error_after:
+            raise _Stop
+        deltas += 1
+        payload = body if isinstance(body, bytes) else orjson.dumps(body)
+        chunk(b'{"type":"content_block_delta","index":' + str(index).encode() + b',"delta":' + payload + b"}",
+              tokens)
+
     chunk({"type": "message_start", "message": {
         "id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": 1},
     }})
-    chunk(b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}')
-    deltas = textgen.chunks(output_tokens, chunk_tokens)
-    if error_after is not None:
-        deltas = deltas[:error_after]
-    for text_json, count in deltas:
-        chunk(b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":' + text_json + b"}}",
-              count)
-    if error_after is not None:
+    index = 0
+    try:
+        if reply.thinking_tokens:
+            chunk({"type": "content_block_start", "index": 0,
+                   "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+            for text_json, count in textgen.chunks(reply.thinking_tokens, chunk_tokens):
+                delta(0, b'{"type":"thinking_delta","thinking":' + text_json + b"}", count)
+            delta(0, {"type": "signature_delta", "signature": reply.signature}, 0)
+            chunk({"type": "content_block_stop", "index": 0})
+            index = 1
+        if reply.tool is not None:
+            tool = reply.tool
+            chunk({"type": "content_block_start", "index": index,
+                   "content_block": {"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}}})
+            pieces = argument_pieces(tool.arguments)
+            share = max(1, tool_tokens(tool) // len(pieces))
+            # Bedrock opens every tool input with an empty piece (recorded).
+            for piece in pieces if pieces == [""] else ["", *pieces]:
+                delta(index, {"type": "input_json_delta", "partial_json": piece}, share if piece else 0)
+        else:
+            chunk({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+            for text_json, count in textgen.chunks(reply.text_tokens, chunk_tokens):
+                delta(index, b'{"type":"text_delta","text":' + text_json + b"}", count)
+        if error_after is not None and deltas >= error_after:
+            raise _Stop
+    except _Stop:
         failure = orjson.dumps({"message": STREAM_FAILURE})
         frames.append((eventstream.exception("modelStreamErrorException", failure), 0))
         return frames
-    chunk(b'{"type":"content_block_stop","index":0}')
-    chunk({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-           "usage": {"output_tokens": output_tokens}})
+    chunk({"type": "content_block_stop", "index": index})
+    chunk({"type": "message_delta", "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+           "usage": {"output_tokens": reply.output_tokens}})
     chunk({"type": "message_stop", "amazon-bedrock-invocationMetrics": {
-        "inputTokenCount": input_tokens, "outputTokenCount": output_tokens,
+        "inputTokenCount": input_tokens, "outputTokenCount": reply.output_tokens,
         "invocationLatency": total_ms, "firstByteLatency": first_byte_ms,
     }})
     return frames
@@ -320,9 +362,8 @@ class Invoke(Endpoint):
 
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
         config, body = self.config, plan.body
-        max_tokens = body["max_tokens"]
-        output_tokens = min(config.reply_tokens, max_tokens)
-        stop_reason = "max_tokens" if max_tokens < config.reply_tokens else "end_turn"
+        reply = plan_reply(body, config.reply_tokens, ids.bedrock_tool_use_id)
+        output_tokens = reply.output_tokens
         input_tokens = textgen.estimate_tokens(body["messages"], body.get("system"), body.get("tools"))
         model, message_id = model_name(plan.model_id), ids.bedrock_message_id()
         delay = config.first_byte_delay + faults.extra_delay(fault)
@@ -331,7 +372,7 @@ class Invoke(Endpoint):
             headers = {"Content-Type": STREAM_TYPE, "X-Amzn-Bedrock-Content-Type": "application/json",
                        "x-amzn-RequestId": ids.request_uuid()}
             frames = stream_frames(
-                model, message_id, input_tokens, output_tokens, stop_reason,
+                model, message_id, input_tokens, reply,
                 chunk_tokens=config.chunk_tokens, first_byte_ms=int(delay * 1000),
                 total_ms=int((delay + generation) * 1000), error_after=faults.count(fault, "stream_error"),
             )
@@ -341,8 +382,8 @@ class Invoke(Endpoint):
             )
         message = {
             "id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": textgen.reply(output_tokens).text}],
-            "stop_reason": stop_reason, "stop_sequence": None,
+            "content": content_blocks(reply),
+            "stop_reason": reply.stop_reason, "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
         headers = {

@@ -22,6 +22,15 @@ from switchboard_edge.translate import error_bodies
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTool:
+    """A tool as the client declared it, found by the name the upstream knows it by (`responses_tools`)."""
+
+    name: str
+    namespace: str | None = None
+    custom: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where a translated request goes, and what the client asked for."""
 
@@ -33,6 +42,11 @@ class Target:
     # The gateway's estimate of the prompt's tokens, for a client format that says input tokens before the
     # upstream does (Anthropic's `message_start`); the upstream's own count replaces it when it comes.
     input_estimate: int = 0
+    # An OpenAI chat client's `stream_options.include_usage`: its stream ends with a usage chunk.
+    include_usage: bool = False
+    # The client's tools by upstream name, for answers that must say which kind of tool was called; None when
+    # the translator does not need them (`Translator.answer_target`).
+    tools: Mapping[str, ClientTool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,10 @@ class Translator(ABC):
     @abstractmethod
     def stream(self, target: Target) -> StreamConverter:
         """A fresh converter for one streamed answer."""
+
+    def answer_target(self, body: Mapping[str, Any], target: Target) -> Target:
+        """The target with what this direction's answers need to know from the client's request."""
+        return target
 
     def error(self, status: int, payload: bytes) -> bytes:
         """An upstream error body (already in the upstream platform's client format) in the client's format."""

@@ -44,10 +44,13 @@ class Bridge:
 
 
 def bridge(request_format: ClientFormat, answer_format: ClientFormat, upstream: ClientFormat,
-           target: Target) -> Bridge | None:
-    """The crossing for an attempt; None when the client and the upstream speak the same format."""
+           target: Target, body: Mapping[str, Any]) -> Bridge | None:
+    """The crossing for an attempt (`body` the client's request); None when the client and the upstream speak
+    the same format."""
     inbound = translator(request_format, upstream)
     outbound = translator(answer_format, upstream)
     if inbound is None and outbound is None:
         return None
+    if outbound is not None and request_format is answer_format:
+        target = outbound.answer_target(body, target)
     return Bridge(inbound, outbound, target)

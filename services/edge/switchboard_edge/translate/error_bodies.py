@@ -23,34 +23,44 @@ _OPENAI_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limi
 _LONGEST_TEXT = 500
 
 
-def _message(payload: bytes) -> tuple[str, str | None]:
-    """The vendor's message and its own type/code/status name, from any of the formats' error bodies."""
+def _message(payload: bytes) -> tuple[str, str | None, str | None]:
+    """The vendor's message, its own type/status name and its string code (OpenAI's `insufficient_quota`),
+    from any of the formats' error bodies."""
     try:
         body: Any = orjson.loads(payload)
     except orjson.JSONDecodeError:
         text = payload.decode("utf-8", "replace").strip()
-        return text[:_LONGEST_TEXT], None
+        return text[:_LONGEST_TEXT], None, None
     if isinstance(body, list) and body:  # Gemini's JSON-array stream may carry the error as its element
         body = body[0]
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         message = error.get("message")
         kind = error.get("type") or error.get("status") or error.get("code")
-        return (message if isinstance(message, str) else ""), (kind if isinstance(kind, str) else None)
+        code = error.get("code")
+        return ((message if isinstance(message, str) else ""), (kind if isinstance(kind, str) else None),
+                (code if isinstance(code, str) else None))
     if isinstance(body, dict) and isinstance(body.get("message"), str):  # Bedrock's {"message": …}
-        return body["message"], None
-    return "", None
+        return body["message"], None, None
+    return "", None, None
 
 
 def as_error(status: int, payload: bytes) -> SwitchboardError:
-    """The upstream's error as one the edge can render in any format (status and message kept)."""
-    message, kind = _message(payload)
+    """The upstream's error as one the edge can render in any format (status and message kept).
+
+    Where the status alone names the Anthropic type (401, 403, 404, 429, …) it decides, since OpenAI calls
+    most of those `invalid_request_error`; otherwise a vendor kind that is an Anthropic type is kept."""
+    message, kind, code = _message(payload)
     error = SwitchboardError(message or f"The upstream API answered HTTP {status}.")
     error.status = status
-    error.anthropic_type = kind if kind is not None and kind in _ANTHROPIC_TYPES.values() else (
-        _ANTHROPIC_TYPES.get(status, "api_error"))
+    if status != 400 and status in _ANTHROPIC_TYPES:
+        error.anthropic_type = _ANTHROPIC_TYPES[status]
+    elif kind is not None and kind in _ANTHROPIC_TYPES.values():
+        error.anthropic_type = kind
+    else:
+        error.anthropic_type = _ANTHROPIC_TYPES.get(status, "api_error")
     error.openai_type = _OPENAI_TYPES.get(status, "server_error")
-    error.openai_code = _OPENAI_CODES.get(status)
+    error.openai_code = code or _OPENAI_CODES.get(status)
     return error
 
 

@@ -19,7 +19,7 @@ Request fields (Chat Completions → Anthropic Messages):
 - `top_p`: passed, but consumed when `temperature` is also set (current Claude models take one of the two)
 - `stop` (string or list): `stop_sequences`
 - `stream`: replaced by `target.stream`; `stream_options.include_usage`: the answer's stream ends with the usage
-  chunk (read from `target.include_usage` when the relay provides it); other `stream_options` consumed
+  chunk (`target.include_usage`); other `stream_options` consumed
 - `tools` `function`: `{name, description, input_schema: parameters}` (no parameters: an empty object schema;
   `strict` consumed: Claude follows the schema); other tool types: 400 naming the type
 - `tool_choice`: `auto`→auto, `none`→none, `required`→any, `{type: function, function: {name}}`→`{type: tool,
@@ -533,7 +533,7 @@ class OpenAIToAnthropic(Translator):
         }
 
     def stream(self, target: Target) -> StreamConverter:
-        return AnthropicToChatStream(target, include_usage=bool(getattr(target, "include_usage", False)))
+        return AnthropicToChatStream(target, include_usage=target.include_usage)
 
 
 def _completion_id(message_id: Any) -> str:

@@ -30,7 +30,7 @@ Request fields (Chat Completions → generateContent):
 - `parallel_tool_calls`: consumed: Gemini has no switch for it (it may answer with several calls; each
   becomes a tool call)
 - `stream`: the platform picks the streaming URL from `target.stream`; `stream_options.include_usage`: the
-  answer's stream ends with the usage chunk (read from `target.include_usage` when the relay provides it)
+  answer's stream ends with the usage chunk (`target.include_usage`)
 - `logprobs: true`, `top_logprobs`: 400 (not mapped back into chat answers); `logprobs: false` consumed
 - `logit_bias` (non-empty): 400 (OpenAI token ids mean nothing to Gemini's tokenizer)
 - `modalities`: `["text"]` consumed, with `audio` 400; `audio`: 400 (the answer is text only here)
@@ -705,7 +705,7 @@ class OpenAIToGemini(Translator):
         return _response(body, target)
 
     def stream(self, target: Target) -> StreamConverter:
-        return GeminiToChatStream(target, include_usage=bool(getattr(target, "include_usage", False)))
+        return GeminiToChatStream(target, include_usage=target.include_usage)
 
 
 TRANSLATOR = OpenAIToGemini()

@@ -25,7 +25,7 @@ Request fields (Chat Completions → Responses); `null` counts as absent everywh
 - `verbosity`: `text.verbosity`
 - `stream`: replaced by `target.stream`
 - `stream_options.include_usage`: the stream ends with the usage chunk (empty `choices`) when the client asked
-  (read from `target.include_usage` when the relay provides it); other `stream_options` consumed
+  (`target.include_usage`); other `stream_options` consumed
 - `n`: 1 consumed; more: 400 (Responses makes one answer)
 - `stop`: 400 (Responses has no stop sequences); an empty list consumed
 - `logprobs: true`: `include: ["message.output_text.logprobs"]`, with `top_logprobs` as is; the answer's token
@@ -628,7 +628,7 @@ class OpenAIToResponses(Translator):
         return convert_response(body, target)
 
     def stream(self, target: Target) -> StreamConverter:
-        return ResponsesToChatStream(target, include_usage=bool(getattr(target, "include_usage", False)))
+        return ResponsesToChatStream(target, include_usage=target.include_usage)
 
 
 TRANSLATOR = OpenAIToResponses()

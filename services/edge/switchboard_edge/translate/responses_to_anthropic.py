@@ -11,8 +11,11 @@ Request fields (Responses → Anthropic Messages):
 - `tools` `custom` (Codex `apply_patch` …): a tool whose input_schema is `{type: object, properties: {input: {type:
   string}}, required: [input]}`; the tool's grammar/format is appended to its description; the model's call comes
   back as a `custom_tool_call` whose `input` is that string
-- `tools` `web_search*`, `file_search`, `code_interpreter`, `computer_use*`, `local_shell`, `image_generation`,
-  `mcp`, …: 400 naming the tool type: Claude cannot run Responses' built-in tools
+- `tools` `namespace` (Codex's sub-agent and MCP groups): its children as tools named `<namespace>__<name>`
+  (`responses_tools`); their calls come back as `function_call`s with `namespace` set
+- `tools` `web_search*`: left out (`responses_tools`: Codex offers it on every turn; the model answers without it)
+- `tools` `file_search`, `code_interpreter`, `computer_use*`, `local_shell`, `image_generation`, `mcp`, …: 400
+  naming the tool type: Claude cannot run Responses' built-in tools
 - `tool_choice`: `auto`→auto, `required`→any, `none`→none, `{type: function/custom, name}`→`{type: tool, name}`
 - `parallel_tool_calls: false`: `tool_choice.disable_parallel_tool_use: true`
 - `max_output_tokens`: `max_tokens` (else `anthropic_defaults.DEFAULT_MAX_TOKENS`, raised above a thinking budget)
@@ -64,9 +67,8 @@ Headers: none of a Responses client's headers mean anything to Anthropic; none a
 
 Answers: thinking → `reasoning` item (`encrypted_content` = the sealed signature; `redacted_thinking` → empty
 summary, its data sealed with a `redacted.` mark so it returns as redacted thinking), text → `message` item with
-`output_text`, `tool_use` → `function_call` (or
-`custom_tool_call` when its input is exactly `{input: <string>}`: the answer does not carry the request's
-tool list, so a function tool whose only argument is a string named `input` is reported as a custom call).
+`output_text`, `tool_use` → `function_call` (with `namespace` for a namespaced tool) or `custom_tool_call`, as
+the request declared the called tool (`Target.tools`).
 `max_tokens` → `status: incomplete, incomplete_details.reason: max_output_tokens`; `refusal` → incomplete,
 `content_filter`. Usage: `input_tokens` = input + cache read + cache creation, `cached_tokens` = cache read;
 `reasoning_tokens` is 0 (Anthropic does not count thinking apart). Streams: buffered tool calls are emitted
@@ -74,6 +76,7 @@ whole at their block's end (arguments as one delta); an Anthropic `error` event 
 event followed by `response.failed`.
 """
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -82,7 +85,7 @@ import orjson
 
 from switchboard_edge.errors import ClientFormat, InvalidRequest
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.translate import anthropic_defaults, error_bodies, seal
+from switchboard_edge.translate import anthropic_defaults, error_bodies, responses_tools, seal
 from switchboard_edge.translate.base import Conversion, StreamConverter, Target, Translator, named_event, parsed
 
 _CONSUMED = frozenset({"model", "stream", "stream_options", "prompt_cache_key", "prompt_cache_retention", "store",
@@ -192,7 +195,7 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     elif choice == "none":
         return {"type": "none"}
     elif isinstance(choice, dict) and choice.get("type") in ("function", "custom") and choice.get("name"):
-        out = {"type": "tool", "name": choice["name"]}
+        out = {"type": "tool", "name": responses_tools.upstream_name(choice["name"], choice.get("namespace"))}
     else:
         raise _bad("tool_choice: only auto, required, none or a named function/custom tool work on a Claude model.")
     if out is not None and parallel is False:
@@ -248,10 +251,12 @@ def _convert_input(items: Any, platform: str, system: list[str], tools: list[dic
             else:
                 raise _bad(f"{where}.role {role!r} is not supported.")
         elif kind == "function_call":
-            built.add("assistant", [{"type": "tool_use", "id": item.get("call_id"), "name": item.get("name"),
+            name = responses_tools.upstream_name(item.get("name"), item.get("namespace"))
+            built.add("assistant", [{"type": "tool_use", "id": item.get("call_id"), "name": name,
                                      "input": _arguments(item.get("arguments"), where)}])
         elif kind == "custom_tool_call":
-            built.add("assistant", [{"type": "tool_use", "id": item.get("call_id"), "name": item.get("name"),
+            name = responses_tools.upstream_name(item.get("name"), item.get("namespace"))
+            built.add("assistant", [{"type": "tool_use", "id": item.get("call_id"), "name": name,
                                      "input": {"input": item.get("input", "")}}])
         elif kind in ("function_call_output", "custom_tool_call_output"):
             built.add("user", [_tool_result(item, where)])
@@ -266,8 +271,8 @@ def _convert_input(items: Any, platform: str, system: list[str], tools: list[dic
                          {"type": "thinking", "thinking": text, "signature": signature})
                 built.add("assistant", [block])
         elif kind == "additional_tools":
-            for number, tool in enumerate(item.get("tools") or []):
-                tools.append(_tool(tool, f"{where}.tools[{number}]"))
+            tools.extend(_tool(tool, place)
+                         for tool, place in responses_tools.flattened(item.get("tools") or [], f"{where}.tools"))
         else:
             raise _bad(f"{where}: input item type {kind!r} is not supported on a Claude model.")
     # An assistant turn left with only reasoning (its answer was not sent back) says nothing Claude accepts.
@@ -323,7 +328,7 @@ class ResponsesToAnthropic(Translator):
         system: list[str] = []
         if isinstance(body.get("instructions"), str) and body["instructions"]:
             system.append(body["instructions"])
-        tools = [_tool(tool, f"tools[{index}]") for index, tool in enumerate(body.get("tools") or [])]
+        tools = [_tool(tool, where) for tool, where in responses_tools.flattened(body.get("tools") or [], "tools")]
         built = _convert_input(body.get("input", []), target.platform, system, tools)
 
         out: dict[str, Any] = {"model": target.model}
@@ -371,12 +376,15 @@ class ResponsesToAnthropic(Translator):
     def response(self, body: Mapping[str, Any], target: Target) -> dict[str, Any]:
         output: list[dict[str, Any]] = []
         for number, block in enumerate(body.get("content") or []):
-            item = _item(block, target.platform, f"{_suffix(body.get('id'))}_{number}")
+            item = _item(block, target, f"{_suffix(body.get('id'))}_{number}")
             if item is not None:
                 output.append(item)
         status, incomplete = _status(body.get("stop_reason"))
         return _response(_response_id(body.get("id")), int(time.time()), status, incomplete, output,
                          _usage(body.get("usage")), target.model)
+
+    def answer_target(self, body: Mapping[str, Any], target: Target) -> Target:
+        return dataclasses.replace(target, tools=responses_tools.client_tools(body))
 
     def stream(self, target: Target) -> StreamConverter:
         return _Stream(target)
@@ -391,12 +399,21 @@ def _response_id(anthropic_id: Any) -> str:
     return f"resp_{_suffix(anthropic_id)}"
 
 
-def _is_custom(payload: Any) -> bool:
-    return isinstance(payload, dict) and len(payload) == 1 and isinstance(payload.get("input"), str)
+def _call(call_id: Any, name: str, arguments: str, target: Target, item_id: str, status: str) -> dict[str, Any]:
+    """The client's item for a tool call: a `custom_tool_call` or a `function_call` (with its namespace)."""
+    name, namespace, custom = responses_tools.answered(name, arguments, target.tools)
+    if custom is not None:
+        return {"id": f"ctc_{item_id}", "type": "custom_tool_call", "status": status, "call_id": call_id,
+                "name": name, "input": custom}
+    item = {"id": f"fc_{item_id}", "type": "function_call", "status": status, "arguments": arguments,
+            "call_id": call_id, "name": name}
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
-def _item(block: Mapping[str, Any], platform: str, suffix: str) -> dict[str, Any] | None:
-    kind = block.get("type")
+def _item(block: Mapping[str, Any], target: Target, suffix: str) -> dict[str, Any] | None:
+    kind, platform = block.get("type"), target.platform
     if kind == "thinking":
         return {"id": f"rs_{suffix}", "type": "reasoning",
                 "summary": [{"type": "summary_text", "text": block.get("thinking", "")}],
@@ -409,12 +426,8 @@ def _item(block: Mapping[str, Any], platform: str, suffix: str) -> dict[str, Any
                 "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": block["text"]}]}
     if kind == "tool_use":
         payload: Any = block.get("input")
-        if _is_custom(payload):
-            return {"id": f"ctc_{suffix}", "type": "custom_tool_call", "status": "completed",
-                    "call_id": block.get("id"), "name": block.get("name"), "input": payload["input"]}
-        return {"id": f"fc_{suffix}", "type": "function_call", "status": "completed",
-                "arguments": orjson.dumps(payload if payload is not None else {}).decode(),
-                "call_id": block.get("id"), "name": block.get("name")}
+        arguments = orjson.dumps(payload if payload is not None else {}).decode()
+        return _call(block.get("id"), str(block.get("name", "")), arguments, target, suffix, "completed")
     return None
 
 
@@ -613,25 +626,17 @@ class _Stream(StreamConverter):
 
     def _tool(self, block: Mapping[str, Any], index: int) -> tuple[dict[str, Any], list[SSEEvent]]:
         arguments = "".join(self.arguments) or "{}"
-        try:
-            payload = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            payload = None
-        if _is_custom(payload):
-            item_id = f"ctc_{block['id']}"
-            added = {"id": item_id, "type": "custom_tool_call", "status": "in_progress", "call_id": block["call_id"],
-                     "name": block["name"], "input": ""}
-            done = {**added, "status": "completed", "input": payload["input"]}
+        done = _call(block["call_id"], block["name"], arguments, self.target, block["id"], "completed")
+        item_id = done["id"]
+        if done["type"] == "custom_tool_call":
+            added = {**done, "status": "in_progress", "input": ""}
             return done, [
                 self._event("response.output_item.added", {"item": added, "output_index": index}),
                 self._event("response.custom_tool_call_input.delta", {
-                    "delta": payload["input"], "item_id": item_id, "output_index": index}),
+                    "delta": done["input"], "item_id": item_id, "output_index": index}),
                 self._event("response.custom_tool_call_input.done", {
-                    "input": payload["input"], "item_id": item_id, "output_index": index})]
-        item_id = f"fc_{block['id']}"
-        added = {"id": item_id, "type": "function_call", "status": "in_progress", "arguments": "",
-                 "call_id": block["call_id"], "name": block["name"]}
-        done = {**added, "status": "completed", "arguments": arguments}
+                    "input": done["input"], "item_id": item_id, "output_index": index})]
+        added = {**done, "status": "in_progress", "arguments": ""}
         return done, [
             self._event("response.output_item.added", {"item": added, "output_index": index}),
             self._event("response.function_call_arguments.delta", {

@@ -14,9 +14,11 @@ Request fields (Responses → Chat Completions); `null` counts as absent everywh
   properties: {input: {type: string}}, required: [input], additionalProperties: false}`); the tool's grammar (or
   text format) is appended to its description. The model's call comes back as a `custom_tool_call` whose `input`
   is that string
-- `tools` `web_search*`, `file_search`, `code_interpreter`, `computer_use*`, `local_shell`, `shell`,
-  `image_generation`, `mcp`, `apply_patch`, …: 400 naming the tool type: chat completions cannot run Responses'
-  built-in tools
+- `tools` `namespace` (Codex's sub-agent and MCP groups): its children as functions named `<namespace>__<name>`
+  (`responses_tools`); their calls come back as `function_call`s with `namespace` set
+- `tools` `web_search*`: left out (`responses_tools`: Codex offers it on every turn; the model answers without it)
+- `tools` `file_search`, `code_interpreter`, `computer_use*`, `local_shell`, `shell`, `image_generation`, `mcp`,
+  `apply_patch`, …: 400 naming the tool type: chat completions cannot run Responses' built-in tools
 - `tool_choice`: `auto`/`none`/`required` as is; `{type: function/custom, name}` → `{type: function, function:
   {name}}`; `{type: allowed_tools, mode, tools}` → chat's `{type: allowed_tools, allowed_tools: {mode, tools}}`; a
   built-in tool choice → 400
@@ -78,10 +80,9 @@ betas, e.g. WebSocket) and the rest select Responses behaviours: consumed.
 Answers: `chat.completion` → a `response` object (`resp_` + the completion id; `msg_`/`fc_`/`ctc_` item ids from it
 and the call ids); `message.content` → a `message` item with one `output_text` (`url_citation` annotations
 flattened), `refusal` → a `refusal` part; `reasoning_content` (OpenAI-compatible servers) → a `reasoning` item with
-one `summary_text`; tool calls → `function_call` items (`call_id` = the chat call id), or `custom_tool_call` when
-the arguments are exactly `{"input": <string>}` or the call is a native chat `custom` call (the answer does not
-carry the request's tool list, so a function tool whose only argument is a string named `input` is reported as a
-custom call). `finish_reason` `length` → `status: incomplete`, `incomplete_details.reason: max_output_tokens`;
+one `summary_text`; tool calls → `function_call` items (`call_id` = the chat call id; `namespace` for a namespaced
+tool), or `custom_tool_call` for a tool the request declared custom or a native chat `custom` call (`Target.tools`).
+`finish_reason` `length` → `status: incomplete`, `incomplete_details.reason: max_output_tokens`;
 `content_filter` → incomplete, `content_filter`; otherwise `completed`. Usage: `input_tokens` = prompt tokens,
 `cached_tokens` = `prompt_tokens_details.cached_tokens`, `output_tokens` = completion tokens, `reasoning_tokens` =
 `completion_tokens_details.reasoning_tokens`. The echo fields (`tools`, `tool_choice`, `instructions`, `text`,
@@ -97,6 +98,7 @@ custom one once its arguments are complete); the usage chunk → usage; `[DONE]`
 `response.failed`.
 """
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -105,8 +107,9 @@ import orjson
 
 from switchboard_edge.errors import ClientFormat, InvalidRequest
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.translate import error_bodies
+from switchboard_edge.translate import error_bodies, responses_tools
 from switchboard_edge.translate.base import (
+    ClientTool,
     Conversion,
     StreamConverter,
     Target,
@@ -213,7 +216,8 @@ def _tool_choice(choice: Any) -> Any:
     if isinstance(choice, dict):
         kind = choice.get("type")
         if kind in ("function", "custom") and isinstance(choice.get("name"), str):
-            return {"type": "function", "function": {"name": choice["name"]}}
+            return {"type": "function",
+                    "function": {"name": responses_tools.upstream_name(choice["name"], choice.get("namespace"))}}
         if kind == "allowed_tools" and isinstance(choice.get("tools"), list):
             tools = []
             for tool in choice["tools"]:
@@ -417,12 +421,14 @@ def _input(items: Any, messages: _Messages, tools: list[dict[str, Any]]) -> None
             else:
                 raise _bad(f"{where}.role '{role}' is not supported.")
         elif kind == "function_call":
+            name = responses_tools.upstream_name(item.get("name"), item.get("namespace"))
             messages.call({"id": item.get("call_id"), "type": "function",
-                           "function": {"name": item.get("name"), "arguments": item.get("arguments", "")}})
+                           "function": {"name": name, "arguments": item.get("arguments", "")}})
         elif kind == "custom_tool_call":
             arguments = orjson.dumps({"input": item.get("input", "")}).decode()
+            name = responses_tools.upstream_name(item.get("name"), item.get("namespace"))
             messages.call({"id": item.get("call_id"), "type": "function",
-                           "function": {"name": item.get("name"), "arguments": arguments}})
+                           "function": {"name": name, "arguments": arguments}})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.tool(item.get("call_id"), item.get("output"), where)
         elif kind == "reasoning":
@@ -431,7 +437,7 @@ def _input(items: Any, messages: _Messages, tools: list[dict[str, Any]]) -> None
             extra = item.get("tools")
             if not isinstance(extra, list):
                 raise _bad(f"{where}.tools must be an array.")
-            tools.extend(_tool(tool) for tool in extra)
+            tools.extend(_tool(tool) for tool, _ in responses_tools.flattened(extra, f"{where}.tools"))
         elif kind == "item_reference":
             raise _bad(f"{where}: item_reference is not supported here: the gateway keeps no stored items. Send the "
                        "items themselves.")
@@ -462,7 +468,7 @@ def convert_request(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
     if body.get("tools") is not None:
         if not isinstance(body["tools"], list):
             raise _bad("tools must be an array.")
-        tools.extend(_tool(tool) for tool in body["tools"])
+        tools.extend(_tool(tool) for tool, _ in responses_tools.flattened(body["tools"], "tools"))
     if body.get("input") is None:
         raise _bad("input is required: the gateway keeps no conversation state.")
     _input(body["input"], messages, tools)
@@ -536,28 +542,24 @@ def _text_part(text: str, annotations: Any = None) -> dict[str, Any]:
     return {"type": "output_text", "annotations": _annotations(annotations), "logprobs": [], "text": text}
 
 
-def _custom_input(arguments: str) -> str | None:
-    """The string input of a call to a custom tool turned function (arguments exactly `{"input": <string>}`)."""
-    if not arguments.startswith("{"):
-        return None
-    try:
-        payload = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(payload, dict) and len(payload) == 1 and isinstance(payload.get("input"), str):
-        return str(payload["input"])
-    return None
-
-
-def _call_item(call_id: str, name: str, arguments: str, kind: str = "function", status: str = "completed"
-               ) -> dict[str, Any]:
+def _call_item(call_id: str, name: str, arguments: str, tools: Mapping[str, ClientTool] | None,
+               kind: str = "function", status: str = "completed") -> dict[str, Any]:
+    """The client's item for a tool call: a `custom_tool_call` or a `function_call` (with its namespace), as
+    the request declared the tool (`responses_tools.answered`)."""
     suffix = _suffix(call_id, "call_")
-    custom = arguments if kind == "custom" else _custom_input(arguments)
+    namespace = None
+    if kind == "custom":
+        custom: str | None = arguments
+    else:
+        name, namespace, custom = responses_tools.answered(name, arguments, tools)
     if custom is not None:
         return {"id": f"ctc_{suffix}", "type": "custom_tool_call", "status": status, "call_id": call_id,
                 "input": custom, "name": name}
-    return {"id": f"fc_{suffix}", "type": "function_call", "status": status, "arguments": arguments,
+    item = {"id": f"fc_{suffix}", "type": "function_call", "status": status, "arguments": arguments,
             "call_id": call_id, "name": name}
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def _reasoning_item(rid: str, text: str) -> dict[str, Any]:
@@ -619,10 +621,11 @@ def convert_response(body: Mapping[str, Any], target: Target) -> dict[str, Any]:
             continue
         if call.get("type") == "custom" and isinstance(call.get("custom"), dict):
             output.append(_call_item(call.get("id", ""), call["custom"].get("name", ""),
-                                     call["custom"].get("input", ""), "custom"))
+                                     call["custom"].get("input", ""), target.tools, "custom"))
         else:
             function = _dict(call.get("function"))
-            output.append(_call_item(call.get("id", ""), function.get("name", ""), function.get("arguments", "")))
+            output.append(_call_item(call.get("id", ""), function.get("name", ""), function.get("arguments", ""),
+                                     target.tools))
     response["output"] = output
     _finish(response, choice.get("finish_reason"))
     if isinstance(body.get("service_tier"), str):
@@ -742,7 +745,7 @@ class ChatToResponsesStream(StreamConverter):
             call = self._calls[position]
             arguments = "".join(call.arguments)
             index = len(self._output)
-            done = _call_item(call.id, call.name, arguments, call.kind)
+            done = _call_item(call.id, call.name, arguments, self._target.tools, call.kind)
             if done["type"] == "custom_tool_call":
                 out.append(self._event("response.output_item.added", {
                     "item": {**done, "status": "in_progress", "input": ""}, "output_index": index}))
@@ -887,6 +890,9 @@ class ResponsesToOpenAI(Translator):
 
     def response(self, body: Mapping[str, Any], target: Target) -> dict[str, Any]:
         return convert_response(body, target)
+
+    def answer_target(self, body: Mapping[str, Any], target: Target) -> Target:
+        return dataclasses.replace(target, tools=responses_tools.client_tools(body))
 
     def stream(self, target: Target) -> StreamConverter:
         return ChatToResponsesStream(target)
