@@ -36,6 +36,9 @@ YAML keys (all optional; flags in brackets override them)::
       oauth_client_ids: []     # client_id values the token endpoint accepts; empty = any
       oauth_token_fault: null  # [--oauth-token-fault SPEC] a fault every token refresh suffers, e.g.
                                #   "400" (invalid_grant) or "500"; global faults never reach it
+      organizations: {}        # [--anthropic-organization KEY=ORG, repeatable] API keys in organisations
+                               #   of their own; thinking signatures one makes the others refuse (OAuth and
+                               #   unlisted keys share one organisation)
     openai:                    # POST /v1/chat/completions
       keys: [sk-sim-openai]    # [--openai-key KEY, repeatable, adds] valid Bearer values
       accept_any_key: false

@@ -5,7 +5,7 @@ import orjson
 
 from switchboard_edge.errors import ClientFormat
 from switchboard_edge.translate import seal
-from switchboard_edge.translate.scrub import scrubbed
+from switchboard_edge.translate.scrub import scrubbed, without_reasoning
 
 GEMINI_MADE = seal.sealed("gemini", "CiQB-gemini-thought-signature")
 CONSOLE_MADE = seal.sealed("claude-console", "EqQBCkYIBx-anthropic-signature")
@@ -63,3 +63,33 @@ def test_bodies_without_the_seal_mark_are_left_alone() -> None:
     body = {"messages": [{"role": "assistant", "content": [{"type": "thinking", "signature": "EqQB"}]}]}
     assert _scrub(body, ClientFormat.ANTHROPIC, "claude-console") is None
     assert _scrub({"messages": []}, ClientFormat.OPENAI, "openai") is None
+
+
+def test_without_reasoning_removes_every_token_and_turns_thinking_off_for_a_bare_tool_loop() -> None:
+    body = {"model": "m", "thinking": {"type": "enabled", "budget_tokens": 2048}, "messages": [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "x"}]},
+        {"role": "user", "content": "Go on"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"},
+                                          {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}]}
+    out = without_reasoning(body, ClientFormat.ANTHROPIC)
+    assert out is not None and "thinking" not in out
+    assert [message["role"] for message in out["messages"]] == ["user", "user", "assistant", "user"]
+    assert out["messages"][2]["content"] == [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]
+    # A last turn that answers in text keeps thinking on; a history without tokens gives nothing to resend.
+    texts = {**body, "messages": [*body["messages"][:3], {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "t", "signature": "s"}, {"type": "text", "text": "Done"}]}]}
+    assert without_reasoning(texts, ClientFormat.ANTHROPIC)["thinking"] == body["thinking"]  # type: ignore[index]
+    assert without_reasoning({"messages": [{"role": "user", "content": "Hi"}]}, ClientFormat.ANTHROPIC) is None
+
+
+def test_without_reasoning_drops_encrypted_reasoning_items_only() -> None:
+    items = [{"type": "message", "role": "user", "content": "Hi"},
+             {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA"},
+             {"type": "reasoning", "id": "rs_2", "summary": [{"type": "summary_text", "text": "plain"}]},
+             {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]
+    out = without_reasoning({"input": items}, ClientFormat.RESPONSES)
+    assert out is not None and [item.get("id") for item in out["input"]] == [None, "rs_2", None]
+    assert without_reasoning({"input": "Hi"}, ClientFormat.RESPONSES) is None
+    assert without_reasoning({"contents": []}, ClientFormat.GEMINI) is None

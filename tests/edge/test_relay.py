@@ -23,6 +23,8 @@ from .control_fakes import FakeAuth, FakeRouter, serve_fakes
 
 FAULTS = ["--key-fault", "sk-sim-error=stream_error:3", "--key-fault", "sk-sim-cut=disconnect:6",
           "--key-fault", "sk-sim-hang=hang", "--key-fault", "sk-sim-limited=429:7"]
+# A second Anthropic organisation: thinking signed for one is refused by the other.
+ORGANIZATIONS = ["--anthropic-key", "sk-sim-org-2", "--anthropic-organization", "sk-sim-org-2=org-2"]
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Edge:
 
 @pytest.fixture()
 async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
-    runner = web.AppRunner(create_simulator(simulator_config.load(["--reply-tokens", "40", *FAULTS])),
+    runner = web.AppRunner(create_simulator(simulator_config.load(["--reply-tokens", "40", *FAULTS, *ORGANIZATIONS])),
                            handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -262,3 +264,90 @@ async def test_readyz_follows_the_health_of_auth_and_router(edge: Edge) -> None:
     await edge.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     response = await edge.client.get("/readyz")
     assert response.status_code == 503 and response.json()["status"] == "not ready"
+
+
+def _anthropic_events(text: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    events = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], orjson.loads(lines["data"])))
+    return events
+
+
+async def test_a_translated_claude_stream_is_whole_and_ends_with_message_stop(edge: Edge) -> None:
+    edge.use_account("openai", "sk-sim-openai")
+    body = {"model": "gpt-4o", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+    response = await edge.client.post("/claude/v1/messages", json=body, headers=CLAUDE_HEADERS)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = _anthropic_events(response.text)
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names.count("message_start") == 1 and names[-1] == "message_stop"
+    assert events[0][1]["message"]["usage"]["input_tokens"] > 0 and events[0][1]["message"]["model"] == "gpt-4o"
+    opened = [data["index"] for name, data in events if name == "content_block_start"]
+    closed = [data["index"] for name, data in events if name == "content_block_stop"]
+    assert opened == closed == list(range(len(opened))) and opened
+    (delta,) = [data for name, data in events if name == "message_delta"]
+    assert delta["delta"]["stop_reason"] == "end_turn" and delta["usage"]["output_tokens"] > 0
+    (record,) = await edge.records(1)
+    assert record.end_reason != "upstream_error" and not record.truncated and not record.usage_estimated
+
+
+@pytest.mark.parametrize("key", ["sk-sim-cut", "sk-sim-error"], ids=["upstream-cut", "upstream-error-event"])
+async def test_a_translated_claude_stream_cut_short_ends_with_one_anthropic_error(edge: Edge, key: str) -> None:
+    edge.use_account("openai", key)
+    body = {"model": "gpt-4o", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "Hi " * 50}]}
+    response = await edge.client.post("/claude/v1/messages", json=body, headers=CLAUDE_HEADERS)
+    assert response.status_code == 200
+    events = _anthropic_events(response.text)
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-1] == "error" and names.count("error") == 1
+    assert "message_stop" not in names  # a cut answer is never passed off as a finished one
+    assert events[-1][1]["type"] == "error" and events[-1][1]["error"]["type"]
+    (record,) = await edge.records(1)
+    assert record.truncated
+
+
+async def test_a_conversation_that_moved_organisation_is_sent_again_without_its_thinking(edge: Edge) -> None:
+    tool = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                    "required": ["city"]}}
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 4096, "tools": [tool], "messages": ask,
+            "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    edge.use_account("claude-console", "sk-sim-anthropic")
+    first = await edge.client.post("/claude/v1/messages", json={**body, "tool_choice": {"type": "any"}},
+                                   headers=CLAUDE_HEADERS)
+    thinking, call = first.json()["content"]
+    assert thinking["type"] == "thinking" and call["type"] == "tool_use"
+    history = [*ask, {"role": "assistant", "content": [thinking, call]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "18C"}]}]
+    # The session moves to an account of another organisation, which refuses the first one's signature.
+    edge.use_account("claude-console", "sk-sim-org-2")
+    async with httpx.AsyncClient(base_url=edge.simulator) as simulator:
+        await simulator.delete("/_simulator/requests")
+        response = await edge.client.post("/claude/v1/messages", json={**body, "messages": history},
+                                          headers=CLAUDE_HEADERS)
+        assert response.status_code == 200, response.text
+        assert response.json()["content"][-1]["type"] == "text"
+        sent = (await simulator.get("/_simulator/requests")).json()["requests"]
+    assert [entry["status"] for entry in sent if entry["path"] == "/v1/messages"] == [400, 200]
+    resent = sent[-1]["body"]
+    assert [block["type"] for block in resent["messages"][1]["content"]] == ["tool_use"]
+    assert "thinking" not in resent  # a tool loop without its thinking block must run with thinking off
+
+
+async def test_a_refusal_about_something_else_is_not_sent_again(edge: Edge) -> None:
+    edge.use_account("claude-console", "sk-sim-anthropic")
+    # A thinking block the edge could remove, but the refusal names another problem (the third message's role).
+    forged = [{"role": "user", "content": "Hi"},
+              {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "c2ln"},
+                                                {"type": "text", "text": "Hello"}]},
+              {"role": "robot", "content": "Go on"}]
+    async with httpx.AsyncClient(base_url=edge.simulator) as simulator:
+        await simulator.delete("/_simulator/requests")
+        response = await edge.client.post("/claude/v1/messages", json={
+            "model": "claude-sonnet-4-5", "max_tokens": 64, "messages": forged}, headers=CLAUDE_HEADERS)
+        sent = (await simulator.get("/_simulator/requests")).json()["requests"]
+    assert response.status_code == 400
+    assert len([entry for entry in sent if entry["path"] == "/v1/messages"]) == 1

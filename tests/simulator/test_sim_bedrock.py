@@ -19,6 +19,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError, EventStreamError
 
 from switchboard_simulator import defaults, eventstream, textgen
+from switchboard_simulator.vendors import anthropic as first_party
 
 from .conftest import Start
 from .sim_testing import (
@@ -483,3 +484,14 @@ async def test_thinking_comes_first_with_its_signature_through_botocore(runtime:
     whole = await runtime("invoke_model", modelId=MODEL, body=json.dumps(body), contentType="application/json")
     content = json.loads(whole["body"].read())["content"]
     assert [block["type"] for block in content] == ["thinking", "text"] and content[0]["signature"]
+
+
+async def test_thinking_signed_by_anthropic_first_party_is_refused(client: httpx.AsyncClient) -> None:
+    body = {**BODY, "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    own = (await client.post(INVOKE, json=body, headers=BEARER)).json()["content"]
+    turn = [*BODY["messages"], {"role": "assistant", "content": own}, {"role": "user", "content": "And a third?"}]
+    assert (await client.post(INVOKE, json={**body, "messages": turn}, headers=BEARER)).status_code == 200
+    foreign = {**own[0], "signature": first_party.thinking_signature(first_party.ORGANIZATION_ID)}
+    turn[1] = {"role": "assistant", "content": [foreign, own[1]]}
+    response = await client.post(INVOKE, json={**body, "messages": turn}, headers=BEARER)
+    _aws_error(response, 400, "ValidationException", "messages.1.content.0: Invalid `signature` in `thinking` block")

@@ -15,6 +15,7 @@ import pytest
 
 from switchboard_simulator.schema_values import arguments_for, value_for
 
+from .conftest import Start
 from .sim_testing import (
     ANTHROPIC_HEADERS,
     ANTHROPIC_KEY,
@@ -179,6 +180,30 @@ async def test_anthropic_thinking_then_tool_use(client: httpx.AsyncClient) -> No
     body = claude_body(thinking={"type": "enabled", "budget_tokens": 2000}, tool_choice={"type": "any"})
     reply = (await client.post("/v1/messages", json=body, headers=ANTHROPIC_HEADERS)).json()
     assert [b["type"] for b in reply["content"]] == ["thinking", "tool_use"] and reply["stop_reason"] == "tool_use"
+
+
+async def test_thinking_signatures_are_bound_to_the_organisation_that_made_them(start: Start) -> None:
+    url = await start(anthropic={"keys": [ANTHROPIC_KEY, "sk-sim-other-org"],
+                                 "organizations": {"sk-sim-other-org": "org-2"}})
+    other = {**ANTHROPIC_HEADERS, "x-api-key": "sk-sim-other-org"}
+    body = claude_body(thinking={"type": "enabled", "budget_tokens": 2000}, tool_choice={"type": "any"})
+    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+        first = await http.post("/v1/messages", json=body, headers=ANTHROPIC_HEADERS)
+        assert first.headers["anthropic-organization-id"] != (
+            await http.post("/v1/messages", json=claude_body(), headers=other)).headers["anthropic-organization-id"]
+        thinking, call = first.json()["content"]
+        history = [*ASK, {"role": "assistant", "content": [thinking, call]},
+                   {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "ok"}]}]
+        follow_up = claude_body(thinking={"type": "enabled", "budget_tokens": 2000}, messages=history)
+        same = await http.post("/v1/messages", json=follow_up, headers=ANTHROPIC_HEADERS)
+        assert same.status_code == 200, same.text
+        refused = await http.post("/v1/messages", json=follow_up, headers=other)
+        assert refused.status_code == 400
+        assert refused.json()["error"] == {"type": "invalid_request_error",
+                                           "message": "messages.1.content.0: Invalid `signature` in `thinking` block"}
+        forged = [*ASK, {"role": "assistant", "content": [{**thinking, "signature": "c2lnbmVk"}, call]}, history[2]]
+        assert (await http.post("/v1/messages", json={**follow_up, "messages": forged},
+                                headers=ANTHROPIC_HEADERS)).status_code == 400
 
 
 @pytest.fixture

@@ -49,6 +49,11 @@ TOKEN_USAGE = Histogram(
      "gen_ai_token_type"],
     buckets=_TOKEN_BUCKETS,
 )
+REASONING_RESENDS = Counter(
+    "switchboard_reasoning_resends_total",
+    "Requests sent once more without the history's reasoning, which the upstream refused as made elsewhere.",
+    ["platform"],
+)
 UPSTREAM_FAILOVERS = Counter(
     "switchboard_upstream_failovers_total",
     "Upstream attempts abandoned for another account before the first byte.",

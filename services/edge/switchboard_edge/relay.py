@@ -66,7 +66,7 @@ from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.sse import SSEEvent
 from switchboard_edge.translate.base import StreamConverter, Target
 from switchboard_edge.translate.bridge import Bridge, bridge
-from switchboard_edge.translate.scrub import scrubbed
+from switchboard_edge.translate.scrub import scrubbed, without_reasoning
 from switchboard_edge.upstream.base import (
     Call,
     IncompleteAnswer,
@@ -341,6 +341,10 @@ class Relay:
             account = await self._signed_in(account, endpoint,
                                             refused=account.credential.secrets.get("access_token", ""))
             upstream = await self._send(platform, dataclasses.replace(call, account=account))
+        if upstream.status == 400:
+            resent = await self._without_refused_reasoning(platform, call, upstream)
+            if resent is not None:
+                call, upstream = resent
         status = upstream.status
         if status >= 400:
             return await self._refused(exchange, platform, upstream, crossing)
@@ -417,6 +421,26 @@ class Relay:
             raise UpstreamAttemptFailed(
                 UpstreamUnavailable("The upstream API could not be reached."),
                 router_pb2.OUTCOME_CONNECT_ERROR, 0, "connect_error") from None
+
+    async def _without_refused_reasoning(self, platform: Platform, call: Call, upstream: aiohttp.ClientResponse
+                                         ) -> tuple[Call, aiohttp.ClientResponse] | None:
+        """A 400 refusing the history's reasoning as made by another account or organisation (the conversation
+        moved): the call once more, same account, with that reasoning removed. None when the refusal is about
+        something else (the answer stays readable: aiohttp keeps the body it read)."""
+        try:
+            payload = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        if not platform.refuses_reasoning(upstream.status, payload):
+            return None
+        body = without_reasoning(call.body, platform.client_format)
+        if body is None:
+            return None
+        upstream.release()
+        log.info("account %s refused reasoning made elsewhere in the history; sent again without it", call.account.id)
+        metrics.REASONING_RESENDS.labels(platform.id).inc()
+        resent = dataclasses.replace(call, body=body, raw=orjson.dumps(body))
+        return resent, await self._send(platform, resent)
 
     def _crossing(self, exchange: Exchange, platform: Platform) -> Bridge | None:
         """How this attempt crosses formats; None when the platform speaks the client's own."""

@@ -23,7 +23,10 @@ from the tool's ``input_schema`` by `schema_values`) and ``stop_reason: "tool_us
 content_block_start (``input: {}``, ``caller``), ``input_json_delta`` pieces, content_block_stop.
 Thinking: with ``thinking`` ``{"type": "enabled", "budget_tokens": N}`` or ``{"type": "adaptive"}`` a
 ``thinking`` block (text and ``signature``) comes first, streamed as ``thinking_delta``s and one
-``signature_delta``; its tokens count as output tokens.
+``signature_delta``; its tokens count as output tokens. Signatures are bound to the organisation that made
+them (``organizations`` maps API keys to organisations; OAuth and unlisted keys share ``ORGANIZATION_ID``):
+a history whose ``thinking`` block carries another organisation's signature (or none) is refused as the
+vendor does, ``messages.N.content.M: Invalid `signature` in `thinking` block`` (400).
 
 OAuth bearer tokens: an unknown one is ``Invalid bearer token``; a known one without the OAuth beta is
 ``OAuth authentication is currently not supported.``; an expired one is ``OAuth token has expired.
@@ -33,9 +36,11 @@ Please obtain a new token or refresh your existing token.`` (all 401 authenticat
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -53,6 +58,7 @@ from ..settings import (
     optional_fault,
     positive,
     scalar,
+    string_map,
 )
 from ..sse import ANTHROPIC_PING, Frame, anthropic_frame, pad_width
 from .anthropic_errors import AnthropicError, fault_error
@@ -88,6 +94,11 @@ class AnthropicConfig(GrantConfig):
     oauth_refresh_tokens: frozenset[str] = frozenset()
     oauth_access_tokens: frozenset[str] = frozenset()
     oauth_token_lifetime_seconds: float = float(defaults.ANTHROPIC_OAUTH_TOKEN_LIFETIME_SECONDS)
+    organizations: Mapping[str, str] = field(default_factory=dict)
+
+    def organization(self, key: str) -> str:
+        """The organisation an admitted key (or OAuth token) belongs to."""
+        return self.organizations.get(key, ORGANIZATION_ID)
 
 
 SECTION = Section("anthropic", AnthropicConfig, (
@@ -102,6 +113,9 @@ SECTION = Section("anthropic", AnthropicConfig, (
           flag="--oauth-token-lifetime", flag_type=float, metavar="SECONDS",
           help="lifetime of OAuth access tokens (default 28800)"),
     Field("oauth_client_ids", frozen_strings, []),
+    Field("organizations", string_map, {}, flag="--anthropic-organization", flag_mode="pairs",
+          metavar="KEY=ORGANIZATION", help="an API key that belongs to its own organisation (thinking signatures "
+          "made for one are refused by the others)"),
     Field("oauth_token_fault", optional_fault, None, flag="--oauth-token-fault", metavar="SPEC",
           help="a fault every token refresh suffers, e.g. 400 (invalid_grant) or 500"),
 ))
@@ -170,9 +184,36 @@ def tool_use_id() -> str:
     return "toolu_01" + "".join(_rng.choices(_BASE58, k=22))
 
 
-def thinking_signature() -> str:
-    """An opaque signature like the vendor's: standard base64 of a few hundred bytes."""
-    return base64.b64encode(_rng.randbytes(_rng.randint(180, 300))).decode()
+def _mark(organization: str, nonce: bytes) -> bytes:
+    return hmac.new(organization.encode(), nonce, hashlib.sha256).digest()
+
+
+def thinking_signature(organization: str) -> str:
+    """An opaque signature like the vendor's (standard base64 of a few hundred bytes) that only the organisation
+    that made it accepts back: its last 32 bytes are an HMAC of the rest under the organisation's id."""
+    nonce = _rng.randbytes(_rng.randint(148, 268))
+    return base64.b64encode(nonce + _mark(organization, nonce)).decode()
+
+
+def _signed_by(signature: Any, organization: str) -> bool:
+    if not isinstance(signature, str):
+        return False
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except ValueError:
+        return False
+    return len(raw) > 32 and hmac.compare_digest(raw[-32:], _mark(organization, raw[:-32]))
+
+
+def signature_problem(body: dict[str, Any], organization: str) -> str | None:
+    """The vendor's refusal of a history whose thinking block another organisation signed, or None."""
+    for i, message in enumerate(body["messages"]):
+        content = message.get("content") if message.get("role") == "assistant" else None
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(block, dict) and block.get("type") == "thinking" and not _signed_by(
+                    block.get("signature"), organization):
+                return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,13 +307,15 @@ class Reply:
         return self.thinking_tokens + answer
 
 
-def plan_reply(body: dict[str, Any], reply_tokens: int, new_id: Callable[[], str] = tool_use_id) -> Reply:
-    """What the model answers to a validated Messages body: thinking first when enabled, then the forced or
-    asked-for tool call, else text up to `max_tokens` (shared with Bedrock, which serves the same bodies)."""
+def plan_reply(body: dict[str, Any], reply_tokens: int, organization: str,
+               new_id: Callable[[], str] = tool_use_id) -> Reply:
+    """What the model answers to a validated Messages body: thinking first when enabled (signed for
+    `organization`), then the forced or asked-for tool call, else text up to `max_tokens` (shared with
+    Bedrock, which serves the same bodies)."""
     max_tokens = body["max_tokens"]
     tool = choose_tool(body, new_id)
     thinking = thinking_tokens(body)
-    signature = thinking_signature() if thinking else ""
+    signature = thinking_signature(organization) if thinking else ""
     if tool is not None:
         return Reply("tool_use", 0, thinking, tool, signature)
     stop = "max_tokens" if max_tokens < reply_tokens else "end_turn"
@@ -481,13 +524,18 @@ class Messages(Endpoint):
         return body
 
     def validate(self, ex: Exchange) -> dict[str, Any]:
-        return self._checked(ex, needs_max_tokens=True)
+        body = self._checked(ex, needs_max_tokens=True)
+        problem = signature_problem(body, self.vendor.organization(ex.key))
+        if problem is not None:
+            raise AnthropicError(400, problem)
+        return body
 
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
         config, body, request = self.config, plan, ex.request
         stream = body.get("stream") is True
         model = body["model"]
-        answer = plan_reply(body, config.reply_tokens)
+        organization = self.vendor.organization(ex.key)
+        answer = plan_reply(body, config.reply_tokens, organization)
         output_tokens, stop_reason = answer.output_tokens, answer.stop_reason
         input_tokens = textgen.estimate_tokens(body["messages"], body.get("system"), body.get("tools"))
         message_id = ids.anthropic_message_id()
@@ -495,7 +543,7 @@ class Messages(Endpoint):
         headers = {
             "Content-Type": SSE_TYPE if stream else JSON_TYPE,
             "request-id": ids.anthropic_request_id(),
-            "anthropic-organization-id": ORGANIZATION_ID,
+            "anthropic-organization-id": organization,
             "x-robots-tag": "none",
         }
         ratelimit.anthropic(headers, input_tokens)

@@ -19,7 +19,8 @@ profiles (``us.``, ``eu.``, ``apac.``, ``global.`` …) and their ARNs.
 Replies: the Anthropic message as Bedrock returns it (``msg_bdrk_`` ids, usage of input and output
 tokens, ``X-Amzn-Bedrock-*-Token-Count`` and ``-Invocation-Latency`` headers), with thinking and forced
 or asked-for tool calls as the Anthropic simulator plans them (``toolu_bdrk_`` ids, the recorded empty
-first ``input_json_delta``). Streams are
+first ``input_json_delta``); thinking signatures made elsewhere are refused as ``Invalid `signature` in
+`thinking` block``. Streams are
 ``application/vnd.amazon.eventstream``: one ``chunk`` event per Anthropic event (no ping), payload
 ``{"bytes": base64(event JSON), "p": padding}``, the last being ``message_stop`` with
 ``amazon-bedrock-invocationMetrics``. A ``stream_error`` fault sends a ``modelStreamErrorException``
@@ -60,6 +61,7 @@ from .anthropic import (
     max_tokens_problem,
     messages_problem,
     plan_reply,
+    signature_problem,
     tool_tokens,
 )
 from .registry import Route
@@ -68,6 +70,9 @@ if TYPE_CHECKING:
     from ..config import SimulatorConfig
 
 API = "bedrock"
+# Whom Bedrock's thinking signatures are bound to: Anthropic's first-party organisations refuse them, and
+# Bedrock refuses theirs.
+ORGANIZATION = "aws-bedrock"
 SERVICE = "bedrock"
 STREAM_TYPE = "application/vnd.amazon.eventstream"
 BEDROCK_NS = "com.amazon.bedrock"
@@ -355,14 +360,14 @@ class Invoke(Endpoint):
                              "try again.")
         if any(not self.vendor.beta_ok(beta) for beta in body.get("anthropic_beta", ())):
             raise validation("invalid beta flag")
-        problem = max_tokens_problem(body) or messages_problem(body)
+        problem = max_tokens_problem(body) or messages_problem(body) or signature_problem(body, ORGANIZATION)
         if problem:
             raise validation(problem)
         return _Plan(model_id, body)
 
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
         config, body = self.config, plan.body
-        reply = plan_reply(body, config.reply_tokens, ids.bedrock_tool_use_id)
+        reply = plan_reply(body, config.reply_tokens, ORGANIZATION, ids.bedrock_tool_use_id)
         output_tokens = reply.output_tokens
         input_tokens = textgen.estimate_tokens(body["messages"], body.get("system"), body.get("tools"))
         model, message_id = model_name(plan.model_id), ids.bedrock_message_id()

@@ -6,6 +6,10 @@ history with reasoning items made from Claude thinking. Sent as they are, the ve
 token sealed by the target platform is opened (restored byte-exact) and any other sealed one is removed
 with the block that holds it. Unsealed tokens are the format's own and pass untouched. Only bodies whose
 bytes hold the seal mark are parsed into a new body (`seal.carries_seals`); the rest go byte-exact.
+
+Unsealed tokens are bound too: to the account or organisation that made them. When a conversation moved
+(its account was cooling down, or a new key) the upstream refuses them; `without_reasoning` is the same
+history with every reasoning token removed, which the relay sends once more in that case.
 """
 
 from collections.abc import Callable, Mapping
@@ -98,3 +102,48 @@ def scrubbed(body: Mapping[str, Any], raw: bytes, client_format: ClientFormat, p
     if scrub is None or not seal.carries_seals(raw):
         return None
     return scrub(body, platform)
+
+
+def _anthropic_unsigned(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    messages, removed = [], False
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            messages.append(message)
+            continue
+        blocks = [block for block in content if not (isinstance(block, dict) and block.get("type") in _TOKEN_FIELDS)]
+        removed = removed or len(blocks) < len(content)
+        if blocks:
+            messages.append({**message, "content": blocks})
+    if not removed:
+        return None
+    out = {**body, "messages": messages}
+    last = next((message for message in reversed(messages) if message.get("role") == "assistant"), None)
+    content = last.get("content") if last is not None else None
+    if isinstance(content, list) and any(isinstance(block, dict) and block.get("type") == "tool_use"
+                                         for block in content):
+        # With thinking on, a tool loop's assistant turn must start with its thinking block, now gone.
+        out.pop("thinking", None)
+    return out
+
+
+def _responses_unsigned(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    items = body.get("input")
+    if not isinstance(items, list):
+        return None
+    kept = [item for item in items
+            if not (isinstance(item, dict) and item.get("type") == "reasoning" and item.get("encrypted_content"))]
+    return {**body, "input": kept} if len(kept) < len(items) else None
+
+
+_UNSIGNERS: dict[ClientFormat, Callable[[Mapping[str, Any]], dict[str, Any] | None]] = {
+    ClientFormat.ANTHROPIC: _anthropic_unsigned,
+    ClientFormat.RESPONSES: _responses_unsigned,
+}
+
+
+def without_reasoning(body: Mapping[str, Any], upstream_format: ClientFormat) -> dict[str, Any] | None:
+    """An upstream body (in the upstream's format) with the history's reasoning tokens removed; None when it
+    holds none."""
+    unsign = _UNSIGNERS.get(upstream_format)
+    return unsign(body) if unsign is not None else None

@@ -55,6 +55,8 @@ class AnthropicStreamTap(StreamTap):
 
 
 ANTHROPIC_VERSION = "2023-06-01"
+# How Anthropic (and Bedrock, for Claude) refuses a thinking block signed by another organisation.
+REFUSED_SIGNATURE = b"Invalid `signature` in `thinking` block"
 _PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
 
 
@@ -98,6 +100,9 @@ class AnthropicMessages(Platform):
         if isinstance(body, dict):
             merge_anthropic(usage, body.get("usage"))
         return usage
+
+    def refuses_reasoning(self, status: int, payload: bytes) -> bool:
+        return status == 400 and REFUSED_SIGNATURE in payload
 
     def tap(self, body: Mapping[str, Any]) -> AnthropicStreamTap:
         return AnthropicStreamTap()

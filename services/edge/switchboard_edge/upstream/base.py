@@ -183,6 +183,11 @@ class Platform(ABC):
         """An upstream error body reshaped into the client format, or None to pass it on as it is."""
         return None
 
+    def refuses_reasoning(self, status: int, payload: bytes) -> bool:
+        """Whether an error refuses the history's reasoning tokens as made by another account or organisation
+        (the relay then sends the history once more without them)."""
+        return False
+
     def classify(self, status: int, payload: bytes) -> Verdict:
         """What an upstream error (status and body) means for the request and the account."""
         return failover.classify(status)

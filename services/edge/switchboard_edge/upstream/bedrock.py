@@ -30,7 +30,7 @@ from botocore.eventstream import EventStreamBuffer, EventStreamMessage
 from switchboard_common import platforms
 from switchboard_edge.errors import ClientFormat
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.anthropic import AnthropicStreamTap
+from switchboard_edge.upstream.anthropic import REFUSED_SIGNATURE, AnthropicStreamTap
 from switchboard_edge.upstream.base import Call, Platform, UpstreamRequest
 from switchboard_edge.usage import Usage, merge_anthropic
 
@@ -166,6 +166,9 @@ class Bedrock(Platform):
 
     def tap(self, body: Mapping[str, Any]) -> AnthropicStreamTap:
         return AnthropicStreamTap()
+
+    def refuses_reasoning(self, status: int, payload: bytes) -> bool:
+        return status == 400 and REFUSED_SIGNATURE in payload
 
     def decoder(self) -> BedrockDecoder:
         return BedrockDecoder()

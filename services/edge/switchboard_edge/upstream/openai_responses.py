@@ -119,5 +119,9 @@ class OpenAIResponses(Platform):
             return codex_backend.collect(payload), "application/json"
         return payload, content_type
 
+    def refuses_reasoning(self, status: int, payload: bytes) -> bool:
+        # Reasoning and compaction blobs are encrypted for the organisation (or ChatGPT account) that made them.
+        return status == 400 and b'"invalid_encrypted_content"' in payload
+
     def tap(self, body: Mapping[str, Any]) -> ResponsesStreamTap:
         return ResponsesStreamTap()
