@@ -79,6 +79,9 @@ YAML keys (all optional; flags in brackets override them)::
       reasoning_models: ["o1*", "o3*", "o4*", "gpt-5*", "codex-*"]  # models that reason (reasoning_tokens,
                                #   reasoning items); others refuse reasoning.effort
       quota_exhausted_keys: [sk-sim-no-quota]  # valid keys that always answer 429 insufficient_quota
+      organizations: {}        # [--openai-responses-organization KEY=ORG, repeatable] API keys in organisations
+                               #   of their own; reasoning/compaction encrypted_content one makes the others
+                               #   refuse (400 invalid_encrypted_content; unlisted keys share one organisation)
     codex:                     # ChatGPT/Codex backend: POST /backend-api/codex/responses, .../responses/compact,
                                #   and the sign-in token endpoint POST /oauth/token (auth.openai.com)
       keys: []                 # [--codex-key TOKEN, repeatable, adds] Bearer values valid forever (besides the
@@ -100,6 +103,9 @@ YAML keys (all optional; flags in brackets override them)::
       secondary_window_minutes: 10080
       usage_limit_reached: false  # every request answers 429 usage_limit_reached (so does a 429 fault)
       unsupported_parameters: [max_output_tokens, temperature, top_p, ...]  # 400 "Unsupported parameter: NAME"
+      organizations: {}        # [--codex-organization TOKEN_OR_ACCOUNT=ORG, repeatable] Bearer values or
+                               #   chatgpt-account-id values in organisations of their own, as for
+                               #   openai_responses (the others share one, not the API platform's)
     gemini:                    # POST /v1beta/models/{model}:generateContent, :streamGenerateContent (?alt=sse:
                                #   SSE, else a JSON array), :countTokens; GET /v1beta/models, /v1beta/models/{model};
                                #   the same under /v1

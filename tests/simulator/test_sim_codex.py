@@ -12,7 +12,10 @@ import httpx
 import pytest
 
 from switchboard_simulator import defaults, textgen
+from switchboard_simulator.config import load
+from switchboard_simulator.vendors import codex, openai
 from switchboard_simulator.vendors.codex_oauth import AUTH_CLAIM, jwt
+from switchboard_simulator.vendors.responses_format import encrypted_content, encrypted_for
 
 from .conftest import Start
 from .sim_testing import anthropic_events
@@ -291,6 +294,101 @@ async def test_compact(client: httpx.AsyncClient, access: str) -> None:
     assert [item["type"] for item in answer["output"]] == ["message", "message", "compaction"]
     assert answer["output"][-1]["encrypted_content"].startswith("gAAAAAB")
     assert (await client.post(f"{PATH}/compact", json=body, headers=_headers(access, account=None))).status_code == 403
+
+
+# ------------------------------------------------------------------------------------ encrypted content
+
+
+UNVERIFIED = "Encrypted content could not be decrypted or parsed."
+
+
+def _refusal(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                      "code": "invalid_encrypted_content"}}
+
+
+def _unverified(blob: str) -> dict[str, Any]:
+    return _refusal(f"The encrypted content {blob[:4]}...{blob[-4:]} could not be verified. Reason: {UNVERIFIED}")
+
+
+def _assert_refused(response: httpx.Response, expected: dict[str, Any]) -> None:
+    assert response.status_code == 400
+    assert response.json() == expected and response.text == json.dumps(expected, indent=2)
+    assert response.headers["content-type"] == "application/json" and "x-codex-plan-type" in response.headers
+
+
+def _with(*items: dict[str, Any]) -> dict[str, Any]:
+    return {**CODEX_BODY, "input": [*CODEX_BODY["input"], *items, {"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "go on"}]}]}
+
+
+async def _reasoning(http: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    response = await http.post(PATH, json=CODEX_BODY, headers=headers)
+    assert response.status_code == 200, response.text
+    item = anthropic_events(response.text)[-1][1]["response"]["output"][0]
+    assert item["type"] == "reasoning" and item["encrypted_content"].startswith("gAAAAAB")
+    return dict(item)
+
+
+async def test_reasoning_is_bound_to_the_organisation_of_the_token(start: Start) -> None:
+    base_url = await start(codex={"keys": ["codex-a", "codex-b", "codex-c"], "organizations": {"codex-b": "org-b"}})
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        made = await _reasoning(http, _headers("codex-a"))
+        blob = made["encrypted_content"]
+        assert encrypted_for(blob, codex.ORGANIZATION)
+        assert (await http.post(PATH, json=_with(made), headers=_headers("codex-a"))).status_code == 200
+        # Unlisted callers share one organisation: another static key, an issued access token.
+        assert (await http.post(PATH, json=_with(made), headers=_headers("codex-c"))).status_code == 200
+        access = str((await _tokens(http))["access_token"])
+        assert (await http.post(PATH, json=_with(made), headers=_headers(access))).status_code == 200
+        # A caller of another organisation is refused with the vendor's body (and the usage headers).
+        _assert_refused(await http.post(PATH, json=_with(made), headers=_headers("codex-b")), _unverified(blob))
+        theirs = await _reasoning(http, _headers("codex-b"))
+        assert encrypted_for(theirs["encrypted_content"], "org-b")
+        assert (await http.post(PATH, json=_with(theirs), headers=_headers("codex-b"))).status_code == 200
+        _assert_refused(await http.post(PATH, json=_with(theirs), headers=_headers(access)),
+                        _unverified(theirs["encrypted_content"]))
+        # The API platform's organisations and the backend's do not accept each other's content.
+        api_made = {"type": "reasoning", "encrypted_content": encrypted_content(256, openai.ORGANIZATION),
+                    "summary": []}
+        _assert_refused(await http.post(PATH, json=_with(api_made), headers=_headers("codex-a")),
+                        _unverified(api_made["encrypted_content"]))
+        # Forged content is refused too.
+        forged = {"type": "reasoning", "encrypted_content": "gAAAAABforged==", "summary": []}
+        _assert_refused(await http.post(PATH, json=_with(forged), headers=_headers("codex-a")),
+                        _unverified("gAAAAABforged=="))
+
+
+async def test_reasoning_is_bound_to_the_organisation_of_the_account(start: Start) -> None:
+    base_url = await start(codex={"accept_any_key": True, "organizations": {"acct-b": "org-b"}})
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        made = await _reasoning(http, _headers("any", "acct-a"))
+        assert (await http.post(PATH, json=_with(made), headers=_headers("other", "acct-c"))).status_code == 200
+        _assert_refused(await http.post(PATH, json=_with(made), headers=_headers("any", "acct-b")),
+                        _unverified(made["encrypted_content"]))
+
+
+def test_organisations_from_the_command_line() -> None:
+    vendor = load(["--codex-organization", "codex-x=org-x", "--codex-organization", f"{ACCOUNT}=org-y"], {}).codex
+    assert vendor.organization("codex-x", ACCOUNT) == "org-x" and vendor.organization("other", ACCOUNT) == "org-y"
+    assert vendor.organization("other", "acct-z") == codex.ORGANIZATION
+
+
+async def test_compaction_is_bound_to_the_organisation(start: Start) -> None:
+    base_url = await start(codex={"keys": ["codex-a", "codex-b"], "organizations": {"codex-b": "org-b"}})
+    body = {key: CODEX_BODY[key] for key in ("model", "instructions", "input", "tools", "reasoning")}
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        compacted = await http.post(f"{PATH}/compact", json=body, headers=_headers("codex-a"))
+        assert compacted.status_code == 200
+        item = compacted.json()["output"][-1]
+        assert item["type"] == "compaction" and item["id"].startswith("cmp_")
+        for path, turn in ((PATH, _with(item)), (f"{PATH}/compact", {**body, "input": [item, *body["input"]]})):
+            assert (await http.post(path, json=turn, headers=_headers("codex-a"))).status_code == 200
+            _assert_refused(await http.post(path, json=turn, headers=_headers("codex-b")), _refusal(
+                f"The encrypted content for item {item['id']} could not be verified. Reason: {UNVERIFIED}"))
+        made = await _reasoning(http, _headers("codex-a"))
+        _assert_refused(await http.post(f"{PATH}/compact", json={**body, "input": [*body["input"], made]},
+                                        headers=_headers("codex-b")), _unverified(made["encrypted_content"]))
 
 
 # ------------------------------------------------------------------------------------- usage and faults

@@ -1,6 +1,7 @@
 """The OpenAI Responses API on the wire (POST /v1/responses, /v1/responses/compact), held against the
 recorded vendor traffic field by field, and driven with the official openai SDK."""
 
+import base64
 import gzip
 import json
 import re
@@ -14,6 +15,9 @@ import pytest
 import yaml
 
 from switchboard_simulator import defaults, textgen
+from switchboard_simulator.config import load
+from switchboard_simulator.vendors import openai as openai_vendor
+from switchboard_simulator.vendors.responses_format import encrypted_content, encrypted_for
 
 from .conftest import Start
 from .sim_testing import OPENAI_HEADERS, OPENAI_KEY, OPENAI_REQUEST_ID, RECORDINGS, anthropic_events, recording
@@ -142,7 +146,15 @@ async def test_reasoning_and_function_call_match_the_recording(client: httpx.Asy
     assert body["tools"] == expected["tools"] and body["reasoning"] == expected["reasoning"]
     assert body["usage"]["output_tokens_details"]["reasoning_tokens"] > 0
     # The second turn replays the reasoning item (encrypted) and the call; after the tool's output, text.
-    replay = await _post(client, json.loads(second.request_body))
+    # The recorded reasoning item was encrypted for the vendor's organisation, so it is refused as the vendor
+    # refuses another organisation's; the simulator's own item (made for this key) takes its place.
+    follow_up = json.loads(second.request_body)
+    recorded = follow_up["input"][1]
+    assert recorded["type"] == "reasoning"
+    refused = await _post(client, follow_up)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_encrypted_content"
+    follow_up["input"][1] = {**recorded, "id": reasoning["id"], "encrypted_content": reasoning["encrypted_content"]}
+    replay = await _post(client, follow_up)
     assert replay.status_code == 200
     output = replay.json()["output"]
     assert [item["type"] for item in output] == ["reasoning", "message"]
@@ -262,7 +274,7 @@ async def test_codex_style_input_with_unknown_item_types_is_accepted(client: htt
             {"type": "additional_tools", "tools": [{"type": "function", "name": "x"}]},
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
             {"type": "custom_tool_call_output", "call_id": "call_1", "output": "ok"},
-            {"type": "compaction", "encrypted_content": "gAAAAABsomething"},
+            {"type": "compaction", "encrypted_content": encrypted_content(256, openai_vendor.ORGANIZATION)},
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go on"}]},
         ],
         "tools": [{"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark",
@@ -435,6 +447,126 @@ async def test_compact_keeps_user_messages_and_adds_a_compaction_item(client: ht
     assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "model_not_found"
     faulty = await client.post(f"{PATH}/compact", json=body, headers={**OPENAI_HEADERS, "x-simulator-fault": "500"})
     assert faulty.status_code == 500
+
+
+# ----------------------------------------------------------------------------- encrypted content
+
+
+UNVERIFIED = "Encrypted content could not be decrypted or parsed."
+ORG_KEYS = {"openai_responses": {"keys": ["sk-org-a", "sk-org-b", "sk-unlisted"],
+                                 "organizations": {"sk-org-a": "org-a", "sk-org-b": "org-b"}}}
+THINK: dict[str, Any] = {"model": "gpt-5", "include": ["reasoning.encrypted_content"],
+                         "reasoning": {"effort": "medium"}}
+
+
+def _with_last_byte_flipped(blob: str) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(blob))
+    raw[-1] ^= 1
+    return base64.urlsafe_b64encode(bytes(raw)).decode()
+
+
+def _refusal(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                      "code": "invalid_encrypted_content"}}
+
+
+def _unverified(blob: str) -> dict[str, Any]:
+    return _refusal(f"The encrypted content {blob[:4]}...{blob[-4:]} could not be verified. Reason: {UNVERIFIED}")
+
+
+def _as(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def _turn(*items: dict[str, Any]) -> dict[str, Any]:
+    return {**THINK, "input": [{"role": "user", "content": "think"}, *items,
+                               {"role": "user", "content": "go on"}]}
+
+
+def _assert_refused(response: httpx.Response, expected: dict[str, Any]) -> None:
+    assert response.status_code == 400
+    assert response.json() == expected
+    # Printed as the vendor prints its validation errors: 2-space indentation, no trailing newline.
+    assert response.text == json.dumps(expected, indent=2, ensure_ascii=False)
+
+
+async def _reasoning_item(http: httpx.AsyncClient, key: str) -> dict[str, Any]:
+    response = await http.post(PATH, json={**THINK, "input": "think"}, headers=_as(key))
+    assert response.status_code == 200, response.text
+    item = response.json()["output"][0]
+    assert item["type"] == "reasoning" and item["encrypted_content"].startswith("gAAAAAB")
+    return dict(item)
+
+
+async def test_reasoning_is_bound_to_the_organisation_of_the_key(start: Start) -> None:
+    base_url = await start(**ORG_KEYS)
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        made = await _reasoning_item(http, "sk-org-a")
+        blob = made["encrypted_content"]
+        assert encrypted_for(blob, "org-a") and not encrypted_for(blob, "org-b")
+        accepted = await http.post(PATH, json=_turn(made), headers=_as("sk-org-a"))
+        assert accepted.status_code == 200 and accepted.headers["openai-organization"] == "org-a"
+        # Another organisation's key is refused, whole or streaming, with the vendor's body.
+        for stream in (False, True):
+            refused = await http.post(PATH, json={**_turn(made), "stream": stream}, headers=_as("sk-org-b"))
+            _assert_refused(refused, _unverified(blob))
+        # Unlisted keys (and the openai section's) share the vendor's one organisation.
+        shared = await _reasoning_item(http, "sk-unlisted")
+        both = await http.post(PATH, json=_turn(shared), headers=_as(OPENAI_KEY))
+        assert both.status_code == 200 and both.headers["openai-organization"] == openai_vendor.ORGANIZATION
+        _assert_refused(await http.post(PATH, json=_turn(shared), headers=_as("sk-org-a")),
+                        _unverified(shared["encrypted_content"]))
+        # The first item that fails is the one named; items without encrypted content are not checked.
+        bare = {"type": "reasoning", "id": "rs_1", "summary": []}
+        _assert_refused(await http.post(PATH, json=_turn(bare, shared, made), headers=_as("sk-org-a")),
+                        _unverified(shared["encrypted_content"]))
+        assert (await http.post(PATH, json=_turn(bare), headers=_as("sk-org-a"))).status_code == 200
+
+
+@pytest.mark.parametrize("forged", [
+    "gAAAAABsomething",  # made up
+    _with_last_byte_flipped(encrypted_content(256, "org-a")),  # the MAC changed
+    encrypted_content(256, "org-a")[:-8],  # cut short
+    "Work...out.",  # not base64 at all
+])
+async def test_forged_encrypted_content_is_refused(start: Start, forged: str) -> None:
+    base_url = await start(**ORG_KEYS)
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        item = {"type": "reasoning", "id": "rs_1", "encrypted_content": forged, "summary": []}
+        _assert_refused(await http.post(PATH, json=_turn(item), headers=_as("sk-org-a")), _unverified(forged))
+        typed = await http.post(PATH, json=_turn({**item, "encrypted_content": 7}), headers=_as("sk-org-a"))
+        assert typed.status_code == 400 and typed.json()["error"]["code"] == "invalid_type"
+        assert typed.json()["error"]["param"] == "input[1].encrypted_content"
+
+
+async def test_compaction_items_are_bound_to_the_organisation_of_the_key(start: Start) -> None:
+    base_url = await start(**ORG_KEYS)
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        compacted = await http.post(f"{PATH}/compact", json={"model": "gpt-5", "input": "a long talk"},
+                                    headers=_as("sk-org-a"))
+        assert compacted.status_code == 200 and compacted.headers["openai-organization"] == "org-a"
+        item = compacted.json()["output"][-1]
+        assert item["type"] == "compaction" and encrypted_for(item["encrypted_content"], "org-a")
+        for path in (PATH, f"{PATH}/compact"):
+            assert (await http.post(path, json=_turn(item), headers=_as("sk-org-a"))).status_code == 200
+            # Refused by another organisation's key: named by its id, or abbreviated when it has none.
+            _assert_refused(await http.post(path, json=_turn(item), headers=_as("sk-org-b")), _refusal(
+                f"The encrypted content for item {item['id']} could not be verified. Reason: {UNVERIFIED}"))
+            anonymous = {"type": "compaction", "encrypted_content": item["encrypted_content"]}
+            _assert_refused(await http.post(path, json=_turn(anonymous), headers=_as("sk-org-b")),
+                            _unverified(item["encrypted_content"]))
+        # The compact endpoint checks reasoning items too.
+        made = await _reasoning_item(http, "sk-org-b")
+        _assert_refused(await http.post(f"{PATH}/compact", json=_turn(made), headers=_as("sk-org-a")),
+                        _unverified(made["encrypted_content"]))
+
+
+def test_organisations_from_the_command_line() -> None:
+    config = load(["--openai-responses-organization", "sk-x=org-x", "--openai-responses-organization", "sk-y=org-y"],
+                  {})
+    vendor = config.openai_responses
+    assert vendor.organization("sk-x") == "org-x" and vendor.organization("sk-y") == "org-y"
+    assert vendor.organization("sk-z") == openai_vendor.ORGANIZATION
 
 
 # --------------------------------------------------------------------------------------------- the SDK

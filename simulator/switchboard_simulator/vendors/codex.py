@@ -14,6 +14,13 @@ The replies are the Responses wire format (`responses_format`); what differs is 
   <name>`` (``unsupported_parameters``), ``Instructions are required``, ``Store must be set to false``,
   ``Stream must be set to true``, ``Input must be a list``, ``The '<model>' model is not supported when
   using Codex with a ChatGPT account.``;
+- encrypted content (``reasoning`` and ``compaction`` input items, on both paths) is bound to the caller's
+  organisation, as on the API (`openai_responses`): ``organizations`` maps a Bearer value (a static key
+  or an access token) or a ``chatgpt-account-id`` to an organisation, the Bearer value first; every other
+  caller shares ``ORGANIZATION`` (which the API platform's organisations are not). Content made for
+  another organisation, or forged, is 400 ``invalid_encrypted_content`` in the OpenAI envelope (2-space
+  indented): "The encrypted content gAAA...DQ== could not be verified. Reason: Encrypted content could not
+  be decrypted or parsed." (for a compaction item with an id: "The encrypted content for item cmp_… …");
 - usage windows: every answer carries ``x-codex-*`` headers (plan type, active limit, primary 300-minute
   and secondary 10080-minute windows with used percent, window minutes, reset-after seconds and reset-at,
   and the credits headers, booleans as ``True``/``False`` as the backend prints them). When a window is
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -43,6 +50,7 @@ from ..settings import (
     optional_fault,
     positive,
     scalar,
+    string_map,
     string_tuple,
 )
 from . import responses_format as fmt
@@ -50,6 +58,7 @@ from . import responses_output as out
 from .codex_oauth import CodexTokens, TokenEndpoint
 from .oauth_grant import GrantConfig
 from .openai_errors import SERVER_ERROR, fault_error
+from .openai_responses import encrypted_content_error
 from .registry import Route
 
 if TYPE_CHECKING:
@@ -65,11 +74,15 @@ BAD_TOKEN = "Could not parse your authentication token. Please try signing in ag
 EXPIRED = "Provided authentication token is expired. Please try signing in again."
 NO_ACCESS = "You do not have access to this account."
 USAGE_LIMIT = "The usage limit has been reached"
+#: Whom the backend's encrypted content is bound to when ``organizations`` names neither the caller's Bearer
+#: value nor its account: not the API platform's default organisation, so neither accepts the other's.
+ORGANIZATION = "chatgpt-simulator"
 
 
 @dataclass(frozen=True, slots=True)
 class CodexConfig(GrantConfig):
-    """The ``codex`` section: the account, its sign-in tokens, its usage windows, the refused parameters."""
+    """The ``codex`` section: the account, its sign-in tokens, its usage windows, the refused parameters,
+    the callers in organisations of their own."""
 
     account_id: str = defaults.CODEX_ACCOUNT_ID
     plan_type: str = defaults.CODEX_PLAN_TYPE
@@ -81,6 +94,11 @@ class CodexConfig(GrantConfig):
     secondary_window_minutes: int = 10080
     usage_limit_reached: bool = False
     unsupported_parameters: tuple[str, ...] = ()
+    organizations: Mapping[str, str] = field(default_factory=dict)
+
+    def organization(self, token: str, account: str) -> str:
+        """The organisation of an admitted caller: its Bearer value's, else its account's, else the default."""
+        return self.organizations.get(token) or self.organizations.get(account) or ORGANIZATION
 
 
 SECTION = Section("codex", CodexConfig, (
@@ -103,6 +121,9 @@ SECTION = Section("codex", CodexConfig, (
     Field("secondary_window_minutes", positive(int), 10080),
     Field("usage_limit_reached", scalar(bool), False),
     Field("unsupported_parameters", string_tuple, UNSUPPORTED),
+    Field("organizations", string_map, {}, flag="--codex-organization", flag_mode="pairs",
+          metavar="TOKEN_OR_ACCOUNT=ORGANIZATION", help="a Bearer token or chatgpt-account-id that belongs to its "
+          "own organisation (encrypted reasoning and compaction content made for one is refused by the others)"),
 ))
 
 
@@ -251,6 +272,15 @@ class CodexResponses(Endpoint):
         if not isinstance(model, str) or not self.vendor.serves(model):
             raise self.detail(400, f"The '{model}' model is not supported when using Codex with a ChatGPT account.")
 
+    def organization(self, ex: Exchange) -> str:
+        return self.vendor.organization(ex.key, ex.request.headers.get("chatgpt-account-id", "").strip())
+
+    def _verified(self, ex: Exchange, body: dict[str, Any]) -> dict[str, Any]:
+        error = encrypted_content_error(body["input"], self.organization(ex))
+        if error is not None:
+            raise Wrapped(error, Usage(self.vendor).headers())
+        return body
+
     def validate(self, ex: Exchange) -> dict[str, Any]:
         body = self._body(ex)
         instructions = body.get("instructions")
@@ -263,13 +293,14 @@ class CodexResponses(Endpoint):
         if not isinstance(body.get("input"), list):
             raise self.detail(400, "Input must be a list")
         self._model(body)
-        return body
+        return self._verified(ex, body)
 
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
         config, body = self.config, plan
         cache_key = body.get("prompt_cache_key")
         cached = self.cache.lookup_and_store(cache_key, fmt.input_parts(body)) if isinstance(cache_key, str) else 0
-        the_plan = fmt.make_plan(body, reply_tokens=config.reply_tokens, reasons=True, cached_tokens=cached)
+        the_plan = fmt.make_plan(body, reply_tokens=config.reply_tokens, reasons=True,
+                                 organization=self.organization(ex), cached_tokens=cached)
         fail_after = faults.count(fault, "stream_error")
         failure = out.Failure("server_error", "server_error", SERVER_ERROR) if fail_after is not None else None
         _, frames = out.render(the_plan, stream=True, chunk_tokens=config.chunk_tokens, fail_after=fail_after,
@@ -294,10 +325,10 @@ class CodexCompact(CodexResponses):
         if not isinstance(body.get("input"), list):
             raise self.detail(400, "Input must be a list")
         self._model(body)
-        return body
+        return self._verified(ex, body)
 
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
-        answer = out.compaction_object(plan["input"], reasons=True)
+        answer = out.compaction_object(plan["input"], reasons=True, organization=self.organization(ex))
         headers = {"Content-Type": "application/json", **Usage(self.vendor).headers()}
         return await delivery.send_body(
             ex.request, 200, headers, orjson.dumps(answer, option=orjson.OPT_INDENT_2),

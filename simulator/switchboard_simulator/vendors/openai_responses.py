@@ -11,6 +11,12 @@ vendor-recordings/openai-responses (the wire format itself is `responses_format`
 - keys in ``quota_exhausted_keys`` answer 429 ``insufficient_quota`` (a stream: 200 with
   response.created, response.in_progress, ``error``, ``response.failed``, as recorded);
 - input may be a string or a list of items of any type (unknown types such as Codex's are accepted);
+- ``reasoning`` and ``compaction`` items' ``encrypted_content`` is bound to the organisation that made it
+  (``organizations`` maps API keys to organisations; unlisted keys share ``openai.ORGANIZATION``, which
+  ``openai-organization`` names): another organisation's (or a forged one) is 400
+  ``invalid_encrypted_content``, "The encrypted content gAAA...DQ== could not be verified. Reason:
+  Encrypted content could not be decrypted or parsed." (for a compaction item with an id: "The encrypted
+  content for item cmp_… could not be verified. Reason: …"), on ``/responses`` and ``/responses/compact``;
 - ``prompt_cache_key`` turns on prefix caching (`responses_format.PromptCache`): the same key and a
   prefix seen before report ``cached_tokens``;
 - ``stream_error`` sends N deltas, then ``error`` and ``response.failed``; ``max_output_tokens``
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +37,16 @@ from aiohttp import web
 from .. import defaults, delivery, faults, ids, ratelimit
 from ..faults import Fault
 from ..pipeline import Endpoint, Exchange, Refusal
-from ..settings import Field, Section, VendorConfig, common_fields, frozen_strings, model_matcher, string_tuple
+from ..settings import (
+    Field,
+    Section,
+    VendorConfig,
+    common_fields,
+    frozen_strings,
+    model_matcher,
+    string_map,
+    string_tuple,
+)
 from . import responses_format as fmt
 from . import responses_output as out
 from .openai import ORGANIZATION, PROJECT, _invalid_type
@@ -55,10 +71,12 @@ _KEY_HINT = "You can find your API key at https://platform.openai.com/account/ap
 
 @dataclass(frozen=True, slots=True)
 class ResponsesConfig(VendorConfig):
-    """The ``openai_responses`` section: the common keys, the reasoning models, the keys out of quota."""
+    """The ``openai_responses`` section: the common keys, the reasoning models, the keys out of quota, the
+    keys in organisations of their own."""
 
     reasoning_models: tuple[str, ...] = ()
     quota_exhausted_keys: frozenset[str] = frozenset()
+    organizations: Mapping[str, str] = field(default_factory=dict)
     _reasoning: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -68,11 +86,18 @@ class ResponsesConfig(VendorConfig):
     def reasons(self, model: str) -> bool:
         return self._reasoning.match(model) is not None
 
+    def organization(self, key: str) -> str:
+        """The organisation an admitted key belongs to (its encrypted content verifies for it alone)."""
+        return self.organizations.get(key, ORGANIZATION)
+
 
 SECTION = Section("openai_responses", ResponsesConfig, (
     *common_fields("openai-responses", [defaults.OPENAI_KEY], MODELS),
     Field("reasoning_models", string_tuple, REASONING_MODELS),
     Field("quota_exhausted_keys", frozen_strings, [defaults.OPENAI_NO_QUOTA_KEY]),
+    Field("organizations", string_map, {}, flag="--openai-responses-organization", flag_mode="pairs",
+          metavar="KEY=ORGANIZATION", help="an API key that belongs to its own organisation (encrypted reasoning "
+          "and compaction content made for one is refused by the others)"),
 ))
 
 
@@ -126,6 +151,9 @@ def _check_input(body: dict[str, Any]) -> None:
             raise _invalid_type(f"input[{index}]", "an object", item)
         if "role" in item and item.get("type", "message") == "message" and "content" not in item:
             raise _missing(f"input[{index}].content")
+        blob = item.get("encrypted_content")
+        if item.get("type") in fmt.ENCRYPTED_ITEM_TYPES and blob is not None and not isinstance(blob, str):
+            raise _invalid_type(f"input[{index}].encrypted_content", "a string", blob)
 
 
 def _check_tools(body: dict[str, Any]) -> None:
@@ -189,11 +217,18 @@ def check(body: Any, bad_json: str | None, vendor: ResponsesConfig) -> dict[str,
     return body
 
 
-def api_headers(stream: bool, processing_seconds: float, prompt_tokens: int) -> dict[str, str]:
+def encrypted_content_error(items: Any, organization: str) -> OpenAIError | None:
+    """The vendor's 400 for a reasoning or compaction input item not encrypted for `organization`, or None."""
+    problem = fmt.encrypted_content_problem(items, organization)
+    return None if problem is None else OpenAIError(400, problem, code="invalid_encrypted_content")
+
+
+def api_headers(stream: bool, processing_seconds: float, prompt_tokens: int,
+                organization: str = ORGANIZATION) -> dict[str, str]:
     headers = {
         "Content-Type": out.SSE_TYPE if stream else "application/json",
         "x-request-id": ids.openai_request_id(),
-        "openai-organization": ORGANIZATION,
+        "openai-organization": organization,
         "openai-project": PROJECT,
         "openai-processing-ms": str(int(processing_seconds * 1000)),
         "openai-version": "2020-10-01",
@@ -236,30 +271,38 @@ class Responses(Endpoint):
         body = ex.json_object
         return fault_error(fault, str(body.get("model")) if body is not None else "unknown")
 
-    def validate(self, ex: Exchange) -> dict[str, Any]:
-        return check(ex.body, ex.bad_json, self.vendor)
+    def verified(self, ex: Exchange, body: dict[str, Any]) -> dict[str, Any]:
+        """`body`, unless an input item carries encrypted content another organisation made."""
+        error = encrypted_content_error(body.get("input"), self.vendor.organization(ex.key))
+        if error is not None:
+            raise error
+        return body
 
-    def plan(self, body: dict[str, Any]) -> fmt.Plan:
+    def validate(self, ex: Exchange) -> dict[str, Any]:
+        return self.verified(ex, check(ex.body, ex.bad_json, self.vendor))
+
+    def plan(self, body: dict[str, Any], organization: str) -> fmt.Plan:
         cache_key = body.get("prompt_cache_key")
         cached = self.cache.lookup_and_store(cache_key, fmt.input_parts(body)) if isinstance(cache_key, str) else 0
         return fmt.make_plan(body, reply_tokens=self.config.reply_tokens, reasons=self.vendor.reasons(body["model"]),
-                             cached_tokens=cached)
+                             organization=organization, cached_tokens=cached)
 
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
         config, request, body = self.config, ex.request, plan
         stream = body.get("stream") is True
-        the_plan = self.plan(body)
+        organization = self.vendor.organization(ex.key)
+        the_plan = self.plan(body, organization)
         delay = config.first_byte_delay + faults.extra_delay(fault)
         if ex.key in self.vendor.quota_exhausted_keys:
             if not stream:
                 error = OpenAIError(429, QUOTA_MESSAGE, "insufficient_quota", code="insufficient_quota")
                 headers, payload = error.parts()
                 return await delivery.send_body(request, 429, headers, payload, delay=delay)
-            headers = api_headers(True, delay, the_plan.input_tokens)
+            headers = api_headers(True, delay, the_plan.input_tokens, organization)
             return await delivery.send_stream(request, headers, out.failure_stream(the_plan, INSUFFICIENT_QUOTA),
                                               delay=delay)
         generation = 0.0 if stream else the_plan.output_tokens * config.seconds_per_token
-        headers = api_headers(stream, delay + generation, the_plan.input_tokens)
+        headers = api_headers(stream, delay + generation, the_plan.input_tokens, organization)
         options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
         fail_after = faults.count(fault, "stream_error")
         final, frames = out.render(
@@ -300,13 +343,16 @@ class Compact(Responses):
         if not self.vendor.serves(body["model"]):
             raise OpenAIError(400, f"The requested model '{body['model']}' does not exist.", param="model",
                               code="model_not_found")
-        return body
+        return self.verified(ex, body)
 
     async def reply(self, ex: Exchange, plan: Any, fault: Fault | None) -> web.StreamResponse:
         started = time.monotonic()
-        answer = out.compaction_object(plan.get("input"), reasons=self.vendor.reasons(plan["model"]))
+        organization = self.vendor.organization(ex.key)
+        answer = out.compaction_object(plan.get("input"), reasons=self.vendor.reasons(plan["model"]),
+                                       organization=organization)
         delay = self.config.first_byte_delay + faults.extra_delay(fault)
-        headers = api_headers(False, delay + time.monotonic() - started, answer["usage"]["input_tokens"])
+        headers = api_headers(False, delay + time.monotonic() - started, answer["usage"]["input_tokens"],
+                              organization)
         return await delivery.send_body(ex.request, 200, headers, pretty(answer), delay=delay,
                                         disconnect=faults.count(fault, "disconnect") is not None)
 

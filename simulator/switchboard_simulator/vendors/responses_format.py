@@ -4,7 +4,12 @@ and the ChatGPT/Codex backend (`codex`); the output items, stream events and com
 
 - ids: ``resp_``/``msg_``/``rs_``/``fc_``/``cmp_`` + 50 hex digits: 16 shared by every id of one
   response, ``01``, the unix time in 8 hex digits, 24 random ones; ``call_`` + 24 alphanumerics;
-  ``encrypted_content`` is a Fernet token (``gAAAAAB…``);
+  ``encrypted_content`` is a Fernet token (``gAAAAAB…``) bound to the organisation that made it: its
+  32-byte MAC is an HMAC-SHA256 of the rest keyed by the organisation's id, so `encrypted_content_problem`
+  finds a ``reasoning`` or ``compaction`` input item made for another organisation (or forged), which the
+  vendor refuses (``invalid_encrypted_content``, "The encrypted content gAAA...DQ== could not be verified.
+  Reason: Encrypted content could not be decrypted or parsed.", or "… for item cmp_… …" for a compaction
+  item with an id);
 - the response object: id, object, created_at, status, background, (billing: non-stream only),
   completed_at, error, frequency_penalty, incomplete_details, instructions, max_output_tokens,
   max_tool_calls, model (the dated snapshot), moderation, output, parallel_tool_calls, presence_penalty,
@@ -25,7 +30,9 @@ tools; with ``prompt_cache_key``, `PromptCache` reports a prefix seen before as 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import random
 import string
 import time
@@ -83,11 +90,64 @@ def call_id() -> str:
     return "call_" + "".join(_rng.choices(_ALNUM, k=24))
 
 
-def encrypted_content(size: int) -> str:
-    """A Fernet-shaped opaque blob: version byte 0x80, 8-byte timestamp, IV, ciphertext, 32-byte MAC."""
+# ------------------------------------------------------------------------------ encrypted content
+
+#: Fernet's layout: version byte, 8-byte timestamp, 16-byte IV, ciphertext in 16-byte blocks, 32-byte MAC.
+_FERNET_VERSION = 0x80
+_FERNET_HEAD = 1 + 8 + 16
+_MAC_SIZE = 32
+#: The vendor's reason for refusing a blob it cannot verify.
+UNVERIFIED_REASON = "Encrypted content could not be decrypted or parsed."
+#: The input item types whose ``encrypted_content`` the vendor decrypts (and so refuses when it cannot).
+ENCRYPTED_ITEM_TYPES = ("reasoning", "compaction")
+
+
+def _mac(organization: str, signed: bytes) -> bytes:
+    return hmac.new(organization.encode(), signed, hashlib.sha256).digest()
+
+
+def encrypted_content(size: int, organization: str) -> str:
+    """A Fernet token (version byte 0x80, 8-byte timestamp, IV, about `size` bytes of ciphertext, 32-byte
+    MAC) that only `organization` accepts back: the MAC is an HMAC-SHA256 of the rest keyed by its id."""
     blocks = max(1, size // 16)
-    raw = b"\x80" + int(time.time()).to_bytes(8, "big") + _rng.randbytes(16 + 16 * blocks + 32)
-    return base64.urlsafe_b64encode(raw).decode()
+    signed = bytes([_FERNET_VERSION]) + int(time.time()).to_bytes(8, "big") + _rng.randbytes(16 + 16 * blocks)
+    return base64.urlsafe_b64encode(signed + _mac(organization, signed)).decode()
+
+
+def encrypted_for(blob: Any, organization: str) -> bool:
+    """Whether `blob` is encrypted content `encrypted_content` made for `organization`."""
+    if not isinstance(blob, str):
+        return False
+    try:
+        raw = base64.b64decode(blob, altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    ciphertext = len(raw) - _FERNET_HEAD - _MAC_SIZE
+    if ciphertext < 16 or ciphertext % 16 or raw[0] != _FERNET_VERSION:
+        return False
+    return hmac.compare_digest(raw[-_MAC_SIZE:], _mac(organization, raw[:-_MAC_SIZE]))
+
+
+def _abbreviated(blob: Any) -> str:
+    text = blob if isinstance(blob, str) else orjson.dumps(blob).decode()
+    return f"{text[:4]}...{text[-4:]}"
+
+
+def encrypted_content_problem(items: Any, organization: str) -> str | None:
+    """The vendor's message for the first ``reasoning`` or ``compaction`` input item whose
+    ``encrypted_content`` was not made for `organization` (another's, or forged), or None. Items without
+    encrypted content (or with null) are not checked."""
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict) or item.get("type") not in ENCRYPTED_ITEM_TYPES:
+            continue
+        blob = item.get("encrypted_content")
+        if blob is None or encrypted_for(blob, organization):
+            continue
+        item_id = item.get("id")
+        if item["type"] == "compaction" and isinstance(item_id, str) and item_id:
+            return f"The encrypted content for item {item_id} could not be verified. Reason: {UNVERIFIED_REASON}"
+        return f"The encrypted content {_abbreviated(blob)} could not be verified. Reason: {UNVERIFIED_REASON}"
+    return None
 
 
 # ---------------------------------------------------------------------------------- prompt caching
@@ -145,6 +205,7 @@ class Plan:
     text_tokens: int
     incomplete: bool
     latest: bool
+    organization: str
 
     @property
     def output_tokens(self) -> int:
@@ -232,8 +293,9 @@ def argument_pieces(call: Call | None) -> list[str]:
     return [text[i:i + 4] for i in range(0, len(text), 4)] or [""]
 
 
-def make_plan(body: dict[str, Any], *, reply_tokens: int, reasons: bool, cached_tokens: int = 0) -> Plan:
-    """What the model does for `body` (already validated)."""
+def make_plan(body: dict[str, Any], *, reply_tokens: int, reasons: bool, organization: str,
+              cached_tokens: int = 0) -> Plan:
+    """What the model does for `body` (already validated), its encrypted content made for `organization`."""
     model = body["model"]
     reasoning = reasoning_echo(body, reasons)
     effort = reasoning["effort"]
@@ -263,6 +325,7 @@ def make_plan(body: dict[str, Any], *, reply_tokens: int, reasons: bool, cached_
         text_tokens=text_tokens,
         incomplete=incomplete,
         latest=model.startswith(LATEST_PREFIXES),
+        organization=organization,
     )
 
 

@@ -15,6 +15,10 @@ events, in-stream failures and the compaction answer. Shapes follow vendor-recor
   recorded) then ``response.failed`` with ``error: {code, message}``;
 - compaction (``/responses/compact``): ``{id, object: "response.compaction", created_at, output: [the
   user messages as input_text messages…, {id: cmp_…, type: compaction, encrypted_content}], usage}``.
+
+Reasoning and compaction ``encrypted_content`` is made for the caller's organisation (`Plan.organization`,
+the `organization` argument of `compaction_object`) and verifies for it alone
+(`responses_format.encrypted_content_problem`).
 """
 
 from __future__ import annotations
@@ -133,7 +137,8 @@ def render(
         item_id = made.make("rs")
         summary_text, pieces = _summary_chunks(chunk_tokens) if plan.summary else ("", [])
         done = _reasoning_item(item_id, [summary_text] if plan.summary else [],
-                               encrypted_content(plan.reasoning_tokens * 8) if plan.encrypted else None)
+                               encrypted_content(plan.reasoning_tokens * 8, plan.organization)
+                               if plan.encrypted else None)
         if stream:
             events.add("response.output_item.added", item=_reasoning_item(item_id, [], None), output_index=index)
             if plan.summary:
@@ -213,8 +218,9 @@ def failure_stream(plan: Plan, failure: Failure) -> list[Frame]:
 # ---------------------------------------------------------------------------------------- compaction
 
 
-def compaction_object(items: Any, *, reasons: bool) -> dict[str, Any]:
-    """``POST /responses/compact``: the user messages kept verbatim, then one opaque ``compaction`` item."""
+def compaction_object(items: Any, *, reasons: bool, organization: str) -> dict[str, Any]:
+    """``POST /responses/compact``: the user messages kept verbatim, then one opaque ``compaction`` item
+    (encrypted for `organization`)."""
     made = IdFactory()
     response_id = made.make("resp")
     kept: list[Any] = []
@@ -234,7 +240,7 @@ def compaction_object(items: Any, *, reasons: bool) -> dict[str, Any]:
     output_tokens = max(16, math.ceil(input_tokens / 4))
     reasoning = output_tokens // 2 if reasons else 0
     compaction = {"id": made.make("cmp"), "type": "compaction",
-                  "encrypted_content": encrypted_content(min(16384, input_tokens * 2))}
+                  "encrypted_content": encrypted_content(min(16384, input_tokens * 2), organization)}
     return {
         "id": response_id,
         "object": "response.compaction",
