@@ -24,7 +24,8 @@ from .control_fakes import FakeAuth, FakeRouter, serve_fakes
 FAULTS = ["--key-fault", "sk-sim-error=stream_error:3", "--key-fault", "sk-sim-cut=disconnect:6",
           "--key-fault", "sk-sim-hang=hang", "--key-fault", "sk-sim-limited=429:7"]
 # A second Anthropic organisation: thinking signed for one is refused by the other.
-ORGANIZATIONS = ["--anthropic-key", "sk-sim-org-2", "--anthropic-organization", "sk-sim-org-2=org-2"]
+ORGANIZATIONS = ["--anthropic-key", "sk-sim-org-2", "--anthropic-organization", "sk-sim-org-2=org-2",
+                 "--openai-responses-key", "sk-sim-org-2", "--openai-responses-organization", "sk-sim-org-2=org-2"]
 
 
 @dataclass
@@ -335,6 +336,27 @@ async def test_a_conversation_that_moved_organisation_is_sent_again_without_its_
     resent = sent[-1]["body"]
     assert [block["type"] for block in resent["messages"][1]["content"]] == ["tool_use"]
     assert "thinking" not in resent  # a tool loop without its thinking block must run with thinking off
+
+
+async def test_a_responses_conversation_that_moved_is_sent_again_without_its_encrypted_reasoning(edge: Edge) -> None:
+    body = {"model": "gpt-5", "store": False, "reasoning": {"effort": "medium"},
+            "include": ["reasoning.encrypted_content"], "input": "Think, then answer."}
+    edge.use_account("openai-responses", "sk-sim-openai")
+    first = await edge.client.post("/openai/v1/responses", json=body, headers=OPENAI_HEADERS)
+    assert first.status_code == 200, first.text
+    output = first.json()["output"]
+    assert output[0]["type"] == "reasoning" and output[0]["encrypted_content"]
+    history = [{"type": "message", "role": "user", "content": "Think, then answer."}, *output,
+               {"type": "message", "role": "user", "content": "And again?"}]
+    edge.use_account("openai-responses", "sk-sim-org-2")
+    async with httpx.AsyncClient(base_url=edge.simulator) as simulator:
+        await simulator.delete("/_simulator/requests")
+        response = await edge.client.post("/openai/v1/responses", json={**body, "input": history},
+                                          headers=OPENAI_HEADERS)
+        sent = (await simulator.get("/_simulator/requests")).json()["requests"]
+    assert response.status_code == 200, response.text
+    assert [entry["status"] for entry in sent] == [400, 200]
+    assert [item["type"] for item in sent[-1]["body"]["input"]] == ["message", "message", "message"]
 
 
 async def test_a_refusal_about_something_else_is_not_sent_again(edge: Edge) -> None:
