@@ -1,0 +1,261 @@
+"""The router's shared state in this process's memory: the embedded single-machine default.
+
+`StateTables` also serves the Redis backend as its local mirror, so `health()`
+and `in_flight()` read alike from both: plain dicts, filtered of what has
+expired when read, the filtered view cached until its first entry expires, so
+a pick costs one clock read while nothing changes.
+
+Nothing here awaits between reading and writing, so every operation is atomic
+on the event loop without a lock.
+"""
+
+import asyncio
+import heapq
+import math
+import time
+from collections.abc import Callable, Mapping
+
+from switchboard_router.state.base import FAILURE_STREAK_SECONDS, Health, Hold, HoldKind, Window
+
+Clock = Callable[[], float]
+
+
+class StateTables:
+    """Holds, windows and leases by account; the views the selector reads."""
+
+    def __init__(self) -> None:
+        self._holds: dict[str, dict[tuple[str, HoldKind], Hold]] = {}
+        self._windows: dict[str, dict[tuple[str, str], Window]] = {}
+        self._leases: dict[str, dict[str, float]] = {}  # account → lease id → expires at
+        self._health: Health | None = None
+        self._health_until = 0.0  # the cached view is right until then
+        self._in_flight: Mapping[str, int] | None = None
+        self._in_flight_until = 0.0
+
+    def put_hold(self, account_id: str, family: str, hold: Hold) -> None:
+        self._holds.setdefault(account_id, {})[(family, hold.kind)] = hold
+        self._health = None
+
+    def clear_holds(self, account_id: str, kinds: frozenset[HoldKind] | None) -> bool:
+        """Returns whether any hold was there to clear."""
+        held = self._holds.get(account_id, {})
+        doomed = [key for key in held if kinds is None or key[1] in kinds]
+        for key in doomed:
+            del held[key]
+        if not held:
+            self._holds.pop(account_id, None)
+        if doomed:
+            self._health = None
+        return bool(doomed)
+
+    def put_window(self, account_id: str, family: str, window: Window) -> None:
+        self._windows.setdefault(account_id, {})[(family, window.name)] = window
+        self._health = None
+
+    def acquire(self, account_id: str, lease_id: str, limit: int, expires_at: float, now: float) -> bool:
+        leases = self._leases.setdefault(account_id, {})
+        for expired in [lid for lid, until in leases.items() if until <= now]:
+            del leases[expired]
+        if lease_id not in leases and 0 < limit <= len(leases):
+            return False
+        leases[lease_id] = expires_at
+        self._in_flight = None
+        return True
+
+    def extend(self, account_id: str, lease_id: str, expires_at: float, now: float) -> bool:
+        leases = self._leases.get(account_id, {})
+        if leases.get(lease_id, now) <= now:
+            return False
+        leases[lease_id] = expires_at
+        self._in_flight = None
+        return True
+
+    def release(self, account_id: str, lease_id: str) -> None:
+        leases = self._leases.get(account_id, {})
+        if leases.pop(lease_id, None) is not None:
+            self._in_flight = None
+        if not leases:
+            self._leases.pop(account_id, None)
+
+    def health(self, now: float) -> Health:
+        if self._health is None or now >= self._health_until:
+            self._health, self._health_until = self._build_health(now)
+        return self._health
+
+    def in_flight(self, now: float) -> Mapping[str, int]:
+        if self._in_flight is None or now >= self._in_flight_until:
+            self._in_flight, self._in_flight_until = self._count_leases(now)
+        return self._in_flight
+
+    def _build_health(self, now: float) -> tuple[Health, float]:
+        """Drops what has expired; the view is right until the first live entry ends."""
+        first_end = math.inf
+        holds: dict[tuple[str, str], tuple[Hold, ...]] = {}
+        for account_id, held in list(self._holds.items()):
+            for (family, kind), hold in list(held.items()):
+                if not hold.live(now):
+                    del held[(family, kind)]
+                    continue
+                holds[(account_id, family)] = holds.get((account_id, family), ()) + (hold,)
+                if hold.until is not None:
+                    first_end = min(first_end, hold.until)
+            if not held:
+                del self._holds[account_id]
+        windows: dict[tuple[str, str], tuple[Window, ...]] = {}
+        for account_id, seen in list(self._windows.items()):
+            for (family, name), window in list(seen.items()):
+                if not window.live(now):
+                    del seen[(family, name)]
+                    continue
+                windows[(account_id, family)] = windows.get((account_id, family), ()) + (window,)
+                if window.resets_at is not None:
+                    first_end = min(first_end, window.resets_at)
+            if not seen:
+                del self._windows[account_id]
+        return Health(holds, windows), first_end
+
+    def _count_leases(self, now: float) -> tuple[Mapping[str, int], float]:
+        first_end = math.inf
+        counts: dict[str, int] = {}
+        for account_id, leases in list(self._leases.items()):
+            for expired in [lid for lid, until in leases.items() if until <= now]:
+                del leases[expired]
+            if not leases:
+                del self._leases[account_id]
+                continue
+            counts[account_id] = len(leases)
+            first_end = min(first_end, *leases.values())
+        return counts, first_end
+
+
+class ChangeCounter:
+    """A version number that tasks can wait to see move."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._next = asyncio.Event()  # set, and replaced, by the next bump
+
+    def bump(self) -> None:
+        self.version += 1
+        self._next.set()
+        self._next = asyncio.Event()
+
+    async def wait(self, since: int) -> int:
+        while self.version == since:
+            await self._next.wait()
+        return self.version
+
+
+class MemoryState:
+    """`RouterState` for one process; `clock` is injectable for tests."""
+
+    def __init__(self, clock: Clock = time.time, failure_streak_seconds: float = FAILURE_STREAK_SECONDS) -> None:
+        self._clock = clock
+        self._failure_streak_seconds = failure_streak_seconds
+        self._tables = StateTables()
+        self._failures: dict[str, tuple[int, float]] = {}  # account → (streak, forgotten at)
+        self._sessions: dict[str, tuple[str, float]] = {}  # key → (account, expires at)
+        self._session_expiry: list[tuple[float, str]] = []  # heap; stale entries are skipped
+        self._accounts: dict[str, bytes] = {}
+        self._accounts_changes = ChangeCounter()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def put_hold(self, account_id: str, family: str, hold: Hold) -> None:
+        self._tables.put_hold(account_id, family, hold)
+
+    async def clear_holds(self, account_id: str, kinds: frozenset[HoldKind] | None = None) -> None:
+        self._tables.clear_holds(account_id, kinds)
+
+    async def put_window(self, account_id: str, family: str, window: Window) -> None:
+        self._tables.put_window(account_id, family, window)
+
+    def health(self) -> Health:
+        return self._tables.health(self._clock())
+
+    async def record_failure(self, account_id: str, threshold: int, open_seconds: float) -> Hold | None:
+        if threshold < 1:
+            raise ValueError("the breaker threshold must be at least 1")
+        now = self._clock()
+        streak, forgotten_at = self._failures.get(account_id, (0, now))
+        streak = streak + 1 if forgotten_at > now else 1
+        if streak < threshold:
+            self._failures[account_id] = (streak, now + self._failure_streak_seconds)
+            return None
+        self._failures.pop(account_id, None)
+        hold = breaker_hold(threshold, now + open_seconds)
+        self._tables.put_hold(account_id, "", hold)
+        return hold
+
+    async def record_success(self, account_id: str) -> None:
+        self._failures.pop(account_id, None)
+        self._tables.clear_holds(account_id, frozenset({HoldKind.BREAKER}))
+
+    async def session(self, key: str, ttl: float) -> str | None:
+        now = self._clock()
+        self._forget_sessions(now)
+        bound = self._sessions.get(key)
+        if bound is None or bound[1] <= now:
+            return None
+        self._bind(key, bound[0], now + ttl)
+        return bound[0]
+
+    async def bind(self, key: str, account_id: str, ttl: float) -> None:
+        now = self._clock()
+        self._forget_sessions(now)
+        self._bind(key, account_id, now + ttl)
+
+    async def unbind(self, key: str) -> None:
+        self._sessions.pop(key, None)
+
+    async def acquire(self, account_id: str, lease_id: str, limit: int, expires_at: float) -> bool:
+        now = self._clock()
+        if expires_at <= now:
+            return False
+        return self._tables.acquire(account_id, lease_id, limit, expires_at, now)
+
+    async def extend(self, account_id: str, lease_id: str, expires_at: float) -> bool:
+        return self._tables.extend(account_id, lease_id, expires_at, self._clock())
+
+    async def release(self, account_id: str, lease_id: str) -> None:
+        self._tables.release(account_id, lease_id)
+
+    def in_flight(self) -> Mapping[str, int]:
+        return self._tables.in_flight(self._clock())
+
+    async def put_account(self, account_id: str, record: bytes) -> None:
+        self._accounts[account_id] = record
+        self._accounts_changes.bump()
+
+    async def delete_account(self, account_id: str) -> None:
+        if self._accounts.pop(account_id, None) is not None:
+            self._accounts_changes.bump()
+
+    async def accounts(self) -> dict[str, bytes]:
+        return dict(self._accounts)
+
+    def accounts_version(self) -> int:
+        return self._accounts_changes.version
+
+    async def wait_accounts_changed(self, since: int) -> int:
+        return await self._accounts_changes.wait(since)
+
+    def _bind(self, key: str, account_id: str, expires_at: float) -> None:
+        self._sessions[key] = (account_id, expires_at)
+        heapq.heappush(self._session_expiry, (expires_at, key))
+
+    def _forget_sessions(self, now: float) -> None:
+        """Frees expired sessions; a heap entry a later renewal outdated is only dropped."""
+        while self._session_expiry and self._session_expiry[0][0] <= now:
+            _, key = heapq.heappop(self._session_expiry)
+            bound = self._sessions.get(key)
+            if bound is not None and bound[1] <= now:
+                del self._sessions[key]
+
+
+def breaker_hold(threshold: int, until: float) -> Hold:
+    return Hold(HoldKind.BREAKER, until, f"circuit breaker open after {threshold} consecutive failures")
