@@ -75,6 +75,13 @@ local function reindex()
   else
     redis.call('ZADD', KEYS[4], score, ARGV[1])
   end
+  -- The index itself lives as long as its longest-lived account.
+  local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
+  if last[2] == 'inf' then
+    redis.call('PERSIST', KEYS[4])
+  elseif last[2] then
+    redis.call('PEXPIREAT', KEYS[4], last[2])
+  end
 end
 
 local function changed()

@@ -7,7 +7,7 @@ hold:{account}      hash  ["family","kind"]   → [until|null, reason]      expi
 window:{account}    hash  ["family","name"]   → [resets_at|null, util]    expires with its last dated window
 slots:{account}     zset  lease id            → expires at (s)            expires with its last lease
 breaker:{account}   int   consecutive failures                            expires a failure streak later
-live                zset  account             → when its last key above expires (ms; +inf: never); pruned on reload
+live                zset  account             → when its keys above expire (ms, +inf)   expires with its last account
 session:{key}       str   account id                                      the session TTL, renewed on read
 accounts            hash  account id          → record (bytes)
 accounts:version    int   bumped on every change to `accounts`
