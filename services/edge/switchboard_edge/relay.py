@@ -73,6 +73,7 @@ from switchboard_edge.upstream.base import (
     Platform,
     StreamTap,
     response_headers,
+    upstream_error,
     upstream_hints,
 )
 from switchboard_edge.upstream.registry import PLATFORMS
@@ -90,9 +91,11 @@ class UpstreamAttemptFailed(Exception):
     """An attempt that another account may still serve (unless `final`)."""
 
     def __init__(self, error: SwitchboardError, outcome: int, status: int, reason: str,
-                 response: Response | None = None, final: bool = False) -> None:
+                 response: Response | None = None, final: bool = False, upstream_error: str = "") -> None:
         super().__init__(error.message)
         self.error, self.outcome, self.status, self.reason = error, outcome, status, reason
+        # The vendor's own error kind and message, for the router (`upstream.base.upstream_error`).
+        self.upstream_error = upstream_error
         # What to send the client if no other account can take over.
         self.response = response
         self.final = final
@@ -293,7 +296,8 @@ class Relay:
             try:
                 return await self._attempt(request, exchange, body, raw)
             except UpstreamAttemptFailed as failed:
-                self._report(exchange, failed.outcome, failed.status, error_type=failed.reason)
+                self._report(exchange, failed.outcome, failed.status, error_type=failed.reason,
+                             upstream_error=failed.upstream_error)
                 attempts -= 1
                 excluded.append(pick.account.id)
                 retry = None
@@ -347,7 +351,9 @@ class Relay:
                 call, upstream = resent
         status = upstream.status
         if status >= 400:
-            return await self._refused(exchange, platform, upstream, crossing)
+            return await self._refused(exchange, platform, upstream, crossing, _secrets(account))
+        # Usage windows come with successful answers too: the router records them from every outcome.
+        exchange.upstream_hints = upstream_hints(upstream.headers.items())
         content_type = upstream.headers.get("content-type", "")
         if exchange.stream and content_type.startswith(platform.stream_content_type):
             return self._relay_stream(exchange, platform, call.body, upstream, crossing)
@@ -456,8 +462,9 @@ class Relay:
                       exchange.body)
 
     async def _refused(self, exchange: Exchange, platform: Platform, upstream: aiohttp.ClientResponse,
-                       crossing: Bridge | None) -> Response:
-        """Upstream 4xx/5xx: the client's own 4xx passes through; the rest may fail over (`failover`)."""
+                       crossing: Bridge | None, secrets: tuple[str, ...]) -> Response:
+        """Upstream 4xx/5xx: the client's own 4xx passes through; the rest may fail over (`failover`).
+        `secrets` are the account's, masked in what the router is told of the vendor's error."""
         status = upstream.status
         try:
             payload = await upstream.read()
@@ -466,6 +473,7 @@ class Relay:
         finally:
             upstream.release()
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
+        vendor_error = upstream_error(payload, secrets)
         headers = response_headers(upstream.headers.items())
         reshaped = platform.client_error(status, upstream.headers, payload)
         if reshaped is not None:
@@ -482,8 +490,9 @@ class Relay:
                         exchange.admission.pick.account.id, status)  # type: ignore[union-attr]
         if verdict.retry:
             raise UpstreamAttemptFailed(verdict.error(), verdict.outcome, status, verdict.reason,
-                                        response=passthrough if verdict.pass_through else None)
-        self._report(exchange, verdict.outcome, status, error_type=verdict.reason)
+                                        response=passthrough if verdict.pass_through else None,
+                                        upstream_error=vendor_error)
+        self._report(exchange, verdict.outcome, status, error_type=verdict.reason, upstream_error=vendor_error)
         exchange.end_reason = ERROR
         self._settle(exchange, status, verdict.reason, record=True)
         return passthrough
@@ -594,12 +603,19 @@ class Relay:
 
     # -- settlement ------------------------------------------------------------
 
-    def _report(self, exchange: Exchange, outcome: int, status: int, error_type: str = "") -> None:
+    def _report(self, exchange: Exchange, outcome: int, status: int, error_type: str = "",
+                upstream_error: str = "") -> None:
+        """The attempt's outcome to the router, with what it needs to judge the account: the vendor's
+        rate-limit and usage-window headers (`exchange.upstream_hints`, on every outcome), its own error kind
+        and message, and the upstream model (usage windows and holds may concern one model family)."""
         pick = exchange.admission.pick if exchange.admission else None
         if pick is None or not exchange.lease_open:
             return
         exchange.lease_open = False
-        self._reports.report(wire.outcome(exchange, outcome, status, error_type))
+        report = wire.outcome(exchange, outcome, status, error_type)
+        report.upstream_error = upstream_error
+        report.model = exchange.upstream_model
+        self._reports.report(report)
 
     def _fail(self, exchange: Exchange, error: SwitchboardError) -> Response:
         status, payload, headers = render(error, exchange.endpoint.client_format)
@@ -657,6 +673,13 @@ class _RelayedStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.settle()
+
+
+def _secrets(account: router_pb2.Account) -> tuple[str, ...]:
+    """The account's credential values (the API key, tokens, not their expiry), never repeated to the router."""
+    credential = account.credential
+    values = (credential.api_key, *(value for name, value in credential.secrets.items() if name != "expires_at"))
+    return tuple(value for value in values if value)
 
 
 async def _watch_disconnect(receive: Receive, exchange: Exchange) -> None:

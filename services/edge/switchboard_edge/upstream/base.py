@@ -1,10 +1,13 @@
 """The platform contract and the header rules every platform shares."""
 
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge import failover
@@ -43,18 +46,72 @@ def with_query(url: str, query: str) -> str:
     return f"{url}?{query}" if query else url
 
 
+# What the router reads (`switchboard_router.verdicts`): retry delays, OpenAI's `x-ratelimit-*` buckets,
+# Anthropic's `anthropic-ratelimit-unified-*` usage windows (and the older per-minute buckets), and the Codex
+# backend's `x-codex-primary-*` / `x-codex-secondary-*` usage windows.
 _HINT_HEADERS = frozenset({"retry-after", "retry-after-ms", "x-should-retry"})
 _HINT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "x-codex-")
 
 
 def upstream_hints(headers: Iterable[tuple[str, str]], retry_after: float | None = None) -> dict[str, str]:
-    """The vendor's rate-limit and retry headers of a refused attempt, for the router's cooldowns; a delay
-    the vendor gave only in its body (`retry_after`) becomes `retry-after`."""
-    hints = {name.lower(): value for name, value in headers
-             if name.lower() in _HINT_HEADERS or name.lower().startswith(_HINT_PREFIXES)}
+    """The vendor's rate-limit, usage-window and retry headers of an attempt, for the router, whatever its
+    outcome (the usage windows arrive on 200 answers); a delay the vendor gave only in its body
+    (`retry_after`) becomes `retry-after`."""
+    hints = {lower: value for name, value in headers
+             if (lower := name.lower()) in _HINT_HEADERS or lower.startswith(_HINT_PREFIXES)}
     if retry_after is not None and "retry-after" not in hints:
         hints["retry-after"] = str(max(1, math.ceil(retry_after)))
     return hints
+
+
+UPSTREAM_ERROR_CHARS = 300
+# Facts of a vendor's error body the router needs besides the message: when a spent usage window resets
+# (the Codex backend's `usage_limit_reached`).
+_RESET_FIELDS = ("resets_at", "resets_in_seconds")
+# Shapes of credentials a vendor might echo in a message (keys, bearer tokens, JWTs); the account's own
+# secrets are masked by value besides.
+_CREDENTIAL_SHAPES = re.compile(
+    r"Bearer\s+\S+|\b(?:sk-|AIza|AKIA|ASIA)[A-Za-z0-9_\-]{12,}|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-.]+")
+_MASK = "[redacted]"
+
+
+def upstream_error(payload: bytes, secrets: Iterable[str] = ()) -> str:
+    """The vendor's own error kind and message from an error body, for the router: `"<kind>: <message>"`
+    (Anthropic's `error.type`, OpenAI's `error.code` or `type`, Google's `error.status`), with any reset the
+    body states after the message (`(resets_at=1777936568, resets_in_seconds=13872)`), at most 300
+    characters; empty when the body is not a JSON error. Never a credential: `secrets` (the account's own)
+    and anything shaped like a key are masked."""
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    if isinstance(error, str):
+        error = {"message": error}
+    if not isinstance(error, dict):
+        error = body  # Bedrock's {"message": ...}, the Codex backend's {"detail": ...}
+    kind = next((value for name in ("code", "type", "status")
+                 if isinstance(value := error.get(name), str) and value and value != "error"), "")
+    message = next((value for name in ("message", "Message", "detail")
+                    if isinstance(value := error.get(name), str)), "")
+    resets = ", ".join(f"{name}={str(value)[:40]}" for name in _RESET_FIELDS
+                       if isinstance(value := error.get(name), int | float | str) and not isinstance(value, bool))
+    suffix = f" ({_masked(resets, secrets)})" if resets else ""
+    prefix = f"{_masked(kind[:80], secrets)}: " if kind else ""
+    message = _masked(" ".join(message.split()), secrets)
+    room = UPSTREAM_ERROR_CHARS - len(prefix) - len(suffix)
+    if len(message) > room:
+        message = message[:max(0, room - 1)] + "…"
+    return f"{prefix}{message}{suffix}"[:UPSTREAM_ERROR_CHARS]
+
+
+def _masked(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 8:
+            text = text.replace(secret, _MASK)
+    return _CREDENTIAL_SHAPES.sub(_MASK, text)
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
