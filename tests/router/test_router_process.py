@@ -6,10 +6,14 @@ import signal
 import socket
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import grpc
+import pytest
+import redis.asyncio as redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis import exceptions as redis_errors
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 
@@ -125,3 +129,49 @@ async def test_process_refuses_to_start_on_an_unreadable_credentials_file(tmp_pa
     assert proc.returncode == 2
     assert f"credentials file {tmp_path / 'stored.json'}: not valid JSON".encode() in stderr
     assert b"sk-never-logged" not in stderr and b"Traceback" not in stderr
+
+
+async def test_two_router_processes_share_holds_and_windows_through_redis(tmp_path: Path) -> None:
+    redis_url = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        probe = redis.from_url(redis_url)
+        await probe.ping()
+    except (redis_errors.RedisError, OSError) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {redis_url} is required in CI: {exc}")
+        pytest.skip(f"no Redis at {redis_url}")
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    write_accounts(tmp_path / "accounts.yaml", [account("first", priority=1), account("second", priority=2)])
+    ports = [free_port() for _ in range(4)]
+    procs = [await start(tmp_path, ports[i], ports[i + 2], redis_url=redis_url, redis_namespace=namespace)
+             for i in range(2)]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as one, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{ports[1]}") as two:
+            await asyncio.wait_for(asyncio.gather(one.channel_ready(), two.channel_ready()), timeout=15)
+            a, b = router_pb2_grpc.RouterServiceStub(one), router_pb2_grpc.RouterServiceStub(two)
+            ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5")
+            lease = await a.Pick(ask, timeout=5)
+            assert lease.account.name == "first"
+            # Replica one hears of a 429 on "first"; replica two stops handing it out within 2 s.
+            await a.ReportOutcome(router_pb2.ReportOutcomeRequest(
+                lease_id=lease.lease_id, account_id=lease.account.id, outcome=router_pb2.OUTCOME_RATE_LIMITED,
+                status_code=429, upstream_headers={"retry-after": "60"}, model="claude-sonnet-4-5"), timeout=5)
+            names = []
+            for _ in range(40):
+                reply = await b.Pick(ask, timeout=5)
+                await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
+                names.append(reply.account.name)
+                if reply.account.name == "second":
+                    break
+                await asyncio.sleep(0.05)
+            assert names[-1] == "second"
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            await asyncio.wait_for(proc.wait(), timeout=15)
+        keys = [key async for key in probe.scan_iter(f"{namespace}:*")]
+        if keys:
+            await probe.delete(*keys)
+        await probe.aclose()

@@ -19,6 +19,7 @@ from switchboard_router.file_source import YamlFileSource
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool
 from switchboard_router.server import SERVICE_NAME, RouterServicer
+from switchboard_router.state import MemoryState, RedisState, RouterState, StateUnavailable
 
 
 async def main() -> int:
@@ -40,13 +41,23 @@ async def main() -> int:
         for problem in exc.problems:
             log.error("accounts file %s: %s", exc.source, problem)
         return 2
-    servicer = RouterServicer(pool, leases)
+    state: RouterState = (RedisState(settings.redis_url, settings.redis_namespace) if settings.redis_url
+                          else MemoryState())
+    try:
+        await state.start()
+    except StateUnavailable as exc:
+        log.error("SWITCHBOARD_ROUTER_REDIS_URL: %s", exc)
+        return 2
+    servicer = RouterServicer(pool, leases, state=state, window_threshold=settings.window_threshold,
+                              breaker_threshold=settings.breaker_threshold,
+                              breaker_open_seconds=settings.breaker_open_seconds)
     watcher = asyncio.create_task(source.watch(pool.replace), name="accounts-reload")
 
     async def stop_watching() -> None:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        await state.close()
 
     await serve(
         registrars=[servicer.register],

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_PRIORITY = 50
+DEFAULT_WEIGHT = 1
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -48,7 +49,13 @@ class Account:
     api_key: str = field(default="", repr=False)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     priority: int = DEFAULT_PRIORITY
+    # Share of new work among accounts of equal priority and load (weighted choice).
+    weight: int = DEFAULT_WEIGHT
+    # Requests it may serve at once (a slot per request, leased with expiry); 0: no limit.
+    max_concurrency: int = 0
     enabled: bool = True
+    # False: takes no new conversations, but those already bound to it stay (an operator draining it).
+    schedulable: bool = True
     models: Sequence[str] = ("*",)
     model_mapping: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)

@@ -9,7 +9,10 @@ The only module that imports `yaml`. Fields every account has::
         base_url: https://api.anthropic.com   # http(s), trailing "/" dropped; defaults to the
                                     #   vendor's own where it has one (platform_fields)
         priority: 50                # integer, lower wins; default 50
+        weight: 1                   # 1..1000: share of new work among equal priority and load; default 1
+        max_concurrency: 0          # requests at once, 0..100000; 0 (default): no limit
         enabled: true               # default true
+        schedulable: true           # false: no new conversations, bound ones stay (draining); default true
         models: ["claude-*"]        # glob patterns served (fnmatchcase); default ["*"]
         model_mapping:              # requested model (exact, or glob) -> upstream model;
           claude-sonnet-4: claude-sonnet-4-20250514   # exact keys win, then globs in order
@@ -43,7 +46,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from switchboard_common import platforms
-from switchboard_router.accounts import DEFAULT_PRIORITY, Account
+from switchboard_router.accounts import DEFAULT_PRIORITY, DEFAULT_WEIGHT, Account
 from switchboard_router.errors import AccountsInvalid
 from switchboard_router.platform_fields import PLATFORMS, PlatformFields, misplaced
 from switchboard_router.yaml_fields import Fields, Findings, kind, secret_names
@@ -56,8 +59,8 @@ _HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 _FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 COMMON_FIELDS = frozenset({
-    "name", "platform", "base_url", "priority", "enabled", "models", "model_mapping", "headers",
-    "groups", "timeout_seconds", "connect_timeout_seconds",
+    "name", "platform", "base_url", "priority", "weight", "max_concurrency", "enabled", "schedulable", "models",
+    "model_mapping", "headers", "groups", "timeout_seconds", "connect_timeout_seconds",
 }) | secret_names("proxy_url")
 
 
@@ -134,7 +137,10 @@ def _account(index: int, raw: object, environ: Mapping[str, str], problems: list
     own = spec.read(fields)
     base_url = _base_url(fields, platform, own)
     priority = fields.integer("priority", DEFAULT_PRIORITY, *_INT32, "a 32-bit integer")
+    weight = fields.integer("weight", DEFAULT_WEIGHT, 1, 1000, "an integer from 1 to 1000")
+    max_concurrency = fields.integer("max_concurrency", 0, 0, 100_000, "an integer from 0 to 100000")
     enabled = fields.boolean("enabled", True)
+    schedulable = fields.boolean("schedulable", True)
     models = fields.string_list("models", ["*"])
     if not models:
         fields.add("models", "must not be empty (omit it to serve every model)")
@@ -155,7 +161,10 @@ def _account(index: int, raw: object, environ: Mapping[str, str], problems: list
         api_key=own.api_key,
         secrets=own.secrets,
         priority=priority,
+        weight=weight,
+        max_concurrency=max_concurrency,
         enabled=enabled,
+        schedulable=schedulable,
         models=tuple(models),
         model_mapping=model_mapping,
         headers=headers,

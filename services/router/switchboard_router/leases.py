@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import count
 from typing import NamedTuple
 
@@ -99,6 +99,11 @@ class LeaseTable:
     def in_flight(self, account_id: str) -> int:
         self.expire(self._clock())
         return self._in_flight.get(account_id, 0)
+
+    def counts(self) -> Mapping[str, int]:
+        """Live leases per account (after expiry); a view, read by every pick without copying."""
+        self.expire(self._clock())
+        return self._in_flight
 
     def held_by(self, holder: str) -> int:
         """How many leases `holder` holds (after expiry)."""

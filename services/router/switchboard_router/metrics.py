@@ -26,6 +26,12 @@ UPSTREAM_REQUESTS = Counter(
     ["platform", "account", "outcome"],
 )
 
+HOLDS = Counter(
+    "switchboard_router_holds_total",
+    "Accounts (or one model family of them) taken out of rotation, by kind.",
+    ["platform", "account", "kind"],
+)
+
 _pick_counters: dict[str, Counter] = {}
 
 
@@ -48,3 +54,7 @@ def set_account_states(accounts: Iterable[Account]) -> None:
         tally[key] = tally.get(key, 0) + 1
     for (platform, state), value in tally.items():
         ACCOUNTS.labels(platform, state).set(value)
+
+
+def count_hold(platform: str, account_name: str, kind: str) -> None:
+    HOLDS.labels(platform, account_name, kind).inc()

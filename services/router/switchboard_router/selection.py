@@ -11,10 +11,13 @@ A pick runs a small pipeline:
    speaking the client's own format) before the others (reached through a
    format translator), then by priority, lowest number first, each tier in
    pool order, with the upstream model name already resolved.
-2. **Per-request filters**, run on the cached candidates: today only the
-   failover exclusion list; cooldowns slot in here as another `Filter`.
-3. **Choice**: the first tier with a survivor wins; inside it, round robin,
-   i.e. the account picked least recently. Stickiness slots in before this.
+2. **Per-request filters**, run on the cached candidates: the failover
+   exclusion list, then what the shared state says now (`Live`, read without
+   I/O): not held (rate-limited, window spent, overloaded, breaker open, credential
+   refused) for the whole account or the model's family, no usage window at or
+   above the threshold, a free concurrency slot, schedulable.
+3. **Choice**: the first tier with a survivor wins; inside it the least loaded
+   (in-flight per unit of weight), ties by round robin (picked least recently).
 
 Only step 1 scans the pool, and only on a cache miss; a hit is O(tier size),
 no I/O, no allocation beyond the reply.
@@ -28,12 +31,14 @@ requested model.
 """
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
 from switchboard_router.accounts import Account, State
 from switchboard_router.pool import PoolSnapshot
+from switchboard_router.state import Health
+from switchboard_router.verdicts import family
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,34 @@ class Unavailable(enum.Enum):
 class Refusal:
     reason: Unavailable
     message: str
+    # When an account is expected to serve again (the earliest end of the holds in the way), Unix seconds.
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """The shared state at pick time, read without I/O."""
+
+    health: Health
+    in_flight: Mapping[str, int]
+    now: float
+    # A usage window at or above this utilization keeps the account out (steer before the vendor's 429).
+    window_threshold: float = 0.95
+
+    def blocked(self, account: Account, model_family: str) -> str | None:
+        """Why the account cannot take this request now ("held", "window", "concurrency", "unschedulable")."""
+        if not account.schedulable:
+            return "unschedulable"
+        if self.health.hold_on(account.id, model_family) is not None:
+            return "held"
+        for key in ((account.id, ""), (account.id, model_family)) if model_family else ((account.id, ""),):
+            for window in self.health.windows.get(key, ()):
+                if window.utilization >= self.window_threshold and (
+                        window.resets_at is None or window.resets_at > self.now):
+                    return "window"
+        if account.max_concurrency and self.in_flight.get(account.id, 0) >= account.max_concurrency:
+            return "concurrency"
+        return None
 
 
 MODEL_SHOWN_CHARS = 100
@@ -135,29 +168,54 @@ class Selector:
             tiers = self._cache[key] = build_tiers(snapshot.accounts, query)
         return tiers
 
-    def pick(self, snapshot: PoolSnapshot, query: PickQuery) -> Candidate | None:
+    def pick(self, snapshot: PoolSnapshot, query: PickQuery, live: Live | None = None) -> Candidate | None:
         filters = self._filters
         last_pick = self._last_pick
+        model_family = family(query.model) if live is not None else ""
+        in_flight = live.in_flight if live is not None else {}
         for tier in self.tiers(snapshot, query):
             best: Candidate | None = None
-            best_seq = 0
+            best_rank = (0.0, 0)
             for candidate in tier:
-                if not all(f(candidate.account, query) for f in filters):
+                account = candidate.account
+                if not all(f(account, query) for f in filters):
                     continue
-                seq = last_pick.get(candidate.account.id, 0)
-                if best is None or seq < best_seq:
-                    best, best_seq = candidate, seq
+                if live is not None and live.blocked(account, model_family) is not None:
+                    continue
+                rank = (in_flight.get(account.id, 0) / account.weight, last_pick.get(account.id, 0))
+                if best is None or rank < best_rank:
+                    best, best_rank = candidate, rank
             if best is not None:
                 self._sequence += 1
                 last_pick[best.account.id] = self._sequence
                 return best
         return None
 
-    def explain(self, snapshot: PoolSnapshot, query: PickQuery) -> Refusal:
-        """Why `pick` found nothing, safe to show a client (no account names, no secrets)."""
+    def explain(self, snapshot: PoolSnapshot, query: PickQuery, live: Live | None = None) -> Refusal:
+        """Why `pick` found nothing, safe to show a client (no account names, no secrets): the reason class
+        shared by the candidates still in play, and when one is expected back if a hold says so."""
         where = f"model {shorten(query.model)!r} on platform {shorten(', '.join(query.platforms))}"
-        if self.tiers(snapshot, query):
-            return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} already failed this request")
+        tiers = self.tiers(snapshot, query)
+        if tiers:
+            left = [c.account for tier in tiers for c in tier if not_excluded(c.account, query)]
+            if not left or live is None:
+                return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} already failed this request")
+            model_family = family(query.model)
+            reasons = {live.blocked(account, model_family) for account in left}
+            ends = [hold.until for account in left
+                    if (hold := live.health.hold_on(account.id, model_family)) is not None and hold.until is not None]
+            retry_at = min(ends) if ends else None
+            if reasons == {"held"}:
+                return Refusal(Unavailable.NO_ACCOUNT, f"no available account: every account serving {where} is "
+                               "rate-limited, overloaded or in error", retry_at)
+            if reasons == {"window"}:
+                return Refusal(Unavailable.NO_ACCOUNT,
+                               f"no available account: every account serving {where} has spent its usage window")
+            if reasons == {"concurrency"}:
+                return Refusal(Unavailable.NO_ACCOUNT,
+                               f"no available account: every account serving {where} is at its concurrency limit")
+            return Refusal(Unavailable.NO_ACCOUNT, f"no available account serving {where} right now "
+                           f"({', '.join(sorted(r or 'failed' for r in reasons))})", retry_at)
         serving = [a for a in snapshot.accounts if a.platform in query.platforms and a.serves(query.model)]
         if any(a.usable_by(query.groups) for a in serving):  # open to the key, but disabled or in error
             return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} is disabled or in error")

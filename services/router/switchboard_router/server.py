@@ -5,6 +5,7 @@ takes and returns leases, counts metrics and maps `RouterError`s to gRPC codes.
 """
 
 import logging
+import time
 
 import grpc
 
@@ -13,7 +14,9 @@ from switchboard_router import metrics, wire
 from switchboard_router.errors import CredentialNotSaved, InvalidHeartbeat, InvalidPick, RouterError
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool
-from switchboard_router.selection import PickQuery, Selector, Unavailable
+from switchboard_router.selection import Live, PickQuery, Selector, Unavailable
+from switchboard_router.state import Hold, HoldKind, MemoryState, RouterState, StateUnavailable, Window
+from switchboard_router.verdicts import Breaker, decide, reported
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,19 @@ MAX_REASON_CHARS = 500
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """grpc.aio RouterService over one pool, one lease table and one selector."""
 
-    def __init__(self, pool: AccountPool, leases: LeaseTable, selector: Selector | None = None) -> None:
+    def __init__(self, pool: AccountPool, leases: LeaseTable, selector: Selector | None = None,
+                 state: RouterState | None = None, *, window_threshold: float = 0.95,
+                 breaker_threshold: int = 5, breaker_open_seconds: float = 30.0) -> None:
         self.pool = pool
         self.leases = leases
         self.selector = selector or Selector()
+        self.state: RouterState = state or MemoryState()
+        self.window_threshold = window_threshold
+        self.breaker_threshold = breaker_threshold
+        self.breaker_open_seconds = breaker_open_seconds
+
+    def _live(self) -> Live:
+        return Live(self.state.health(), self.leases.counts(), time.time(), self.window_threshold)
 
     def register(self, server: grpc.aio.Server) -> None:
         router_pb2_grpc.add_RouterServiceServicer_to_server(self, server)
@@ -50,12 +62,16 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         except RouterError as exc:
             await context.abort(exc.grpc_code, str(exc))
         snapshot = self.pool.snapshot
-        chosen = self.selector.pick(snapshot, query)
+        live = self._live()
+        chosen = self.selector.pick(snapshot, query, live)
         if chosen is None:
             if request.holder:
                 self.leases.heartbeat(request.holder)  # any Pick says its holder is alive
-            refusal = self.selector.explain(snapshot, query)
-            return router_pb2.PickResponse(status=_REFUSED[refusal.reason], message=refusal.message)
+            refusal = self.selector.explain(snapshot, query, live)
+            response = router_pb2.PickResponse(status=_REFUSED[refusal.reason], message=refusal.message)
+            if refusal.retry_at is not None:
+                response.retry_after.CopyFrom(wire.duration(max(1.0, refusal.retry_at - live.now)))
+            return response
         account = chosen.account
         metrics.count_pick(account)
         return router_pb2.PickResponse(
@@ -68,26 +84,50 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ReportOutcome(
         self, request: router_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ReportOutcomeResponse:
-        self._settle(request)
+        await self._settle(request)
         return router_pb2.ReportOutcomeResponse()
 
     async def ReportOutcomes(
         self, request: router_pb2.ReportOutcomesRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ReportOutcomeResponse:
         for outcome in request.outcomes:
-            self._settle(outcome)
+            await self._settle(outcome)
         return router_pb2.ReportOutcomeResponse()
 
-    def _settle(self, request: router_pb2.ReportOutcomeRequest) -> None:
-        """Returns the lease and counts the outcome."""
+    async def _settle(self, request: router_pb2.ReportOutcomeRequest) -> None:
+        """Returns the lease, counts the outcome and lets it steer later picks (`verdicts`)."""
         held = self.leases.release(request.lease_id) if request.lease_id else None
         account_id = held or request.account_id
         # Count only accounts the router knows, so a caller cannot mint label values.
-        if held is not None or account_id in self.pool.snapshot.by_id:
-            platform, _, name = account_id.partition("/")
-            metrics.count_outcome(platform, name, wire.outcome_label(request.outcome))
-        else:
+        if held is None and account_id not in self.pool.snapshot.by_id:
             log.debug("outcome for unknown account %r ignored", account_id)
+            return
+        platform, _, name = account_id.partition("/")
+        metrics.count_outcome(platform, name, wire.outcome_label(request.outcome))
+        try:
+            await self._apply(account_id, request, platform)
+        except StateUnavailable as exc:
+            log.warning("outcome of account %s not recorded in the shared state: %s", account_id, exc)
+
+    async def _apply(self, account_id: str, request: router_pb2.ReportOutcomeRequest, platform: str) -> None:
+        effects = decide(reported(request, platform, time.time()))
+        for window in effects.windows:
+            await self.state.put_window(account_id, window.family,
+                                        Window(window.name, window.utilization, window.resets_at))
+        for hold in effects.holds:
+            log.info("account %s %s %s until %s: %s", account_id, hold.kind.value, hold.family or "(all models)",
+                     "cleared" if hold.until is None else time.strftime("%H:%M:%S", time.gmtime(hold.until)),
+                     hold.reason)
+            metrics.count_hold(platform, account_id.partition("/")[2], hold.kind.value)
+            await self.state.put_hold(account_id, hold.family, Hold(HoldKind(hold.kind.value), hold.until, hold.reason))
+        if effects.breaker is Breaker.SUCCESS:
+            await self.state.record_success(account_id)
+        elif effects.breaker is Breaker.FAILURE:
+            opened = await self.state.record_failure(account_id, self.breaker_threshold, self.breaker_open_seconds)
+            if opened is not None:
+                log.warning("account %s: circuit open for %.0f s after %d failures in a row", account_id,
+                            self.breaker_open_seconds, self.breaker_threshold)
+                metrics.count_hold(platform, account_id.partition("/")[2], HoldKind.BREAKER.value)
 
     async def Release(
         self, request: router_pb2.ReleaseRequest, context: grpc.aio.ServicerContext

@@ -24,6 +24,15 @@ class RouterSettings:
     # A holder's leases (an edge instance's) are returned when no Heartbeat or Pick
     # from it arrived for this long; the edge beats every third of it.
     holder_ttl_seconds: float = 30.0
+    # Shared state (holds, usage windows, breaker counters) for many router replicas; empty: in memory.
+    redis_url: str = ""
+    redis_namespace: str = "switchboard"
+    # An account whose usage window is at least this full takes no new requests (steer before the 429).
+    window_threshold: float = 0.95
+    # This many upstream failures in a row (5xx, connection errors, timeouts) open the account's breaker...
+    breaker_threshold: int = 5
+    # ... for this long; then it is tried again, and one success closes it.
+    breaker_open_seconds: float = 30.0
 
 
 def credentials_path(settings: RouterSettings) -> str:

@@ -1,0 +1,105 @@
+"""Outcomes steer later picks through the real RPC: rate limits, spent windows, breaker, concurrency, weight."""
+
+import time
+
+import pytest
+
+from switchboard.router.v1 import router_pb2
+from switchboard_router.accounts_yaml import parse_accounts
+from switchboard_router.errors import AccountsInvalid
+
+from .router_testing import Router, account
+
+OK = router_pb2.PICK_STATUS_OK
+NO_ACCOUNT = router_pb2.PICK_STATUS_NO_ACCOUNT
+
+
+async def _report(router: Router, lease: router_pb2.PickResponse, outcome: int, status: int,
+                  headers: dict[str, str] | None = None, error: str = "", model: str = "claude-sonnet-4") -> None:
+    await router.stub.ReportOutcome(router_pb2.ReportOutcomeRequest(
+        lease_id=lease.lease_id, account_id=lease.account.id, outcome=outcome, status_code=status,
+        upstream_headers=headers or {}, upstream_error=error, model=model))
+
+
+async def test_a_throttled_account_is_skipped_until_its_retry_after_and_503_says_when(router: Router) -> None:
+    router.set_accounts([account("a"), account("b")])
+    first = await router.pick()
+    await _report(router, first, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "40"},
+                  "rate_limit_error: Number of requests has exceeded your rate limit")
+    names = {(await router.pick()).account.name for _ in range(6)}
+    assert names == {"b" if first.account.name == "a" else "a"}
+    other = await router.pick()
+    await _report(router, other, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "20"})
+    refused = await router.pick()
+    assert refused.status == NO_ACCOUNT and "rate-limited" in refused.message
+    assert 15 <= refused.retry_after.ToTimedelta().total_seconds() <= 21  # the earliest hold's end
+
+
+async def test_extra_usage_refusal_does_not_take_the_account_out(router: Router) -> None:
+    router.set_accounts([account("only")])
+    lease = await router.pick()
+    await _report(router, lease, router_pb2.OUTCOME_RATE_LIMITED, 429, {},
+                  "rate_limit_error: Extra usage is required for long context requests.")
+    assert (await router.pick()).status == OK
+
+
+async def test_a_nearly_spent_window_steers_away_before_the_429(router: Router) -> None:
+    router.set_accounts([account("busy", priority=1), account("spare", priority=2)])
+    lease = await router.pick()
+    assert lease.account.name == "busy"
+    reset = str(int(time.time()) + 3600)
+    await _report(router, lease, router_pb2.OUTCOME_SUCCESS, 200, {
+        "anthropic-ratelimit-unified-5h-utilization": "0.97", "anthropic-ratelimit-unified-5h-reset": reset,
+        "anthropic-ratelimit-unified-5h-status": "allowed"})
+    assert (await router.pick()).account.name == "spare"
+
+
+async def test_a_family_hold_leaves_the_other_families_alone(router: Router) -> None:
+    router.set_accounts([account("only", models=["claude-*"])])
+    lease = await router.pick(model="claude-opus-4-1")
+    await _report(router, lease, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "60"}, model="claude-opus-4-1")
+    assert (await router.pick(model="claude-opus-4-1")).status == NO_ACCOUNT
+    assert (await router.pick(model="claude-sonnet-4-5")).status == OK
+
+
+async def test_consecutive_failures_open_the_breaker_and_a_refused_credential_is_an_error(router: Router) -> None:
+    router.set_accounts([account("flaky", priority=1), account("steady", priority=2)])
+    for _ in range(5):
+        lease = await router.pick()
+        assert lease.account.name == "flaky"
+        await _report(router, lease, router_pb2.OUTCOME_UPSTREAM_ERROR, 502)
+    assert (await router.pick()).account.name == "steady"
+    lease = await router.pick()
+    assert lease.account.name == "steady"
+    await _report(router, lease, router_pb2.OUTCOME_AUTH_FAILED, 401, {},
+                  "authentication_error: invalid x-api-key")
+    refused = await router.pick()
+    assert refused.status == NO_ACCOUNT
+    # The credential error has no end; the open breaker (30 s) is when an account is expected back.
+    assert 20 <= refused.retry_after.ToTimedelta().total_seconds() <= 31
+
+
+async def test_concurrency_limit_and_weight(router: Router) -> None:
+    router.set_accounts([account("one-slot", max_concurrency=1), account("heavy", weight=3)])
+    held = [await router.pick() for _ in range(4)]
+    names = [lease.account.name for lease in held]
+    assert names.count("one-slot") == 1  # its single slot is taken while the lease is open
+    await router.stub.Release(router_pb2.ReleaseRequest(lease_id=held[names.index("one-slot")].lease_id))
+    assert "one-slot" in {(await router.pick()).account.name for _ in range(2)}
+
+
+async def test_an_unschedulable_account_takes_no_new_work(router: Router) -> None:
+    router.set_accounts([account("draining", schedulable=False, priority=1), account("open", priority=2)])
+    assert {(await router.pick()).account.name for _ in range(3)} == {"open"}
+
+
+def test_yaml_reads_weight_concurrency_and_schedulable_and_refuses_bad_values() -> None:
+    text = ("accounts:\n  - {name: a, platform: claude-console, base_url: http://x, api_key: k,"
+            " weight: 3, max_concurrency: 2, schedulable: false}\n")
+    (parsed,) = parse_accounts(text, source="t", environ={})
+    assert (parsed.weight, parsed.max_concurrency, parsed.schedulable) == (3, 2, False)
+    bad = text.replace("weight: 3", "weight: 0").replace("max_concurrency: 2", "max_concurrency: -1")
+    with pytest.raises(AccountsInvalid) as refused:
+        parse_accounts(bad, source="t", environ={})
+    assert any("weight" in p for p in refused.value.problems)
+    assert any("max_concurrency" in p for p in refused.value.problems)
