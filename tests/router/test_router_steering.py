@@ -103,3 +103,31 @@ def test_yaml_reads_weight_concurrency_and_schedulable_and_refuses_bad_values() 
         parse_accounts(bad, source="t", environ={})
     assert any("weight" in p for p in refused.value.problems)
     assert any("max_concurrency" in p for p in refused.value.problems)
+
+
+async def test_a_conversation_stays_on_its_account_and_moves_only_when_it_cannot_serve(router: Router) -> None:
+    router.set_accounts([account("a"), account("b"), account("c")])
+    first = await router.pick(session_hint="conv-1", key_id="k1")
+    again = [(await router.pick(session_hint="conv-1", key_id="k1")).account.name for _ in range(5)]
+    assert set(again) == {first.account.name}  # round robin would have moved it
+    # Other conversations (subagents) spread over the accounts instead of piling onto one: the bound account
+    # holds six open requests, so the least loaded others take the new ones, three each.
+    others = [(await router.pick(session_hint=f"sub-{n}", key_id="k1")).account.name for n in range(6)]
+    rest = sorted({"a", "b", "c"} - {first.account.name})
+    assert sorted(others) == sorted(rest * 3)
+    # The same hint under another key is another conversation.
+    assert (await router.pick(session_hint="conv-1", key_id="k2")).status == OK
+    # Its account is rate-limited: the conversation moves, and stays where it moved.
+    await _report(router, first, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "60"})
+    moved = (await router.pick(session_hint="conv-1", key_id="k1")).account.name
+    assert moved != first.account.name
+    assert {(await router.pick(session_hint="conv-1", key_id="k1")).account.name for _ in range(3)} == {moved}
+
+
+async def test_a_draining_account_keeps_its_conversations(router: Router) -> None:
+    router.set_accounts([account("a", priority=1), account("b", priority=2)])
+    bound = await router.pick(session_hint="conv", key_id="k")
+    assert bound.account.name == "a"
+    router.set_accounts([account("a", priority=1, schedulable=False), account("b", priority=2)])
+    assert (await router.pick(session_hint="conv", key_id="k")).account.name == "a"
+    assert (await router.pick(session_hint="fresh", key_id="k")).account.name == "b"

@@ -50,7 +50,8 @@ async def main() -> int:
         return 2
     servicer = RouterServicer(pool, leases, state=state, window_threshold=settings.window_threshold,
                               breaker_threshold=settings.breaker_threshold,
-                              breaker_open_seconds=settings.breaker_open_seconds)
+                              breaker_open_seconds=settings.breaker_open_seconds,
+                              session_ttl_seconds=settings.session_ttl_seconds)
     watcher = asyncio.create_task(source.watch(pool.replace), name="accounts-reload")
 
     async def stop_watching() -> None:

@@ -32,6 +32,12 @@ HOLDS = Counter(
     ["platform", "account", "kind"],
 )
 
+SESSIONS = Counter(
+    "switchboard_router_sessions_total",
+    "Picks for a conversation: kept on its account (hit), moved to another (moved), or first bound (new).",
+    ["result"],
+)
+
 _pick_counters: dict[str, Counter] = {}
 
 
@@ -58,3 +64,7 @@ def set_account_states(accounts: Iterable[Account]) -> None:
 
 def count_hold(platform: str, account_name: str, kind: str) -> None:
     HOLDS.labels(platform, account_name, kind).inc()
+
+
+def count_session(result: str) -> None:
+    SESSIONS.labels(result).inc()

@@ -85,9 +85,10 @@ class Live:
     # A usage window at or above this utilization keeps the account out (steer before the vendor's 429).
     window_threshold: float = 0.95
 
-    def blocked(self, account: Account, model_family: str) -> str | None:
-        """Why the account cannot take this request now ("held", "window", "concurrency", "unschedulable")."""
-        if not account.schedulable:
+    def blocked(self, account: Account, model_family: str, sticky: bool = False) -> str | None:
+        """Why the account cannot take this request now ("held", "window", "concurrency", "unschedulable");
+        a conversation already bound to it (`sticky`) stays on an unschedulable (draining) account."""
+        if not account.schedulable and not sticky:
             return "unschedulable"
         if self.health.hold_on(account.id, model_family) is not None:
             return "held"
@@ -168,12 +169,25 @@ class Selector:
             tiers = self._cache[key] = build_tiers(snapshot.accounts, query)
         return tiers
 
-    def pick(self, snapshot: PoolSnapshot, query: PickQuery, live: Live | None = None) -> Candidate | None:
+    def pick(self, snapshot: PoolSnapshot, query: PickQuery, live: Live | None = None,
+             bound: str | None = None) -> Candidate | None:
+        """The account for this request; `bound` is the account the conversation is bound to, which keeps it
+        while it can serve (whatever its rank), so the vendor's prompt cache and signatures stay valid."""
         filters = self._filters
         last_pick = self._last_pick
         model_family = family(query.model) if live is not None else ""
         in_flight = live.in_flight if live is not None else {}
-        for tier in self.tiers(snapshot, query):
+        tiers = self.tiers(snapshot, query)
+        if bound is not None:
+            for tier in tiers:
+                for candidate in tier:
+                    account = candidate.account
+                    if account.id == bound and all(f(account, query) for f in filters) and (
+                            live is None or live.blocked(account, model_family, sticky=True) is None):
+                        self._sequence += 1
+                        last_pick[account.id] = self._sequence
+                        return candidate
+        for tier in tiers:
             best: Candidate | None = None
             best_rank = (0.0, 0)
             for candidate in tier:

@@ -38,7 +38,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     def __init__(self, pool: AccountPool, leases: LeaseTable, selector: Selector | None = None,
                  state: RouterState | None = None, *, window_threshold: float = 0.95,
-                 breaker_threshold: int = 5, breaker_open_seconds: float = 30.0) -> None:
+                 breaker_threshold: int = 5, breaker_open_seconds: float = 30.0,
+                 session_ttl_seconds: float = 3600.0) -> None:
         self.pool = pool
         self.leases = leases
         self.selector = selector or Selector()
@@ -46,6 +47,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self.window_threshold = window_threshold
         self.breaker_threshold = breaker_threshold
         self.breaker_open_seconds = breaker_open_seconds
+        self.session_ttl_seconds = session_ttl_seconds
 
     def _live(self) -> Live:
         return Live(self.state.health(), self.leases.counts(), time.time(), self.window_threshold)
@@ -63,7 +65,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             await context.abort(exc.grpc_code, str(exc))
         snapshot = self.pool.snapshot
         live = self._live()
-        chosen = self.selector.pick(snapshot, query, live)
+        session = _session_key(request.key_id, query.session_hint)
+        bound = await self._bound(session)
+        chosen = self.selector.pick(snapshot, query, live, bound)
         if chosen is None:
             if request.holder:
                 self.leases.heartbeat(request.holder)  # any Pick says its holder is alive
@@ -74,12 +78,34 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             return response
         account = chosen.account
         metrics.count_pick(account)
+        if session:
+            metrics.count_session("hit" if bound == account.id else "moved" if bound else "new")
+            if bound != account.id:
+                # A new conversation, or one whose account cannot serve it now (a failover's retry lands
+                # here too): it lives on where it is served.
+                await self._bind(session, account.id)
         return router_pb2.PickResponse(
             status=_OK,
             account=snapshot.messages[account.id],
             upstream_model=chosen.upstream_model,
             lease_id=self.leases.acquire(account.id, request.holder),
         )
+
+    async def _bound(self, session: str) -> str | None:
+        """The account a conversation is bound to (its sliding TTL renewed), if any."""
+        if not session:
+            return None
+        try:
+            return await self.state.session(session, self.session_ttl_seconds)
+        except StateUnavailable as exc:
+            log.warning("session binding unavailable: %s", exc)
+            return None
+
+    async def _bind(self, session: str, account_id: str) -> None:
+        try:
+            await self.state.bind(session, account_id, self.session_ttl_seconds)
+        except StateUnavailable as exc:
+            log.warning("session binding not stored: %s", exc)
 
     async def ReportOutcome(
         self, request: router_pb2.ReportOutcomeRequest, context: grpc.aio.ServicerContext
@@ -189,6 +215,11 @@ def _check_holder(holder: str, error: type[RouterError], *, required: bool) -> N
         raise error("holder must not be empty")
     if len(holder) > MAX_HOLDER_CHARS:
         raise error(f"holder must be at most {MAX_HOLDER_CHARS} characters")
+
+
+def _session_key(key_id: str, hint: str) -> str:
+    """Sessions are per key: two keys' conversations never share a binding."""
+    return f"{key_id}:{hint}" if hint else ""
 
 
 def _query(request: router_pb2.PickRequest) -> PickQuery:

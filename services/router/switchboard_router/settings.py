@@ -33,6 +33,8 @@ class RouterSettings:
     breaker_threshold: int = 5
     # ... for this long; then it is tried again, and one success closes it.
     breaker_open_seconds: float = 30.0
+    # A conversation stays on its account while it can serve, for this long after its last request.
+    session_ttl_seconds: float = 3600.0
 
 
 def credentials_path(settings: RouterSettings) -> str:
