@@ -131,3 +131,30 @@ async def test_a_draining_account_keeps_its_conversations(router: Router) -> Non
     router.set_accounts([account("a", priority=1, schedulable=False), account("b", priority=2)])
     assert (await router.pick(session_hint="conv", key_id="k")).account.name == "a"
     assert (await router.pick(session_hint="fresh", key_id="k")).account.name == "b"
+
+
+async def test_list_accounts_shows_holds_windows_and_the_state_they_make(router: Router) -> None:
+    router.set_accounts([account("limited"), account("family"), account("refused")])
+    leases = {}
+    for _ in range(3):
+        lease = await router.pick()
+        leases[lease.account.name] = lease
+    reset = int(time.time()) + 3600
+    await _report(router, leases["limited"], router_pb2.OUTCOME_RATE_LIMITED, 429, {
+        "retry-after": "30", "anthropic-ratelimit-unified-5h-utilization": "0.5",
+        "anthropic-ratelimit-unified-5h-reset": str(reset), "anthropic-ratelimit-unified-5h-status": "allowed"},
+        model="claude-3-custom")  # no model family: the throttle covers the whole account
+    await _report(router, leases["family"], router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "30"},
+                  model="claude-opus-4-1")
+    await _report(router, leases["refused"], router_pb2.OUTCOME_AUTH_FAILED, 401, {},
+                  "authentication_error: invalid x-api-key")
+    listed = {status.account.name: status for status in
+              (await router.stub.ListAccounts(router_pb2.ListAccountsRequest(), timeout=5)).accounts}
+    assert listed["limited"].state == router_pb2.ACCOUNT_STATE_COOLING
+    (hold,) = listed["limited"].holds
+    assert (hold.kind, hold.family) == ("throttled", "") and hold.until > time.time()
+    assert [(w.name, w.utilization) for w in listed["limited"].windows] == [("5h", 0.5)]
+    assert listed["family"].state == router_pb2.ACCOUNT_STATE_READY  # only opus is held
+    assert [h.family for h in listed["family"].holds] == ["opus"]
+    assert listed["refused"].state == router_pb2.ACCOUNT_STATE_ERROR
+    assert listed["refused"].holds[0].until == 0 and "invalid x-api-key" in listed["refused"].holds[0].reason

@@ -195,9 +195,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ListAccounts(
         self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ListAccountsResponse:
+        health, in_flight = self.state.health(), self.leases.counts()
         return router_pb2.ListAccountsResponse(
             accounts=[
-                wire.account_status(account, self.leases.in_flight(account.id))
+                wire.account_status(account, in_flight.get(account.id, 0), health)
                 for account in self.pool.snapshot.accounts
                 if not request.platform or account.platform == request.platform
             ]

@@ -6,6 +6,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from switchboard.router.v1 import router_pb2
 from switchboard_router.accounts import Account, State
+from switchboard_router.state import Health, HoldKind
 
 STATES = {
     State.READY: router_pb2.ACCOUNT_STATE_READY,
@@ -79,10 +80,27 @@ def credential_of(message: router_pb2.Credential) -> tuple[str, dict[str, str]]:
     return message.api_key, dict(message.secrets)
 
 
-def account_status(account: Account, in_flight: int) -> router_pb2.AccountStatus:
+def account_status(account: Account, in_flight: int, health: Health | None = None) -> router_pb2.AccountStatus:
+    """The account without its credential, with its live state: a whole-account hold makes it cooling (in
+    error for a refused credential); holds of one model family leave it ready for the others."""
+    holds = [(family, hold) for (held, family), kept in (health.holds.items() if health else ())
+             if held == account.id for hold in kept]
+    windows = [(family, window) for (held, family), kept in (health.windows.items() if health else ())
+               if held == account.id for window in kept]
+    state = STATES[account.state]
+    if state == router_pb2.ACCOUNT_STATE_READY:
+        whole = [hold for family, hold in holds if not family]
+        if any(hold.kind is HoldKind.ERROR for hold in whole):
+            state = router_pb2.ACCOUNT_STATE_ERROR
+        elif whole:
+            state = router_pb2.ACCOUNT_STATE_COOLING
     return router_pb2.AccountStatus(
         account=account_message(account, with_credential=False),
-        state=STATES[account.state],
+        state=state,
         in_flight=in_flight,
         models=account.models,
+        holds=[router_pb2.AccountHold(family=family, kind=hold.kind.value, until=hold.until or 0.0,
+                                      reason=hold.reason) for family, hold in holds],
+        windows=[router_pb2.UsageWindow(family=family, name=window.name, utilization=window.utilization,
+                                        resets_at=window.resets_at or 0.0) for family, window in windows],
     )
