@@ -58,11 +58,19 @@ async def test_process_serves_health_and_picks_then_stops_on_sigterm(tmp_path: P
             assert pick.status == router_pb2.PICK_STATUS_OK and pick.account.name == "proc"
             beat = await router.Heartbeat(router_pb2.HeartbeatRequest(holder="edge:1"), timeout=5)
             assert beat.holder_ttl.ToMilliseconds() == 7_500
+            second = await router.Pick(router_pb2.PickRequest(platforms=["claude-console"], model="m"), timeout=5)
+            await router.ReportOutcome(router_pb2.ReportOutcomeRequest(
+                lease_id=second.lease_id, account_id=second.account.id, outcome=router_pb2.OUTCOME_RATE_LIMITED,
+                status_code=429, upstream_headers={"retry-after": "60"}, model="m"), timeout=5)
 
         url = f"http://127.0.0.1:{metrics_port}/metrics"
         body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
-        assert 'switchboard_router_picks_total{account="proc",platform="claude-console"} 1.0' in body
+        assert 'switchboard_router_picks_total{account="proc",platform="claude-console"} 2.0' in body
         assert 'switchboard_router_accounts{platform="claude-console",state="ready"} 1.0' in body
+        assert 'switchboard_router_account_in_flight{account="proc",platform="claude-console"} 1.0' in body
+        held = [line for line in body.splitlines() if line.startswith("switchboard_router_account_hold_seconds{")]
+        assert len(held) == 1 and 'kind="throttled"' in held[0] and 50 < float(held[0].rsplit(" ", 1)[1]) <= 60
+        assert 'switchboard_router_holds_total{account="proc",kind="throttled",platform="claude-console"} 1.0' in body
 
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import sys
 
+from prometheus_client import REGISTRY
+
 from switchboard_common import logs
 from switchboard_common.grpc_server import serve
 from switchboard_router import settings as router_settings
@@ -17,6 +19,7 @@ from switchboard_router.credential_overlay import CredentialOverlay
 from switchboard_router.errors import AccountsInvalid, CredentialsFileInvalid
 from switchboard_router.file_source import YamlFileSource
 from switchboard_router.leases import LeaseTable
+from switchboard_router.metrics import AccountGauges
 from switchboard_router.pool import AccountPool
 from switchboard_router.server import SERVICE_NAME, RouterServicer
 from switchboard_router.state import MemoryState, RedisState, RouterState, StateUnavailable
@@ -52,6 +55,7 @@ async def main() -> int:
                               breaker_threshold=settings.breaker_threshold,
                               breaker_open_seconds=settings.breaker_open_seconds,
                               session_ttl_seconds=settings.session_ttl_seconds)
+    REGISTRY.register(AccountGauges(lambda: pool.snapshot.accounts, state.health, leases.counts))
     watcher = asyncio.create_task(source.watch(pool.replace), name="accounts-reload")
 
     async def stop_watching() -> None:

@@ -3,12 +3,16 @@
 The account label is the account's name, never anything from its credential.
 """
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from switchboard_common import platforms
 from switchboard_router.accounts import Account, State
+from switchboard_router.state import Health
 
 PICKS = Counter(
     "switchboard_router_picks_total",
@@ -68,3 +72,42 @@ def count_hold(platform: str, account_name: str, kind: str) -> None:
 
 def count_session(result: str) -> None:
     SESSIONS.labels(result).inc()
+
+
+class AccountGauges(Collector):
+    """Per-account live gauges, read from the router's state at scrape time (nothing kept per request):
+    in-flight requests, seconds until each hold ends (-1: until cleared) and usage-window utilization."""
+
+    def __init__(self, accounts: Callable[[], Iterable[Account]], health: Callable[[], Health],
+                 in_flight: Callable[[], Mapping[str, int]]) -> None:
+        self._accounts, self._health, self._in_flight = accounts, health, in_flight
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        accounts = {account.id: account for account in self._accounts()}
+        health, counts, now = self._health(), self._in_flight(), time.time()
+        flight = GaugeMetricFamily("switchboard_router_account_in_flight", "Requests holding a lease on the account.",
+                                   labels=["platform", "account"])
+        for account in accounts.values():
+            flight.add_metric([account.platform, account.name], counts.get(account.id, 0))
+        held = GaugeMetricFamily("switchboard_router_account_hold_seconds",
+                                 "Seconds until the account's hold ends (-1: until cleared), by model family and kind.",
+                                 labels=["platform", "account", "family", "kind"])
+        for (account_id, family), holds in health.holds.items():
+            holder = accounts.get(account_id)
+            if holder is None:
+                continue
+            for hold in holds:
+                left = -1.0 if hold.until is None else max(0.0, hold.until - now)
+                held.add_metric([holder.platform, holder.name, family, hold.kind.value], left)
+        windows = GaugeMetricFamily("switchboard_router_account_window_utilization",
+                                    "The vendor's usage window utilization (0..1) as last reported.",
+                                    labels=["platform", "account", "family", "window"])
+        for (account_id, family), kept in health.windows.items():
+            owner = accounts.get(account_id)
+            if owner is None:
+                continue
+            for window in kept:
+                windows.add_metric([owner.platform, owner.name, family, window.name], window.utilization)
+        yield flight
+        yield held
+        yield windows
