@@ -10,14 +10,11 @@ import uuid
 from pathlib import Path
 
 import grpc
-import pytest
-import redis.asyncio as redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from redis import exceptions as redis_errors
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 
-from .router_testing import account, write_accounts, write_text
+from .router_testing import REDIS_URL, account, redis_client, write_accounts, write_text
 
 
 def free_port() -> int:
@@ -140,18 +137,11 @@ async def test_process_refuses_to_start_on_an_unreadable_credentials_file(tmp_pa
 
 
 async def test_two_router_processes_share_holds_and_windows_through_redis(tmp_path: Path) -> None:
-    redis_url = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        probe = redis.from_url(redis_url)
-        await probe.ping()
-    except (redis_errors.RedisError, OSError) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {redis_url} is required in CI: {exc}")
-        pytest.skip(f"no Redis at {redis_url}")
+    probe = await redis_client()
     namespace = f"test-{uuid.uuid4().hex[:12]}"
     write_accounts(tmp_path / "accounts.yaml", [account("first", priority=1), account("second", priority=2)])
     ports = [free_port() for _ in range(4)]
-    procs = [await start(tmp_path, ports[i], ports[i + 2], redis_url=redis_url, redis_namespace=namespace)
+    procs = [await start(tmp_path, ports[i], ports[i + 2], redis_url=REDIS_URL, redis_namespace=namespace)
              for i in range(2)]
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as one, \

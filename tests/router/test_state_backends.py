@@ -8,15 +8,12 @@ Expiry is shown with real, short TTLs.
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from switchboard_router.state import (
     Health,
@@ -29,21 +26,9 @@ from switchboard_router.state import (
     Window,
 )
 
-REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from .router_testing import REDIS_URL, redis_client
+
 SHORT = 0.3  # seconds: a TTL that runs out within the test
-
-
-async def redis_client() -> aioredis.Redis:
-    """A client to a reachable Redis; skips, or fails in CI, when there is none."""
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-    return client
 
 
 @contextlib.asynccontextmanager

@@ -400,16 +400,9 @@ def _response_id(anthropic_id: Any) -> str:
 
 
 def _call(call_id: Any, name: str, arguments: str, target: Target, item_id: str, status: str) -> dict[str, Any]:
-    """The client's item for a tool call: a `custom_tool_call` or a `function_call` (with its namespace)."""
+    """The client's item for a tool call, as the request declared the tool."""
     name, namespace, custom = responses_tools.answered(name, arguments, target.tools)
-    if custom is not None:
-        return {"id": f"ctc_{item_id}", "type": "custom_tool_call", "status": status, "call_id": call_id,
-                "name": name, "input": custom}
-    item = {"id": f"fc_{item_id}", "type": "function_call", "status": status, "arguments": arguments,
-            "call_id": call_id, "name": name}
-    if namespace is not None:
-        item["namespace"] = namespace
-    return item
+    return responses_tools.call_item(call_id, item_id, name, arguments, namespace, custom, status)
 
 
 def _item(block: Mapping[str, Any], target: Target, suffix: str) -> dict[str, Any] | None:

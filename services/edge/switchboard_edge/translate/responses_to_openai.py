@@ -552,14 +552,7 @@ def _call_item(call_id: str, name: str, arguments: str, tools: Mapping[str, Clie
         custom: str | None = arguments
     else:
         name, namespace, custom = responses_tools.answered(name, arguments, tools)
-    if custom is not None:
-        return {"id": f"ctc_{suffix}", "type": "custom_tool_call", "status": status, "call_id": call_id,
-                "input": custom, "name": name}
-    item = {"id": f"fc_{suffix}", "type": "function_call", "status": status, "arguments": arguments,
-            "call_id": call_id, "name": name}
-    if namespace is not None:
-        item["namespace"] = namespace
-    return item
+    return responses_tools.call_item(call_id, suffix, name, arguments, namespace, custom, status)
 
 
 def _reasoning_item(rid: str, text: str) -> dict[str, Any]:

@@ -99,3 +99,17 @@ def answered(name: str, arguments: str, tools: Mapping[str, ClientTool] | None
         return name, None, None
     custom = (_custom_input(arguments) or "") if declared.custom else None
     return declared.name, declared.namespace, custom
+
+
+def call_item(call_id: Any, item_id: str, name: str, arguments: str, namespace: str | None, custom: str | None,
+              status: str) -> dict[str, Any]:
+    """The client's output item for one tool call (`answered` says which kind): a `custom_tool_call` carrying
+    the custom tool's input, or a `function_call` (with its namespace when it has one)."""
+    if custom is not None:
+        return {"id": f"ctc_{item_id}", "type": "custom_tool_call", "status": status, "call_id": call_id,
+                "input": custom, "name": name}
+    item = {"id": f"fc_{item_id}", "type": "function_call", "status": status, "arguments": arguments,
+            "call_id": call_id, "name": name}
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
