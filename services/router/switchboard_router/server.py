@@ -145,7 +145,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                      "cleared" if hold.until is None else time.strftime("%H:%M:%S", time.gmtime(hold.until)),
                      hold.reason)
             metrics.count_hold(platform, account_id.partition("/")[2], hold.kind.value)
-            await self.state.put_hold(account_id, hold.family, Hold(HoldKind(hold.kind.value), hold.until, hold.reason))
+            await self.state.put_hold(account_id, hold.family, Hold(hold.kind, hold.until, hold.reason))
         if effects.breaker is Breaker.SUCCESS:
             await self.state.record_success(account_id)
         elif effects.breaker is Breaker.FAILURE:

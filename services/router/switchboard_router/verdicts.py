@@ -42,16 +42,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from switchboard.router.v1 import router_pb2
+from switchboard_router.state import HoldKind
 
 # -- effects -------------------------------------------------------------------------------------------------
-
-
-class HoldKind(enum.StrEnum):
-    THROTTLED = "throttled"
-    WINDOW = "window"
-    OVERLOADED = "overloaded"
-    BREAKER = "breaker"
-    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
