@@ -1,6 +1,7 @@
 """Helpers for the router tests: YAML accounts on disk, a manual clock, a harness around the servicer."""
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from switchboard_router.file_source import YamlFileSource
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool
 from switchboard_router.server import RouterServicer
+from switchboard_router.state import MemoryState
 
 
 def credential(name: str, platform: str) -> dict[str, Any]:
@@ -53,10 +55,11 @@ def write_text(path: Path, text: str) -> None:
 
 
 class FakeClock:
-    """A monotonic clock the test moves by hand."""
+    """A clock the test moves by hand; it starts at the wall clock's time, as the router state's times are
+    Unix seconds."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
@@ -73,7 +76,7 @@ class Router:
         self.pool = AccountPool(self.source.load(), CredentialOverlay(self.credentials_path))
         self.clock = FakeClock()
         self.leases = LeaseTable(ttl_seconds=600, holder_ttl_seconds=30, clock=self.clock)
-        self.servicer = RouterServicer(self.pool, self.leases)
+        self.servicer = RouterServicer(self.pool, self.leases, state=MemoryState(clock=self.clock), clock=self.clock)
         self.stub: router_pb2_grpc.RouterServiceStub
 
     def restart(self) -> None:

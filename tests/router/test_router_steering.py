@@ -88,6 +88,35 @@ async def test_concurrency_limit_and_weight(router: Router) -> None:
     assert "one-slot" in {(await router.pick()).account.name for _ in range(2)}
 
 
+async def test_a_slot_lives_while_its_holder_beats_and_ends_when_it_falls_silent(router: Router) -> None:
+    router.set_accounts([account("one-slot", max_concurrency=1)])
+    assert (await router.pick(holder="edge:1")).status == OK  # never reported: the edge crashed, or the report was lost
+    for _ in range(3):
+        router.clock.now += 20
+        await router.heartbeat("edge:1")
+        refused = await router.pick()
+        assert refused.status == NO_ACCOUNT and "concurrency limit" in refused.message
+    router.clock.now += 31  # no heartbeat for longer than the holder TTL
+    assert (await router.pick()).status == OK
+
+
+async def test_a_holderless_slot_ends_at_the_lease_ttl(router: Router) -> None:
+    router.set_accounts([account("one-slot", max_concurrency=1)])
+    assert (await router.pick()).status == OK
+    router.clock.now += 599
+    assert (await router.pick()).status == NO_ACCOUNT
+    router.clock.now += 2
+    assert (await router.pick()).status == OK
+
+
+async def test_a_restarted_holder_returns_its_slots(router: Router) -> None:
+    router.set_accounts([account("one-slot", max_concurrency=1)])
+    assert (await router.pick(holder="edge:1")).status == OK
+    assert (await router.pick(holder="edge:2")).status == NO_ACCOUNT
+    assert (await router.heartbeat("edge:1", release_held=True)).released == 1
+    assert (await router.pick(holder="edge:2")).status == OK
+
+
 async def test_an_unschedulable_account_takes_no_new_work(router: Router) -> None:
     router.set_accounts([account("draining", schedulable=False, priority=1), account("open", priority=2)])
     assert {(await router.pick()).account.name for _ in range(3)} == {"open"}

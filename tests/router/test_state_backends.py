@@ -251,6 +251,17 @@ async def test_extend_keeps_a_live_lease_only(state: RouterState) -> None:
     assert state.in_flight() == {}
 
 
+async def test_extend_all_moves_every_live_lease_of_a_heartbeat(state: RouterState) -> None:
+    for lease in ("lease-1", "lease-2"):
+        assert await state.acquire("team-a", lease, 0, time.time() + SHORT)
+    assert await state.acquire("team-b", "lease-3", 0, time.time() + SHORT)
+    await state.release("team-b", "lease-3")
+    await state.extend_all([("team-a", "lease-1"), ("team-a", "lease-2"), ("team-b", "lease-3")], time.time() + 60)
+    await asyncio.sleep(SHORT + 0.05)
+    assert state.in_flight() == {"team-a": 2}  # the released lease stays released
+    await state.extend_all([], time.time() + 60)
+
+
 # Managed accounts.
 
 

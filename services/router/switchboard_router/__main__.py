@@ -55,7 +55,7 @@ async def main() -> int:
                               breaker_threshold=settings.breaker_threshold,
                               breaker_open_seconds=settings.breaker_open_seconds,
                               session_ttl_seconds=settings.session_ttl_seconds)
-    REGISTRY.register(AccountGauges(lambda: pool.snapshot.accounts, state.health, leases.counts))
+    REGISTRY.register(AccountGauges(lambda: pool.snapshot.accounts, state.health, state.in_flight))
     watcher = asyncio.create_task(source.watch(pool.replace), name="accounts-reload")
 
     async def stop_watching() -> None:

@@ -105,6 +105,15 @@ class LeaseTable:
         self.expire(self._clock())
         return self._in_flight
 
+    def leases_of(self, holder: str) -> list[tuple[str, str]]:
+        """(account id, lease id) of every lease `holder` holds (after expiry)."""
+        self.expire(self._clock())
+        return [(self._leases[lease_id].account_id, lease_id) for lease_id in self._held.get(holder, ())]
+
+    def ttl_for(self, holder: str) -> float:
+        """How long a lease taken now lives without news: a holder's until its heartbeat is overdue."""
+        return self.holder_ttl_seconds if holder else self.ttl_seconds
+
     def held_by(self, holder: str) -> int:
         """How many leases `holder` holds (after expiry)."""
         self.expire(self._clock())

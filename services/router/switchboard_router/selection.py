@@ -84,6 +84,8 @@ class Live:
     now: float
     # A usage window at or above this utilization keeps the account out (steer before the vendor's 429).
     window_threshold: float = 0.95
+    # Accounts whose last slot another replica took since `in_flight` was read (the shared count said no).
+    full: frozenset[str] = frozenset()
 
     def blocked(self, account: Account, model_family: str, sticky: bool = False) -> str | None:
         """Why the account cannot take this request now ("held", "window", "concurrency", "unschedulable");
@@ -97,7 +99,8 @@ class Live:
                 if window.utilization >= self.window_threshold and (
                         window.resets_at is None or window.resets_at > self.now):
                     return "window"
-        if account.max_concurrency and self.in_flight.get(account.id, 0) >= account.max_concurrency:
+        if account.max_concurrency and (
+                self.in_flight.get(account.id, 0) >= account.max_concurrency or account.id in self.full):
             return "concurrency"
         return None
 

@@ -6,14 +6,17 @@ takes and returns leases, counts metrics and maps `RouterError`s to gRPC codes.
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import grpc
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_router import metrics, wire
+from switchboard_router.accounts import Account
 from switchboard_router.errors import CredentialNotSaved, InvalidHeartbeat, InvalidPick, RouterError
 from switchboard_router.leases import LeaseTable
-from switchboard_router.pool import AccountPool
+from switchboard_router.pool import AccountPool, PoolSnapshot
 from switchboard_router.selection import Live, PickQuery, Selector, Unavailable
 from switchboard_router.state import Hold, HoldKind, MemoryState, RouterState, StateUnavailable, Window
 from switchboard_router.verdicts import Breaker, decide, reported
@@ -29,6 +32,8 @@ _REFUSED = {
 }
 # Holder ids are edge instance names ("<hostname>:<port>"); anything longer is a caller bug.
 MAX_HOLDER_CHARS = 512
+# Edge instances whose last slot extension is remembered; a bound, as holder names come from callers.
+MAX_HOLDERS_TRACKED = 10_000
 # A StoreCredential error reason is kept and logged at most this long.
 MAX_REASON_CHARS = 500
 
@@ -39,7 +44,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     def __init__(self, pool: AccountPool, leases: LeaseTable, selector: Selector | None = None,
                  state: RouterState | None = None, *, window_threshold: float = 0.95,
                  breaker_threshold: int = 5, breaker_open_seconds: float = 30.0,
-                 session_ttl_seconds: float = 3600.0) -> None:
+                 session_ttl_seconds: float = 3600.0, clock: Callable[[], float] = time.time) -> None:
         self.pool = pool
         self.leases = leases
         self.selector = selector or Selector()
@@ -48,9 +53,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self.breaker_threshold = breaker_threshold
         self.breaker_open_seconds = breaker_open_seconds
         self.session_ttl_seconds = session_ttl_seconds
+        self._clock = clock
+        # Holder → when its slots in the shared state were last extended.
+        self._extended_at: dict[str, float] = {}
 
     def _live(self) -> Live:
-        return Live(self.state.health(), self.leases.counts(), time.time(), self.window_threshold)
+        return Live(self.state.health(), self.state.in_flight(), self._clock(), self.window_threshold)
 
     def register(self, server: grpc.aio.Server) -> None:
         router_pb2_grpc.add_RouterServiceServicer_to_server(self, server)
@@ -67,16 +75,18 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         live = self._live()
         session = _session_key(request.key_id, query.session_hint)
         bound = await self._bound(session)
-        chosen = self.selector.pick(snapshot, query, live, bound)
-        if chosen is None:
-            if request.holder:
-                self.leases.heartbeat(request.holder)  # any Pick says its holder is alive
-            refusal = self.selector.explain(snapshot, query, live)
-            response = router_pb2.PickResponse(status=_REFUSED[refusal.reason], message=refusal.message)
-            if refusal.retry_at is not None:
-                response.retry_after.CopyFrom(wire.duration(max(1.0, refusal.retry_at - live.now)))
-            return response
-        account = chosen.account
+        await self._holder_alive(request.holder)
+        while True:
+            chosen = self.selector.pick(snapshot, query, live, bound)
+            if chosen is None:
+                return self._refusal(snapshot, query, live)
+            account = chosen.account
+            lease_id = self.leases.acquire(account.id, request.holder)
+            if await self._take_slot(account, lease_id, request.holder):
+                break
+            # Another replica took the account's last slot since this one's copy of the counts was read.
+            self.leases.release(lease_id)
+            live = replace(live, full=live.full | {account.id})
         metrics.count_pick(account)
         if session:
             metrics.count_session("hit" if bound == account.id else "moved" if bound else "new")
@@ -88,8 +98,46 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             status=_OK,
             account=snapshot.messages[account.id],
             upstream_model=chosen.upstream_model,
-            lease_id=self.leases.acquire(account.id, request.holder),
+            lease_id=lease_id,
         )
+
+    async def _holder_alive(self, holder: str) -> None:
+        """Any Pick says its holder is alive; its slots in the shared state follow, at most every third of
+        the holder TTL (a heartbeat's pace), so picks do not each pay a round trip for it."""
+        if not holder:
+            return
+        self.leases.heartbeat(holder)
+        if self._clock() - self._extended_at.get(holder, float("-inf")) >= self.leases.holder_ttl_seconds / 3:
+            await self._extend_slots(holder)
+
+    async def _extend_slots(self, holder: str) -> None:
+        now = self._clock()
+        if len(self._extended_at) >= MAX_HOLDERS_TRACKED:
+            self._extended_at.clear()
+        self._extended_at[holder] = now
+        try:
+            await self.state.extend_all(self.leases.leases_of(holder), now + self.leases.holder_ttl_seconds)
+        except StateUnavailable as exc:
+            log.warning("leases of %r not extended in the shared state: %s", holder, exc)
+
+    def _refusal(self, snapshot: PoolSnapshot, query: PickQuery, live: Live) -> router_pb2.PickResponse:
+        refusal = self.selector.explain(snapshot, query, live)
+        response = router_pb2.PickResponse(status=_REFUSED[refusal.reason], message=refusal.message)
+        if refusal.retry_at is not None:
+            response.retry_after.CopyFrom(wire.duration(max(1.0, refusal.retry_at - live.now)))
+        return response
+
+    async def _take_slot(self, account: Account, lease_id: str, holder: str) -> bool:
+        """The account's concurrency slot for this lease, shared by every replica (`RouterState.acquire`);
+        it expires when the holder's heartbeat is overdue (or the long lease TTL), so a crashed edge or a lost
+        report never keeps it longer."""
+        expires_at = self._clock() + self.leases.ttl_for(holder)
+        try:
+            return await self.state.acquire(account.id, lease_id, account.max_concurrency, expires_at)
+        except StateUnavailable as exc:
+            # Refusing every request while the store is down would be worse than a limit briefly unenforced.
+            log.warning("concurrency slot of %s not counted in the shared state: %s", account.id, exc)
+            return True
 
     async def _bound(self, session: str) -> str | None:
         """The account a conversation is bound to (its sliding TTL renewed), if any."""
@@ -128,6 +176,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if held is None and account_id not in self.pool.snapshot.by_id:
             log.debug("outcome for unknown account %r ignored", account_id)
             return
+        if request.lease_id:
+            # Also a lease another replica granted (the edge's channel moved): slots are shared.
+            await self._free_slot(account_id, request.lease_id)
         platform, _, name = account_id.partition("/")
         metrics.count_outcome(platform, name, wire.outcome_label(request.outcome))
         try:
@@ -135,8 +186,15 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         except StateUnavailable as exc:
             log.warning("outcome of account %s not recorded in the shared state: %s", account_id, exc)
 
+    async def _free_slot(self, account_id: str, lease_id: str) -> None:
+        try:
+            await self.state.release(account_id, lease_id)
+        except StateUnavailable as exc:
+            log.warning("concurrency slot of %s not returned to the shared state (it expires by itself): %s",
+                        account_id, exc)
+
     async def _apply(self, account_id: str, request: router_pb2.ReportOutcomeRequest, platform: str) -> None:
-        effects = decide(reported(request, platform, time.time()))
+        effects = decide(reported(request, platform, self._clock()))
         for window in effects.windows:
             await self.state.put_window(account_id, window.family,
                                         Window(window.name, window.utilization, window.resets_at))
@@ -158,7 +216,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def Release(
         self, request: router_pb2.ReleaseRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ReleaseResponse:
-        self.leases.release(request.lease_id)
+        account_id = self.leases.release(request.lease_id)
+        if account_id is not None:
+            await self._free_slot(account_id, request.lease_id)
         return router_pb2.ReleaseResponse()
 
     async def Heartbeat(
@@ -168,9 +228,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             _check_holder(request.holder, InvalidHeartbeat, required=True)
         except RouterError as exc:
             await context.abort(exc.grpc_code, str(exc))
+        dropped = self.leases.leases_of(request.holder) if request.release_held else []
         released = self.leases.heartbeat(request.holder, release_held=request.release_held)
         if released:
             log.info("lease holder %r restarted: returned the %d leases it held", request.holder, released)
+        for account_id, lease_id in dropped:
+            await self._free_slot(account_id, lease_id)
+        await self._extend_slots(request.holder)
         return router_pb2.HeartbeatResponse(
             released=released, holder_ttl=wire.duration(self.leases.holder_ttl_seconds)
         )
@@ -195,7 +259,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ListAccounts(
         self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ListAccountsResponse:
-        health, in_flight = self.state.health(), self.leases.counts()
+        health, in_flight = self.state.health(), self.state.in_flight()
         return router_pb2.ListAccountsResponse(
             accounts=[
                 wire.account_status(account, in_flight.get(account.id, 0), health)

@@ -14,7 +14,7 @@ reads of a local copy: no I/O, already filtered of what has expired.
 """
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -146,6 +146,10 @@ class RouterState(Protocol):
 
     async def extend(self, account_id: str, lease_id: str, expires_at: float) -> bool:
         """Moves a live lease's expiry; False if it has already expired or been released."""
+        ...
+
+    async def extend_all(self, leases: Sequence[tuple[str, str]], expires_at: float) -> None:
+        """`extend` for many (account id, lease id) pairs at once (a holder's heartbeat): one round trip."""
         ...
 
     async def release(self, account_id: str, lease_id: str) -> None:

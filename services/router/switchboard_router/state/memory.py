@@ -13,7 +13,7 @@ import asyncio
 import heapq
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from switchboard_router.state.base import FAILURE_STREAK_SECONDS, Health, Hold, HoldKind, Window
 
@@ -220,6 +220,11 @@ class MemoryState:
 
     async def extend(self, account_id: str, lease_id: str, expires_at: float) -> bool:
         return self._tables.extend(account_id, lease_id, expires_at, self._clock())
+
+    async def extend_all(self, leases: Sequence[tuple[str, str]], expires_at: float) -> None:
+        now = self._clock()
+        for account_id, lease_id in leases:
+            self._tables.extend(account_id, lease_id, expires_at, now)
 
     async def release(self, account_id: str, lease_id: str) -> None:
         self._tables.release(account_id, lease_id)

@@ -178,6 +178,24 @@ class RedisState:
         self._apply(lambda tables: tables.acquire(account_id, lease_id, 0, expires_at, self._clock()))
         return True
 
+    async def extend_all(self, leases: Sequence[tuple[str, str]], expires_at: float) -> None:
+        if not leases:
+            return
+        now = repr(self._clock())
+        with _reaching_redis():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for account_id, lease_id in leases:
+                    await self._extend(self._script_keys(account_id), [account_id, now, self._channel, lease_id,
+                                                                        repr(expires_at)], client=pipe)
+                extended = await pipe.execute()
+        live = [lease for lease, ok in zip(leases, extended, strict=True) if ok]
+
+        def extend_mirror(tables: StateTables) -> None:
+            for account_id, lease_id in live:
+                tables.acquire(account_id, lease_id, 0, expires_at, self._clock())
+
+        self._apply(extend_mirror)
+
     async def release(self, account_id: str, lease_id: str) -> None:
         await self._run(self._release, account_id, [], [lease_id])
         self._apply(lambda tables: tables.release(account_id, lease_id))
@@ -218,10 +236,13 @@ class RedisState:
 
     async def _run(self, script: Any, account_id: str, extra_keys: Sequence[str], extra_args: Sequence[Any]) -> Any:
         """Runs a per-account script with its standard keys and arguments."""
-        keys = [self._key(kind, account_id) for kind in ("hold:", "window:", "slots:")]
-        keys += [self._prefix + "live", *extra_keys]
+        keys = self._script_keys(account_id) + list(extra_keys)
         with _reaching_redis():
             return await script(keys, [account_id, repr(self._clock()), self._channel, *extra_args])
+
+    def _script_keys(self, account_id: str) -> list[str]:
+        """The keys every per-account script takes first (`redis_scripts.PRELUDE`)."""
+        return [self._key(kind, account_id) for kind in ("hold:", "window:", "slots:")] + [self._prefix + "live"]
 
     def _apply(self, change: Change) -> None:
         """Applies a change this replica made in Redis to the mirror, now and after a reload in flight."""
