@@ -1,8 +1,10 @@
 """Outcomes steer later picks through the real RPC: rate limits, spent windows, breaker, concurrency, weight."""
 
+import logging
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from switchboard.router.v1 import router_pb2
 from switchboard_router.accounts_yaml import parse_accounts
@@ -187,3 +189,59 @@ async def test_list_accounts_shows_holds_windows_and_the_state_they_make(router:
     assert [h.family for h in listed["family"].holds] == ["opus"]
     assert listed["refused"].state == router_pb2.ACCOUNT_STATE_ERROR
     assert listed["refused"].holds[0].until == 0 and "invalid x-api-key" in listed["refused"].holds[0].reason
+
+
+def _skips(reason: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_router_skips_total", {"reason": reason}) or 0.0
+
+
+async def test_explain_says_why_each_account_is_passed_over_and_changes_nothing(router: Router) -> None:
+    router.set_accounts([
+        account("held", priority=1), account("full", priority=1, max_concurrency=1), account("spare", priority=2),
+        account("gpt", platform="openai"), account("other-model", models=["gpt-*"]),
+        account("grouped", groups=["team-x"]), account("off", enabled=False),
+    ])
+    throttled = await router.pick(exclude_account_ids=["claude-console/full", "claude-console/spare"])
+    assert throttled.account.name == "held"
+    await _report(router, throttled, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "60"},
+                  "rate_limit_error: Number of requests has exceeded your rate limit")
+    assert (await router.pick(exclude_account_ids=["claude-console/spare"])).account.name == "full"  # kept open
+
+    ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4")
+    explained = await router.stub.Explain(ask)
+    verdicts = {review.account_id.split("/")[1]: review for review in explained.candidates}
+    assert {name: review.verdict for name, review in verdicts.items()} == {
+        "held": "held", "full": "concurrency", "spare": "chosen", "gpt": "platform", "other-model": "model",
+        "grouped": "group", "off": "disabled"}
+    held = verdicts["held"].detail
+    assert held.startswith("throttled for ") and "exceeded your rate limit" in held
+    assert verdicts["full"].detail == "1 of 1 in flight" and verdicts["full"].in_flight == 1
+    assert (verdicts["held"].tier, verdicts["spare"].tier, verdicts["gpt"].tier) == (0, 1, -1)
+    assert (explained.status, explained.account_id) == (OK, "claude-console/spare")
+    assert await router.stub.Explain(ask) == explained  # no round-robin step, no lease
+
+    held_before, full_before = _skips("held"), _skips("concurrency")
+    assert (await router.pick()).account.name == "spare"
+    assert (_skips("held") - held_before, _skips("concurrency") - full_before) == (1, 1)
+
+
+async def test_explain_of_a_refusal_gives_the_reason_and_when(router: Router) -> None:
+    router.set_accounts([account("only")])
+    lease = await router.pick(key_id="k", session_hint="conversation-1")
+    await _report(router, lease, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "40"})
+    explained = await router.stub.Explain(router_pb2.PickRequest(
+        platforms=["claude-console"], model="claude-sonnet-4", key_id="k", session_hint="conversation-1"))
+    assert explained.status == NO_ACCOUNT and "rate-limited" in explained.message and not explained.account_id
+    assert 30 <= explained.retry_after.ToTimedelta().total_seconds() <= 40
+    assert explained.bound_account_id == "claude-console/only"
+    (review,) = explained.candidates
+    assert review.verdict == "held"
+
+
+async def test_the_debug_log_names_each_skipped_candidate(router: Router, caplog: pytest.LogCaptureFixture) -> None:
+    router.set_accounts([account("held", priority=1), account("spare", priority=2)])
+    lease = await router.pick()
+    await _report(router, lease, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "60"})
+    with caplog.at_level(logging.DEBUG, logger="switchboard_router.server"):
+        assert (await router.pick(request_id="req-7")).account.name == "spare"
+    assert "pick req-7: skipped claude-console/held (held): throttled for 60 s: HTTP 429" in caplog.messages

@@ -42,6 +42,12 @@ SESSIONS = Counter(
     ["result"],
 )
 
+SKIPS = Counter(
+    "switchboard_router_skips_total",
+    "Candidate accounts a pick passed over, by reason (excluded, unschedulable, held, window, concurrency).",
+    ["reason"],
+)
+
 _pick_counters: dict[str, Counter] = {}
 
 
@@ -50,6 +56,11 @@ def count_pick(account: Account) -> None:
     if counter is None:
         counter = _pick_counters[account.id] = PICKS.labels(account.platform, account.name)
     counter.inc()
+
+
+def count_skips(skips: Mapping[str, int]) -> None:
+    for reason, count in skips.items():
+        SKIPS.labels(reason).inc(count)
 
 
 def count_outcome(platform: str, account_name: str, outcome: str) -> None:

@@ -32,7 +32,7 @@ requested model.
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 from switchboard_router.accounts import Account, State
@@ -73,6 +73,20 @@ class Refusal:
     message: str
     # When an account is expected to serve again (the earliest end of the holds in the way), Unix seconds.
     retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One account as a pick sees it: "chosen", "available" (eligible, but another wins), or why it is skipped
+    (excluded, unschedulable, held, window, concurrency) or not eligible (platform, model, group, disabled,
+    error)."""
+
+    account: Account
+    verdict: str
+    detail: str
+    tier: int  # 0 = best; -1 = not eligible
+    in_flight: int
+    upstream_model: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +187,10 @@ class Selector:
         return tiers
 
     def pick(self, snapshot: PoolSnapshot, query: PickQuery, live: Live | None = None,
-             bound: str | None = None) -> Candidate | None:
+             bound: str | None = None, skips: dict[str, int] | None = None) -> Candidate | None:
         """The account for this request; `bound` is the account the conversation is bound to, which keeps it
-        while it can serve (whatever its rank), so the vendor's prompt cache and signatures stay valid."""
+        while it can serve (whatever its rank), so the vendor's prompt cache and signatures stay valid.
+        `skips` gets, by reason, how many candidates were looked at and passed over."""
         filters = self._filters
         last_pick = self._last_pick
         model_family = family(query.model) if live is not None else ""
@@ -196,8 +211,12 @@ class Selector:
             for candidate in tier:
                 account = candidate.account
                 if not all(f(account, query) for f in filters):
+                    if skips is not None:
+                        skips["excluded"] = skips.get("excluded", 0) + 1
                     continue
-                if live is not None and live.blocked(account, model_family) is not None:
+                if live is not None and (why := live.blocked(account, model_family)) is not None:
+                    if skips is not None:
+                        skips[why] = skips.get(why, 0) + 1
                     continue
                 rank = (in_flight.get(account.id, 0) / account.weight, last_pick.get(account.id, 0))
                 if best is None or rank < best_rank:
@@ -239,3 +258,57 @@ class Selector:
         if serving:
             return Refusal(Unavailable.NO_MODEL, f"no account available to this key's groups serves {where}")
         return Refusal(Unavailable.NO_MODEL, f"no account serves {where}")
+
+    def review(self, snapshot: PoolSnapshot, query: PickQuery, live: Live, bound: str | None = None) -> list[Review]:
+        """Every account of the pool with what `pick` makes of it now, best tier first, nothing changed (no round
+        robin step, no lease): the operator's answer to "why not that account?"."""
+        model_family = family(query.model)
+        reviews: list[Review] = []
+        offered: set[str] = set()
+        for rank, tier in enumerate(self.tiers(snapshot, query)):
+            for candidate in tier:
+                account = candidate.account
+                offered.add(account.id)
+                why = ("excluded" if not all(f(account, query) for f in self._filters)
+                       else live.blocked(account, model_family, sticky=account.id == bound))
+                reviews.append(Review(account, why or "available", _detail(why, account, model_family, live),
+                                      rank, live.in_flight.get(account.id, 0), candidate.upstream_model))
+        for account in snapshot.accounts:
+            if account.id not in offered:
+                why = _ineligible(account, query)
+                reviews.append(Review(account, why, (account.error or "") if why == "error" else "", -1,
+                                      live.in_flight.get(account.id, 0), ""))
+        # What `pick` would choose: the bound account if it can serve, else the least loaded of the best tier.
+        usable = [r for r in reviews if r.verdict == "available"]
+        choice = next((r for r in usable if r.account.id == bound), None)
+        if choice is None and usable:
+            best = min(r.tier for r in usable)
+            choice = min((r for r in usable if r.tier == best),
+                         key=lambda r: (r.in_flight / r.account.weight, self._last_pick.get(r.account.id, 0)))
+        return [replace(r, verdict="chosen") if r is choice else r for r in reviews]
+
+
+def _ineligible(account: Account, query: PickQuery) -> str:
+    if account.platform not in query.platforms:
+        return "platform"
+    if not account.serves(query.model):
+        return "model"
+    if not account.usable_by(query.groups):
+        return "group"
+    return "error" if account.state is State.ERROR else "disabled"
+
+
+def _detail(why: str | None, account: Account, model_family: str, live: Live) -> str:
+    """The specifics behind a skip, for an operator (the vendor's words, never a credential)."""
+    if why == "held":
+        hold = live.health.hold_on(account.id, model_family)
+        if hold is not None:
+            until = "until cleared" if hold.until is None else f"for {max(0.0, hold.until - live.now):.0f} s"
+            return f"{hold.kind.value} {until}: {hold.reason}"
+    if why == "window":
+        keys = ((account.id, ""), (account.id, model_family)) if model_family else ((account.id, ""),)
+        spent = [w for key in keys for w in live.health.windows.get(key, ()) if w.utilization >= live.window_threshold]
+        return ", ".join(f"{w.name} at {w.utilization:.0%}" for w in spent)
+    if why == "concurrency":
+        return f"{live.in_flight.get(account.id, 0)} of {account.max_concurrency} in flight"
+    return ""

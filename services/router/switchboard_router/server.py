@@ -17,7 +17,7 @@ from switchboard_router.accounts import Account
 from switchboard_router.errors import CredentialNotSaved, InvalidHeartbeat, InvalidPick, RouterError
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool, PoolSnapshot
-from switchboard_router.selection import Live, PickQuery, Selector, Unavailable
+from switchboard_router.selection import Live, PickQuery, Review, Selector, Unavailable
 from switchboard_router.state import Hold, HoldKind, MemoryState, RouterState, StateUnavailable, Window
 from switchboard_router.verdicts import Breaker, decide, reported
 
@@ -76,9 +76,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         session = _session_key(request.key_id, query.session_hint)
         bound = await self._bound(session)
         await self._holder_alive(request.holder)
+        skips: dict[str, int] = {}
+        if log.isEnabledFor(logging.DEBUG):
+            _log_review(request.request_id, self.selector.review(snapshot, query, live, bound))
         while True:
-            chosen = self.selector.pick(snapshot, query, live, bound)
+            chosen = self.selector.pick(snapshot, query, live, bound, skips)
             if chosen is None:
+                metrics.count_skips(skips)
                 return self._refusal(snapshot, query, live)
             account = chosen.account
             lease_id = self.leases.acquire(account.id, request.holder)
@@ -88,6 +92,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             self.leases.release(lease_id)
             live = replace(live, full=live.full | {account.id})
         metrics.count_pick(account)
+        if skips:
+            metrics.count_skips(skips)
         if session:
             metrics.count_session("hit" if bound == account.id else "moved" if bound else "new")
             if bound != account.id:
@@ -127,6 +133,29 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             response.retry_after.CopyFrom(wire.duration(max(1.0, refusal.retry_at - live.now)))
         return response
 
+    async def Explain(
+        self, request: router_pb2.PickRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ExplainResponse:
+        try:
+            query = _query(request)
+        except RouterError as exc:
+            await context.abort(exc.grpc_code, str(exc))
+        snapshot, live = self.pool.snapshot, self._live()
+        session = _session_key(request.key_id, query.session_hint)
+        bound = await self._peek_bound(session)
+        reviews = self.selector.review(snapshot, query, live, bound)
+        response = router_pb2.ExplainResponse(
+            candidates=[_candidate_review(review) for review in reviews], bound_account_id=bound or "")
+        chosen = next((review for review in reviews if review.verdict == "chosen"), None)
+        if chosen is not None:
+            response.status, response.account_id = _OK, chosen.account.id
+        else:
+            refusal = self._refusal(snapshot, query, live)
+            response.status, response.message = refusal.status, refusal.message
+            if refusal.HasField("retry_after"):
+                response.retry_after.CopyFrom(refusal.retry_after)
+        return response
+
     async def _take_slot(self, account: Account, lease_id: str, holder: str) -> bool:
         """The account's concurrency slot for this lease, shared by every replica (`RouterState.acquire`);
         it expires when the holder's heartbeat is overdue (or the long lease TTL), so a crashed edge or a lost
@@ -145,6 +174,16 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             return None
         try:
             return await self.state.session(session, self.session_ttl_seconds)
+        except StateUnavailable as exc:
+            log.warning("session binding unavailable: %s", exc)
+            return None
+
+    async def _peek_bound(self, session: str) -> str | None:
+        """The account a conversation is bound to, for Explain: the binding is not renewed."""
+        if not session:
+            return None
+        try:
+            return await self.state.session(session, 0)
         except StateUnavailable as exc:
             log.warning("session binding unavailable: %s", exc)
             return None
@@ -267,6 +306,20 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 if not request.platform or account.platform == request.platform
             ]
         )
+
+
+def _candidate_review(review: Review) -> router_pb2.CandidateReview:
+    return router_pb2.CandidateReview(
+        account_id=review.account.id, verdict=review.verdict, detail=review.detail, tier=review.tier,
+        in_flight=review.in_flight, upstream_model=review.upstream_model)
+
+
+def _log_review(request_id: str, reviews: list[Review]) -> None:
+    """The debug log's account of a pick: every candidate passed over and why."""
+    for review in reviews:
+        if review.tier >= 0 and review.verdict not in ("available", "chosen"):
+            log.debug("pick %s: skipped %s (%s)%s", request_id or "-", review.account.id, review.verdict,
+                      f": {review.detail}" if review.detail else "")
 
 
 def _reason(text: str) -> str:

@@ -8,10 +8,17 @@ long as the vendor means, and only for what the vendor refused.
 - WINDOW     a usage window is spent (Anthropic `anthropic-ratelimit-unified-*` rejected, Codex used 100 %
              or `usage_limit_reached`): unusable until the reset the vendor announced, for the family the
              window concerns ("" is the whole account; `7d_sonnet` only Sonnet).
-- OVERLOADED 529 / `overloaded_error`: a short cooldown; the vendor is busy, not the account.
+- OVERLOADED 529 / `overloaded_error` (the Codex backend's `server_is_overloaded`, `slow_down`): a short
+             cooldown; the vendor is busy, not the account.
 - ERROR      the account's credential was refused (401/403): held until cleared, with the vendor's message.
 - BREAKER    5xx, broken connections, timeouts count towards the router's circuit breaker (`Effects.breaker`);
              the router opens the BREAKER hold itself after consecutive failures, and a success resets it.
+
+The same kinds arrive inside streams that began with 200 (Anthropic's `event: error`, Responses' `error` /
+`response.failed`, an OpenAI or Gemini error chunk): the edge reports them with status 200, the vendor's kind
+in `upstream_error` and an outcome that matches it (`OUTCOME_RATE_LIMITED` for overloaded and rate or usage
+limits, else `OUTCOME_UPSTREAM_ERROR`), and they are judged by the kind. The `retry-after` of such an answer
+came with its 200, before the error (Anthropic sends one on successful streams), so it sets no hold's length.
 
 A refusal about the request's class ("Extra usage is required for long context requests", the 1M-context
 or overage gates) concerns that request only: no hold. Peers have locked accounts for hours by confusing it
@@ -37,7 +44,7 @@ import enum
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -155,9 +162,11 @@ def decide(report: Reported, settings: VerdictSettings = DEFAULT_SETTINGS) -> Ef
     outcome, status = report.outcome, report.status
     if outcome == router_pb2.OUTCOME_SUCCESS:
         return Effects(windows=windows, breaker=Breaker.SUCCESS)
+    if 0 < status < 400:
+        report = _in_stream(report)
     kind, message = _split(report.upstream_error)
     model_family = family(report.model)
-    if status == 529 or "overloaded" in kind:
+    if status == 529 or any(part in kind for part in _OVERLOADED):
         delay = _retry_after(report.headers, report.now)
         seconds = min(delay, settings.throttle_max_seconds) if delay else settings.overloaded_seconds
         reason = report.upstream_error or f"HTTP {status}"
@@ -175,6 +184,17 @@ def decide(report: Reported, settings: VerdictSettings = DEFAULT_SETTINGS) -> Ef
 
 
 _REFUSED_CLASS = ("extra usage", "long context", "usage credits required")
+_OVERLOADED = ("overloaded", "slow_down")
+_RETRY_HEADERS = frozenset({"retry-after", "retry-after-ms"})
+
+
+def _in_stream(report: Reported) -> Reported:
+    """An error inside an answer that began with a success status: its retry hints came with that status,
+    before the error, and are not the vendor's word on it."""
+    if not _RETRY_HEADERS.intersection(report.headers):
+        return report
+    headers = {name: value for name, value in report.headers.items() if name not in _RETRY_HEADERS}
+    return replace(report, headers=headers)
 
 
 def _limited(report: Reported, readings: list["_Reading"], kind: str, message: str, model_family: str,

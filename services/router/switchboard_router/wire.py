@@ -104,3 +104,4 @@ def account_status(account: Account, in_flight: int, health: Health | None = Non
         windows=[router_pb2.UsageWindow(family=family, name=window.name, utilization=window.utilization,
                                         resets_at=window.resets_at or 0.0) for family, window in windows],
     )
+

@@ -131,7 +131,8 @@ class RouterState(Protocol):
 
     # Sessions (stickiness).
     async def session(self, key: str, ttl: float) -> str | None:
-        """The account bound to `key`, its binding renewed for `ttl` seconds; None if unbound."""
+        """The account bound to `key`, its binding renewed for `ttl` seconds (not renewed when `ttl` <= 0);
+        None if unbound."""
         ...
 
     async def bind(self, key: str, account_id: str, ttl: float) -> None: ...

@@ -201,7 +201,8 @@ class MemoryState:
         bound = self._sessions.get(key)
         if bound is None or bound[1] <= now:
             return None
-        self._bind(key, bound[0], now + ttl)
+        if ttl > 0:
+            self._bind(key, bound[0], now + ttl)
         return bound[0]
 
     async def bind(self, key: str, account_id: str, ttl: float) -> None:

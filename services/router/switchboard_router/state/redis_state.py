@@ -152,8 +152,9 @@ class RedisState:
             self._apply(lambda tables: tables.clear_holds(account_id, breaker))
 
     async def session(self, key: str, ttl: float) -> str | None:
+        name = self._key("session:", key)
         with _reaching_redis():
-            bound = await self._redis.getex(self._key("session:", key), px=_milliseconds(ttl))
+            bound = await (self._redis.getex(name, px=_milliseconds(ttl)) if ttl > 0 else self._redis.get(name))
         return None if bound is None else _text(bound)
 
     async def bind(self, key: str, account_id: str, ttl: float) -> None:
