@@ -5,8 +5,10 @@ it can write), so the difference is what the gateway adds: admission (auth and
 router over gRPC), forwarding, stream relaying and accounting. The translated
 scenarios (a client of one format, a model of another vendor) are measured
 against the gateway serving the same upstream natively, so their difference is
-the conversion's cost. Numbers are printed, never asserted; ratios are only
-meaningful within one run.
+the conversion's cost. Before them, the router's own cost per choice and per
+gRPC round trip (`router_bench`), set against the gateway's added latency at
+the end. Numbers are printed, never asserted; ratios are only meaningful within
+one run.
 """
 
 import argparse
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from switchboard_stack import conversion_bench
+from switchboard_stack import conversion_bench, router_bench
 from switchboard_stack.demo import create_demo_key
 from switchboard_stack.launcher import SIMULATOR_ANTHROPIC_KEY, SIMULATOR_OPENAI_KEY, Ports, Stack
 
@@ -118,7 +120,9 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:7.2f}"
 
 
-async def bench(stack: Stack, key: str, scale: float) -> None:
+async def bench(stack: Stack, key: str, scale: float) -> dict[str, float]:
+    """Runs the scenarios; returns the added p50 latency (seconds) of those measured against the simulator."""
+    added_by_scenario: dict[str, float] = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         print(f"{'scenario':36} {'target':9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ttfb50':>8} {'errors':>6}")
@@ -141,9 +145,12 @@ async def bench(stack: Stack, key: str, scale: float) -> None:
             ratio = measured_result.percentile(0.5) / base.percentile(0.5)
             share = measured_result.throughput / base.throughput if base.throughput else float("nan")
             against = "native" if scenario.native else "direct"
+            if not scenario.native:
+                added_by_scenario[scenario.name] = added
             print(f"{'':36} added p50 {added * 1000:.2f} ms (x{ratio:.2f} latency), "
                   f"throughput {share:.2f} of {against}")
         sys.stdout.flush()
+    return added_by_scenario
 
 
 def _targets(stack: Stack, key: str, scenario: Scenario) -> dict[str, tuple[str, dict[str, str], bytes]]:
@@ -174,13 +181,16 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts (default 1.0)")
     args = parser.parse_args()
     conversion_bench.report()
+    router = router_bench.report()
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as workdir:
         stack = Stack(Path(workdir), Ports.free(), simulator_args=["--latency-ms", "0", "--tokens-per-second", "0"],
                       env={"SWITCHBOARD_LOG_LEVEL": "WARNING"})
         with stack:
             key = create_demo_key(stack.db_path)
             print(f"switchboard bench: edge {stack.base_url}, simulator {stack.simulator_url}\n")
-            asyncio.run(bench(stack, key, args.scale))
+            added = asyncio.run(bench(stack, key, args.scale))
+    print()
+    router_bench.compare(router.round_trip, added)
 
 
 if __name__ == "__main__":
