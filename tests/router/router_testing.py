@@ -14,6 +14,7 @@ from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_router.credential_overlay import CredentialOverlay
 from switchboard_router.file_source import YamlFileSource
 from switchboard_router.leases import LeaseTable
+from switchboard_router.managed_accounts import ManagedAccounts
 from switchboard_router.pool import AccountPool
 from switchboard_router.server import RouterServicer
 from switchboard_router.state import MemoryState
@@ -85,6 +86,7 @@ class Router:
         self.source = YamlFileSource(self.path, interval_seconds=0.02, environ=self.environ)
         self.pool = AccountPool(self.source.load(), CredentialOverlay(self.credentials_path))
         self.servicer.pool = self.pool
+        self.servicer.managed = ManagedAccounts(self.servicer.state, self.pool)
 
     def set_accounts(self, accounts: list[dict[str, Any]]) -> None:
         """Rewrites the file and reloads it now (the watcher's job, minus the wait)."""

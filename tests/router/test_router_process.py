@@ -1,6 +1,7 @@
 """`python -m switchboard_router` as a real process: health, an RPC, metrics, clean SIGTERM."""
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -240,6 +241,45 @@ async def test_two_router_processes_share_slots_windows_and_sessions_through_red
             listed = await b.ListAccounts(router_pb2.ListAccountsRequest(), timeout=5)
             (window,) = next(s for s in listed.accounts if s.account.name == "capped").windows
             assert (window.name, round(window.utilization, 2)) == ("5h", 0.97)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            await asyncio.wait_for(proc.wait(), timeout=15)
+        keys = [key async for key in probe.scan_iter(f"{namespace}:*")]
+        if keys:
+            await probe.delete(*keys)
+        await probe.aclose()
+
+
+async def test_an_account_upserted_on_one_replica_is_served_by_the_other_within_2_seconds(tmp_path: Path) -> None:
+    probe = await redis_client()
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    write_accounts(tmp_path / "accounts.yaml", [])
+    ports = [free_port() for _ in range(2)]
+    procs = [await start(tmp_path, port, -1, redis_url=REDIS_URL, redis_namespace=namespace) for port in ports]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as one, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{ports[1]}") as two:
+            await asyncio.wait_for(asyncio.gather(one.channel_ready(), two.channel_ready()), timeout=15)
+            a, b = router_pb2_grpc.RouterServiceStub(one), router_pb2_grpc.RouterServiceStub(two)
+            ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5")
+            assert (await b.Pick(ask, timeout=5)).status == router_pb2.PICK_STATUS_NO_MODEL
+
+            spec = json.dumps(account("managed"))
+            await a.UpsertAccount(router_pb2.UpsertAccountRequest(spec_json=spec), timeout=5)
+            upserted = time.monotonic()
+            while (reply := await b.Pick(ask, timeout=5)).status != router_pb2.PICK_STATUS_OK:
+                assert time.monotonic() - upserted < 2.0, "replica two did not serve the account within 2 s"
+                await asyncio.sleep(0.05)
+            assert reply.account.id == "claude-console/managed"
+            await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
+
+            await b.DeleteAccount(router_pb2.DeleteAccountRequest(account_id="claude-console/managed"), timeout=5)
+            deleted = time.monotonic()
+            while (await a.Pick(ask, timeout=5)).status == router_pb2.PICK_STATUS_OK:
+                assert time.monotonic() - deleted < 2.0, "replica one kept serving a deleted account"
+                await asyncio.sleep(0.05)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

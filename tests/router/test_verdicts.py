@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.upstream.base import upstream_error
+from switchboard_edge import failover
+from switchboard_edge.upstream.base import error_excerpt, error_kind, upstream_error
 from switchboard_router.verdicts import (
     Breaker,
     Effects,
@@ -380,6 +381,64 @@ def test_failures_count_towards_the_breaker_and_a_success_resets_it(outcome: int
                                                                       breaker: Breaker) -> None:
     effects = judge(status, outcome=outcome, error_type=error_type)
     assert effects.breaker is breaker and effects.holds == ()
+
+
+# -- errors inside a stream that began with 200 ---------------------------------------------------------------
+# The edge reports a vendor's in-stream error with the stream's status (200) and headers, the excerpt of the error
+# event (`error_excerpt`, as for a refusal's body) and the outcome its kind calls for (`failover.in_stream`).
+
+# A real 200 stream's headers: Anthropic sends `retry-after: 24` with it, before any error could happen.
+STREAM_HEADERS = recorded("anthropic/headers-retry-after-on-200-stream.yaml")[1]
+RESPONSES_FAILURE = [orjson.loads(line) for line in (
+    RECORDINGS / "openai-responses/stream-error-insufficient_quota.chunks.txt").read_text().splitlines()]
+
+
+def in_stream(event: dict[str, Any], headers: dict[str, str] | None = None, model: str = "claude-sonnet-4-5",
+              platform: str = "claude-console") -> tuple[str, Effects]:
+    error = error_excerpt(event)
+    return error, judge(200, STREAM_HEADERS if headers is None else headers, error, model,
+                        outcome=failover.in_stream(error_kind(event)), platform=platform, error_type="upstream_error")
+
+
+def test_an_overloaded_error_mid_stream_is_the_short_overloaded_cooldown_whatever_the_200_said() -> None:
+    error, effects = in_stream({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    assert error == "overloaded_error: Overloaded"
+    assert effects.holds == (Hold(HoldKind.OVERLOADED, "sonnet", NOW + 15, error),)  # not the 200's 24 s
+    assert effects.breaker is Breaker.NONE
+
+
+def test_a_rate_limit_error_mid_stream_is_a_throttle_of_its_own_default_length() -> None:
+    error, effects = in_stream({"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limited"}})
+    assert effects.holds == (Hold(HoldKind.THROTTLED, "sonnet", NOW + 30, error),)
+
+
+@pytest.mark.parametrize("code", ["server_is_overloaded", "slow_down"])
+def test_the_codex_backends_capacity_failures_are_overloaded(code: str) -> None:
+    # A `response.failed`'s error as the Codex backend sends it at capacity (`slow_down` is its other capacity code).
+    event = {"error": {"code": code, "message": "Selected model is at capacity. Please try a different model."}}
+    error, effects = in_stream(event, {}, "gpt-5-codex", "openai-responses")
+    assert effects.holds == (Hold(HoldKind.OVERLOADED, "", NOW + 15, error),)
+
+
+def test_a_spent_usage_limit_mid_stream_holds_the_account_until_its_reset() -> None:
+    event = {"type": "error", "error": {"type": "usage_limit_reached", "message": "The usage limit has been reached",
+                                        "resets_at": int(NOW) + 13872, "resets_in_seconds": 13872}}
+    headers = {"x-codex-primary-used-percent": "97", "x-codex-primary-window-minutes": "300", "retry-after": "5"}
+    _, effects = in_stream(event, headers, "gpt-5-codex", "openai-responses")
+    assert [(hold.kind, hold.family, hold.until) for hold in effects.holds] == [(HoldKind.WINDOW, "", NOW + 13872)]
+
+
+def test_a_recorded_quota_failure_mid_stream_is_the_longest_throttle() -> None:
+    event = next(event for event in RESPONSES_FAILURE if event["type"] == "error")
+    error, effects = in_stream(event, {}, "gpt-5-nano", "openai-responses")
+    assert error.startswith("insufficient_quota: You exceeded your current quota")
+    assert [(hold.kind, hold.until) for hold in effects.holds] == [(HoldKind.THROTTLED, NOW + 300)]
+
+
+def test_a_server_error_mid_stream_counts_towards_the_breaker_and_holds_nothing() -> None:
+    event = {"error": {"code": "server_error", "message": "An error occurred while processing your request."}}
+    _, effects = in_stream(event, {}, "gpt-5", "openai-responses")
+    assert effects.holds == () and effects.breaker is Breaker.FAILURE
 
 
 # -- families and the wire -----------------------------------------------------------------------------------

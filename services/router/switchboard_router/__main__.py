@@ -56,12 +56,15 @@ async def main() -> int:
                               breaker_open_seconds=settings.breaker_open_seconds,
                               session_ttl_seconds=settings.session_ttl_seconds)
     REGISTRY.register(AccountGauges(lambda: pool.snapshot.accounts, state.health, state.in_flight))
-    watcher = asyncio.create_task(source.watch(pool.replace), name="accounts-reload")
+    watchers = [asyncio.create_task(source.watch(pool.replace), name="accounts-reload"),
+                asyncio.create_task(servicer.managed.watch(), name="managed-accounts")]
 
     async def stop_watching() -> None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for watcher in watchers:
+            watcher.cancel()
+        for watcher in watchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await state.close()
 
     await serve(

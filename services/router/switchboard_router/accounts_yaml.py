@@ -230,3 +230,29 @@ def parse_accounts(text: str, *, source: str, environ: Mapping[str, str]) -> lis
     if problems:
         raise AccountsInvalid(source, problems)
     return accounts
+
+
+def parse_account(spec: object, *, source: str) -> Account:
+    """One account entry given on its own (a managed account, `UpsertAccount`), or `AccountsInvalid`.
+
+    Its secrets must be inline: a `*_env` field would read the router's own environment, which whoever
+    manages accounts at run time has no business reading.
+    """
+    problems = [f"field {name!r}: give the secret inline; a managed account does not read the router's "
+                f"environment" for name in sorted(_env_fields(spec))]
+    account = _account(0, spec, {}, problems)
+    if problems or account is None:
+        raise AccountsInvalid(source, [p.removeprefix("accounts[0]: ").removeprefix("accounts[0] ") for p in problems])
+    return account
+
+
+def _env_fields(value: object, prefix: str = "") -> set[str]:
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, inner in value.items():
+        if isinstance(key, str):
+            if key.endswith("_env"):
+                found.add(prefix + key)
+            found |= _env_fields(inner, f"{prefix}{key}.")
+    return found

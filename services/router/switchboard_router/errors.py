@@ -5,8 +5,11 @@ RouterError
 ├── InvalidRequest          → INVALID_ARGUMENT (the caller broke an RPC's contract)
 │   ├── InvalidPick
 │   ├── InvalidHeartbeat
-│   └── InvalidCredential   (StoreCredential: a credential the account's platform cannot use)
+│   ├── InvalidCredential   (StoreCredential: a credential the account's platform cannot use)
+│   └── InvalidAccount      (UpsertAccount: a spec that is not a valid account)
 ├── UnknownAccount          → NOT_FOUND (StoreCredential for an account not in the pool)
+├── FileAccount             → FAILED_PRECONDITION (Upsert/DeleteAccount of an account the file defines)
+├── StoreUnavailable        → UNAVAILABLE (the state backend could not take a change)
 ├── CredentialNotSaved      → INTERNAL (applied in memory, but the credentials file was not written)
 ├── AccountsInvalid         → not an RPC error: a source refused a whole account list
 └── CredentialsFileInvalid  → not an RPC error: the stored-credentials file cannot be read at start
@@ -47,6 +50,22 @@ class AccountsInvalid(RouterError):
 
 class InvalidCredential(InvalidRequest):
     """A stored credential that lacks what its platform needs; the message names fields, never values."""
+
+
+class InvalidAccount(InvalidRequest):
+    """An UpsertAccount spec that is not a valid account; the message names fields, never values."""
+
+
+class FileAccount(RouterError):
+    """An UpsertAccount or DeleteAccount naming an account the accounts file defines."""
+
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class StoreUnavailable(RouterError):
+    """The state backend cannot be reached, so the change was not made."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
 class UnknownAccount(RouterError):

@@ -45,12 +45,40 @@ class AccountPool:
     def __init__(self, accounts: Sequence[Account] = (), overlay: CredentialOverlay | None = None) -> None:
         self.overlay = overlay if overlay is not None else CredentialOverlay(None)
         self.snapshot = PoolSnapshot(())
-        # The accounts as the source published them, before the overlay.
+        # The accounts as their sources published them, before the overlay: the file's, then the managed
+        # ones (`UpsertAccount`) the file does not define.
         self._sourced: dict[str, Account] = {}
+        self._file: tuple[Account, ...] = ()
+        self._managed: tuple[Account, ...] = ()
         self.replace(accounts)
 
+    @property
+    def file_ids(self) -> frozenset[str]:
+        return frozenset(a.id for a in self._file)
+
+    @property
+    def managed_ids(self) -> frozenset[str]:
+        return frozenset(self._sourced) - self.file_ids
+
     def replace(self, accounts: Sequence[Account]) -> None:
-        self._sourced = {a.id: a for a in accounts}
+        """The accounts file's list (the `Publish` callback of the file source)."""
+        self._file = tuple(accounts)
+        self._merge()
+
+    def replace_managed(self, accounts: Sequence[Account]) -> None:
+        """The accounts managed at run time, as the state backend holds them now."""
+        self._managed = tuple(accounts)
+        self._merge()
+
+    def _merge(self) -> None:
+        merged = {a.id: a for a in self._file}
+        for account in self._managed:
+            if account.id in merged:
+                log.warning("managed account %s ignored: the accounts file defines it", account.id)
+            else:
+                merged[account.id] = account
+        self._sourced = merged
+        accounts = tuple(merged.values())
         snapshot = self._publish(self.overlay.apply(accounts))
         for account in snapshot.accounts:
             if account.state is State.ERROR:

@@ -16,6 +16,7 @@ from switchboard_router import metrics, wire
 from switchboard_router.accounts import Account
 from switchboard_router.errors import CredentialNotSaved, InvalidHeartbeat, InvalidPick, RouterError
 from switchboard_router.leases import LeaseTable
+from switchboard_router.managed_accounts import ManagedAccounts
 from switchboard_router.pool import AccountPool, PoolSnapshot
 from switchboard_router.selection import Live, PickQuery, Review, Selector, Unavailable
 from switchboard_router.state import Hold, HoldKind, MemoryState, RouterState, StateUnavailable, Window
@@ -49,6 +50,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self.leases = leases
         self.selector = selector or Selector()
         self.state: RouterState = state or MemoryState()
+        self.managed = ManagedAccounts(self.state, pool)
         self.window_threshold = window_threshold
         self.breaker_threshold = breaker_threshold
         self.breaker_open_seconds = breaker_open_seconds
@@ -298,14 +300,37 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ListAccounts(
         self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ListAccountsResponse:
-        health, in_flight = self.state.health(), self.state.in_flight()
+        health, in_flight, managed = self.state.health(), self.state.in_flight(), self.pool.managed_ids
         return router_pb2.ListAccountsResponse(
             accounts=[
-                wire.account_status(account, in_flight.get(account.id, 0), health)
+                wire.account_status(account, in_flight.get(account.id, 0), health,
+                                    source="managed" if account.id in managed else "file")
                 for account in self.pool.snapshot.accounts
                 if not request.platform or account.platform == request.platform
             ]
         )
+
+    async def UpsertAccount(
+        self, request: router_pb2.UpsertAccountRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.UpsertAccountResponse:
+        try:
+            account, created = await self.managed.upsert(request.spec_json)
+        except RouterError as exc:
+            await context.abort(exc.grpc_code, str(exc))
+        served = self.pool.snapshot.by_id.get(account.id, account)  # with any stored credential's state
+        return router_pb2.UpsertAccountResponse(
+            status=wire.account_status(served, self.state.in_flight().get(account.id, 0), self.state.health(),
+                                       source="managed"),
+            created=created)
+
+    async def DeleteAccount(
+        self, request: router_pb2.DeleteAccountRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.DeleteAccountResponse:
+        try:
+            deleted = await self.managed.delete(request.account_id)
+        except RouterError as exc:
+            await context.abort(exc.grpc_code, str(exc))
+        return router_pb2.DeleteAccountResponse(deleted=deleted)
 
 
 def _candidate_review(review: Review) -> router_pb2.CandidateReview:

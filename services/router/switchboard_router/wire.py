@@ -80,7 +80,8 @@ def credential_of(message: router_pb2.Credential) -> tuple[str, dict[str, str]]:
     return message.api_key, dict(message.secrets)
 
 
-def account_status(account: Account, in_flight: int, health: Health | None = None) -> router_pb2.AccountStatus:
+def account_status(account: Account, in_flight: int, health: Health | None = None,
+                   source: str = "file") -> router_pb2.AccountStatus:
     """The account without its credential, with its live state: a whole-account hold makes it cooling (in
     error for a refused credential); holds of one model family leave it ready for the others."""
     holds = [(family, hold) for (held, family), kept in (health.holds.items() if health else ())
@@ -103,5 +104,6 @@ def account_status(account: Account, in_flight: int, health: Health | None = Non
                                       reason=hold.reason) for family, hold in holds],
         windows=[router_pb2.UsageWindow(family=family, name=window.name, utilization=window.utilization,
                                         resets_at=window.resets_at or 0.0) for family, window in windows],
+        source=source,
     )
 
