@@ -104,6 +104,25 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         return reply
 
 
+class FakePool(FakeRouter):
+    """Several accounts, picked in order past the excluded ones; outcomes and stored credentials kept."""
+
+    def __init__(self, accounts: list[router_pb2.Account]) -> None:
+        super().__init__(accounts[0])
+        self.accounts = accounts
+        self.stored: list[router_pb2.StoreCredentialRequest] = []
+
+    async def Pick(self, request, context):  # type: ignore[no-untyped-def]
+        for account in self.accounts:
+            if account.id not in request.exclude_account_ids:
+                self.issued += 1
+                return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_OK, lease_id=f"lease-{self.issued}",
+                                               account=account, upstream_model=request.model)
+        return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_NO_ACCOUNT, message="all failed")
+
+    async def StoreCredential(self, request, context):  # type: ignore[no-untyped-def]
+        self.stored.append(request)
+        return router_pb2.StoreCredentialResponse()
 
 
 async def serve_fakes(auth: FakeAuth, router: FakeRouter,

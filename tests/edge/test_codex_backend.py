@@ -25,7 +25,7 @@ from switchboard_edge.upstream.base import Call, IncompleteAnswer, response_head
 from switchboard_edge.upstream.openai_responses import OpenAIResponses
 from switchboard_edge.upstream_http import Upstreams
 
-from .control_fakes import FakeAuth, FakeRouter
+from .control_fakes import FakeAuth, FakePool
 from .upstream_fakes import edge_client, edge_on_fakes, serve_upstream
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "vendor-recordings" / "openai-responses"
@@ -243,38 +243,14 @@ async def test_an_expired_chatgpt_token_is_refreshed_once_and_stored_with_the_ac
 # -- through the edge ---------------------------------------------------------------------------------------
 
 
-class Router(FakeRouter):
-    """Several accounts, picked in order past the excluded ones; outcomes and stored credentials kept."""
-
-    def __init__(self, accounts: list[router_pb2.Account]) -> None:
-        super().__init__(accounts[0])
-        self.accounts = accounts
-        self.outcomes: list[router_pb2.ReportOutcomeRequest] = []
-        self.stored: list[router_pb2.StoreCredentialRequest] = []
-
-    async def Pick(self, request, context):  # type: ignore[no-untyped-def]
-        for account in self.accounts:
-            if account.id not in request.exclude_account_ids:
-                self.issued += 1
-                return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_OK, lease_id=f"lease-{self.issued}",
-                                               account=account, upstream_model=request.model)
-        return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_NO_ACCOUNT, message="all failed")
-
-    async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
-        self.outcomes.extend(request.outcomes)
-        return router_pb2.ReportOutcomeResponse()
-
-    async def StoreCredential(self, request, context):  # type: ignore[no-untyped-def]
-        self.stored.append(request)
-        return router_pb2.StoreCredentialResponse()
-
-
 @dataclass
 class Backend:
     """The Codex backend: a valid access token and the account header, else 401/403; always a stream."""
 
     auth: AuthOpenAI = field(default_factory=AuthOpenAI)
     limit_reached: bool = False
+    # What the backend streams instead of the recorded answer (a stream that fails after its 200).
+    failing: bytes = b""
     seen: list[tuple[web.Request, dict[str, Any]]] = field(default_factory=list)
     usage = {"x-codex-primary-used-percent": "12", "x-codex-primary-window-minutes": "300",
              "x-codex-secondary-used-percent": "3", "x-codex-plan-type": "plus"}
@@ -298,7 +274,7 @@ class Backend:
         refused = self._gate(request)
         if refused is not None:
             return refused
-        return web.Response(body=_stream(), content_type="text/event-stream", headers=self.usage)
+        return web.Response(body=self.failing or _stream(), content_type="text/event-stream", headers=self.usage)
 
     async def compact(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -317,7 +293,7 @@ class Stack:
     backend: Backend
     auth: AuthOpenAI
     usage: FakeAuth
-    router: Router
+    router: FakePool
     keyed: list[dict[str, Any]]
 
 
@@ -337,7 +313,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         codex = chatgpt_account(f"{url}/backend-api/codex", access="at-expired", expires_at=time.time() - 60)
         spare = router_pb2.Account(id="openai-responses/key", name="key", platform="openai-responses", base_url=url,
                                    credential=router_pb2.Credential(api_key="sk-spare"))
-        usage, router = FakeAuth(), Router([codex, spare])
+        usage, router = FakeAuth(), FakePool([codex, spare])
         token_url = f"{url}/oauth/token"
         async with edge_on_fakes(usage, router, tmp_path, "edge-codex", codex_oauth_token_url=token_url) as edge:
             async with edge_client(edge) as client:
@@ -402,6 +378,21 @@ async def test_a_usage_limit_fails_over_to_another_account_and_is_reported(stack
     limited, served = stack.router.outcomes
     assert (limited.account_id, limited.outcome, limited.status_code) == (
         "openai-responses/codex", router_pb2.OUTCOME_RATE_LIMITED, 429)
+    assert (served.account_id, served.outcome) == ("openai-responses/key", router_pb2.OUTCOME_SUCCESS)
+
+
+async def test_a_whole_answer_whose_stream_failed_fails_over_and_reports_the_vendors_error(stack: Stack) -> None:
+    stack.backend.failing = (b'event: response.created\ndata: {"type":"response.created","response":{"id":"r"}}\n\n'
+                             b'event: response.failed\ndata: {"type":"response.failed","response":{"id":"r","error":'
+                             b'{"code":"usage_limit_reached","message":"The usage limit has been reached"}}}\n\n')
+    reply = await stack.client.post("/v1/responses", json=BODY, headers=CODEX_HEADERS)
+    assert reply.status_code == 200 and reply.json()["object"] == "response"
+    assert len(stack.keyed) == 1  # the API-key account served it
+    await _eventually(lambda: len(stack.router.outcomes) == 2)
+    failed, served = stack.router.outcomes
+    assert (failed.account_id, failed.outcome, failed.status_code, failed.upstream_error) == (
+        "openai-responses/codex", router_pb2.OUTCOME_RATE_LIMITED, 200,
+        "usage_limit_reached: The usage limit has been reached")
     assert (served.account_id, served.outcome) == ("openai-responses/key", router_pb2.OUTCOME_SUCCESS)
 
 

@@ -1,8 +1,11 @@
-"""What an upstream's error status means: retry on another account, pass through, or mark the account.
+"""What an upstream's error means: retry on another account, pass through, or mark the account.
 
-Pure: status in, verdict out. Before the first byte a retryable failure moves the request to another
-account; when none is left, the client gets either the upstream's own answer (a 429 carries the vendor's
-retry hints) or the gateway's error in its own format.
+Pure: status (or the vendor's error kind) in, verdict out. Before the first byte a retryable failure moves
+the request to another account (up to `max_attempts`); when none is left, the client gets either the
+upstream's own answer (a 429 carries the vendor's retry hints) or the gateway's error in its own format.
+
+An error the vendor sends inside a stream that began with 200 is never retried (the client has seen it);
+`in_stream` says what it means for the account.
 """
 
 from dataclasses import dataclass
@@ -42,3 +45,23 @@ def classify(status: int) -> Verdict:
         return Verdict(router_pb2.OUTCOME_AUTH_FAILED, True, False, reason,
                        f"The upstream API refused the gateway's account (HTTP {status}).")
     return Verdict(router_pb2.OUTCOME_CLIENT_ERROR, False, True, reason)
+
+
+# In-stream error kinds (`upstream.base.error_kind`, lower-cased) that say the vendor is busy: Anthropic's
+# `overloaded_error` (Bedrock's ServiceUnavailableException arrives as one), the Codex backend's
+# `server_is_overloaded` and `slow_down`.
+_OVERLOADED = ("overloaded", "slow_down")
+# ... and that say the account reached a rate or usage limit: Anthropic's `rate_limit_error` (Bedrock's
+# ThrottlingException), OpenAI's `rate_limit_exceeded` and `insufficient_quota`, the Codex backend's
+# `usage_limit_reached`, Google's `RESOURCE_EXHAUSTED`.
+_LIMITED = ("rate_limit", "usage_limit_reached", "insufficient_quota", "resource_exhausted")
+
+
+def in_stream(kind: str) -> int:
+    """The router outcome for the vendor's own error event inside a stream that began with 200: overloaded and
+    rate or usage limits are `OUTCOME_RATE_LIMITED` (the router tells them apart by the kind, reported with
+    the error), anything else `OUTCOME_UPSTREAM_ERROR` (towards the account's circuit breaker)."""
+    kind = kind.lower()
+    if any(part in kind for part in _OVERLOADED + _LIMITED):
+        return router_pb2.OUTCOME_RATE_LIMITED
+    return router_pb2.OUTCOME_UPSTREAM_ERROR

@@ -9,9 +9,10 @@ Before the upstream's first byte, a failed attempt (connection error, 5xx,
 up to `max_attempts`; a timeout is not (the client has already waited the
 whole timeout). After the first byte nothing is retried: a broken stream
 ends with one error event in the client's protocol (the vendor's own when it
-sent one). A client that goes away cancels the upstream call. Every request
-settles exactly once: outcome to the router (which returns the lease), usage
-to auth (through the spool), metrics here.
+sent one; the router is told its kind and message). A client that goes away
+cancels the upstream call. Every request settles exactly once: outcome to the
+router (which returns the lease), usage to auth (through the spool), metrics
+here.
 
 On SIGTERM the edge drains: requests run on for `drain_seconds`, then open
 streams end with an error event and waiting requests get 503, each settled.
@@ -34,7 +35,7 @@ from yarl import URL
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
-from switchboard_edge import inbound, metrics, wire
+from switchboard_edge import failover, inbound, metrics, wire
 from switchboard_edge.admission import Admission
 from switchboard_edge.body import BodyBudget, ClientLeft, read_body
 from switchboard_edge.control import ControlPlane
@@ -72,6 +73,8 @@ from switchboard_edge.upstream.base import (
     IncompleteAnswer,
     Platform,
     StreamTap,
+    error_excerpt,
+    error_kind,
     response_headers,
     upstream_error,
     upstream_hints,
@@ -356,7 +359,7 @@ class Relay:
         exchange.upstream_hints = upstream_hints(upstream.headers.items())
         content_type = upstream.headers.get("content-type", "")
         if exchange.stream and content_type.startswith(platform.stream_content_type):
-            return self._relay_stream(exchange, platform, call.body, upstream, crossing)
+            return self._relay_stream(exchange, platform, call.body, upstream, crossing, _secrets(account))
         try:
             payload = await upstream.read()
         except TimeoutError:
@@ -377,9 +380,14 @@ class Relay:
         try:
             payload, content_type = platform.whole_body(payload, content_type)
         except IncompleteAnswer as incomplete:
-            # Nothing reached the client yet: another account may still answer.
-            raise UpstreamAttemptFailed(UpstreamUnavailable(str(incomplete)), router_pb2.OUTCOME_UPSTREAM_ERROR,
-                                        status, UPSTREAM_ERROR) from None
+            # Nothing reached the client yet: another account may still answer. The router hears the vendor's
+            # own error as from a stream (`failover.in_stream`).
+            outcome, vendor_error = router_pb2.OUTCOME_UPSTREAM_ERROR, ""
+            if incomplete.error is not None:
+                outcome = failover.in_stream(error_kind(incomplete.error))
+                vendor_error = error_excerpt(incomplete.error, _secrets(account))
+            raise UpstreamAttemptFailed(UpstreamUnavailable(str(incomplete)), outcome, status, UPSTREAM_ERROR,
+                                        upstream_error=vendor_error) from None
         try:
             answer = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -513,8 +521,9 @@ class Relay:
     # -- streams ---------------------------------------------------------------
 
     def _relay_stream(self, exchange: Exchange, platform: Platform, body: Mapping[str, Any],
-                      upstream: aiohttp.ClientResponse, crossing: Bridge | None) -> Response:
-        """`body` is the request as the upstream got it (its tap reads the answer in that light)."""
+                      upstream: aiohttp.ClientResponse, crossing: Bridge | None, secrets: tuple[str, ...]) -> Response:
+        """`body` is the request as the upstream got it (its tap reads the answer in that light); `secrets`
+        are the account's, masked in what the router is told of a vendor's in-stream error."""
         tap = platform.tap(body)
         headers = response_headers(upstream.headers.items())
         headers.update(_STREAM_HEADERS)
@@ -524,11 +533,11 @@ class Relay:
         elif platform.stream_content_type != "text/event-stream" or crossing is not None:
             headers["content-type"] = "text/event-stream; charset=utf-8"  # re-framed as SSE for the client
         converter = crossing.stream() if crossing is not None else None
-        return _RelayedStream(self._events(exchange, platform, tap, upstream, converter), upstream.status, headers,
-                              settle=lambda: self._end_stream(exchange, tap, upstream, CLIENT_CLOSED))
+        return _RelayedStream(self._events(exchange, platform, tap, upstream, converter, secrets), upstream.status,
+                              headers, settle=lambda: self._end_stream(exchange, tap, upstream, CLIENT_CLOSED, secrets))
 
-    async def _events(self, exchange: Exchange, platform: Platform, tap: StreamTap,
-                      upstream: aiohttp.ClientResponse, converter: StreamConverter | None) -> AsyncIterator[bytes]:
+    async def _events(self, exchange: Exchange, platform: Platform, tap: StreamTap, upstream: aiohttp.ClientResponse,
+                      converter: StreamConverter | None, secrets: tuple[str, ...]) -> AsyncIterator[bytes]:
         client_format = exchange.endpoint.client_format
         gauge = metrics.ACTIVE_STREAMS.labels(client_format.value)
         gauge.inc()
@@ -559,7 +568,7 @@ class Relay:
                 out = relayed([SSEEvent(rest)]) if rest else b""
                 if out:
                     yield out
-                if tap.complete:
+                if tap.complete and not tap.errored:
                     failure = ""
                     for converted in converter.finish() if converter is not None else ():
                         yield framing.event(converted)
@@ -579,26 +588,32 @@ class Relay:
                 yield closing
         finally:
             gauge.dec()
-            self._end_stream(exchange, tap, upstream, failure)
+            self._end_stream(exchange, tap, upstream, failure, secrets)
 
     def _end_stream(self, exchange: Exchange, tap: StreamTap, upstream: aiohttp.ClientResponse,
-                    failure: str) -> None:
-        """Settles a stream: `failure` is how it ended early, or empty when the upstream finished it."""
+                    failure: str, secrets: tuple[str, ...]) -> None:
+        """Settles a stream: `failure` is how it ended early, or empty when the upstream finished it. A vendor's
+        own error event is reported with its kind and message, as an outcome that matches the kind
+        (`failover.in_stream`: overloaded and rate or usage limits hold the account, anything else counts
+        towards its breaker)."""
         if exchange.upstream is None:
             return  # already settled
         self._in_flight.discard(exchange)
         exchange.upstream = None
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
         exchange.usage, exchange.usage_estimated = tap.settled_usage(exchange.body)
+        vendor_error = ""
         if failure:
             upstream.close()
             metrics.STREAM_TRUNCATIONS.labels(exchange.platform).inc()
-            outcome = router_pb2.OUTCOME_UPSTREAM_ERROR if tap.errored else router_pb2.OUTCOME_TRUNCATED
+            outcome = router_pb2.OUTCOME_TRUNCATED
+            if tap.errored:
+                outcome, vendor_error = failover.in_stream(error_kind(tap.error)), error_excerpt(tap.error, secrets)
         else:
             upstream.release()
             outcome = router_pb2.OUTCOME_SUCCESS
         exchange.end_reason = failure or COMPLETE
-        self._report(exchange, outcome, upstream.status, error_type=failure)
+        self._report(exchange, outcome, upstream.status, error_type=failure, upstream_error=vendor_error)
         self._settle(exchange, upstream.status, failure or None, record=True, truncated=bool(failure))
 
     # -- settlement ------------------------------------------------------------

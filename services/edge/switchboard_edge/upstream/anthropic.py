@@ -26,7 +26,8 @@ def _object(data: bytes) -> dict[str, Any]:
 
 
 class AnthropicStreamTap(StreamTap):
-    """Input from message_start, final usage from message_delta, complete on message_stop. Hides nothing."""
+    """Input from message_start, final usage from message_delta, complete on message_stop, the vendor's
+    `event: error` (Bedrock's exception frames arrive as one too). Hides nothing."""
 
     def observe(self, event: SSEEvent) -> bool:
         name = event.name
@@ -50,7 +51,7 @@ class AnthropicStreamTap(StreamTap):
         elif name == "message_stop":
             self.complete = True
         elif name == "error":
-            self.errored = True
+            self.failed(_object(event.data))
         return True
 
 

@@ -76,24 +76,34 @@ _MASK = "[redacted]"
 
 
 def upstream_error(payload: bytes, secrets: Iterable[str] = ()) -> str:
-    """The vendor's own error kind and message from an error body, for the router: `"<kind>: <message>"`
-    (Anthropic's `error.type`, OpenAI's `error.code` or `type`, Google's `error.status`), with any reset the
-    body states after the message (`(resets_at=1777936568, resets_in_seconds=13872)`), at most 300
-    characters; empty when the body is not a JSON error. Never a credential: `secrets` (the account's own)
-    and anything shaped like a key are masked."""
+    """The vendor's own error kind and message from an error body, for the router (`error_excerpt`); empty
+    when the body is not a JSON error."""
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return ""
-    if not isinstance(body, dict):
+    return error_excerpt(body, secrets)
+
+
+def error_kind(body: Any) -> str:
+    """The vendor's own error kind in a parsed error body or in-stream error event: Anthropic's `error.type`,
+    OpenAI's `error.code` or `type`, Google's `error.status`; empty when it names none."""
+    error = _error_object(body)
+    if error is None:
         return ""
-    error = body.get("error")
-    if isinstance(error, str):
-        error = {"message": error}
-    if not isinstance(error, dict):
-        error = body  # Bedrock's {"message": ...}, the Codex backend's {"detail": ...}
-    kind = next((value for name in ("code", "type", "status")
+    return next((value for name in ("code", "type", "status")
                  if isinstance(value := error.get(name), str) and value and value != "error"), "")
+
+
+def error_excerpt(body: Any, secrets: Iterable[str] = ()) -> str:
+    """`"<kind>: <message>"` from a parsed error body or in-stream error event (`error_kind`), with any reset
+    the body states after the message (`(resets_at=1777936568, resets_in_seconds=13872)`), at most 300
+    characters; empty when it is not an error. Never a credential: `secrets` (the account's own) and anything
+    shaped like a key are masked."""
+    error = _error_object(body)
+    if error is None:
+        return ""
+    kind = error_kind(body)
     message = next((value for name in ("message", "Message", "detail")
                     if isinstance(value := error.get(name), str)), "")
     resets = ", ".join(f"{name}={str(value)[:40]}" for name in _RESET_FIELDS
@@ -105,6 +115,17 @@ def upstream_error(payload: bytes, secrets: Iterable[str] = ()) -> str:
     if len(message) > room:
         message = message[:max(0, room - 1)] + "…"
     return f"{prefix}{message}{suffix}"[:UPSTREAM_ERROR_CHARS]
+
+
+def _error_object(body: Any) -> dict[str, Any] | None:
+    """The object holding an error's fields: `body["error"]`, else the body itself (Bedrock's `{"message": …}`,
+    the Codex backend's `{"detail": …}`, a Responses `error` event's own `code` and `message`)."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, str):
+        return {"message": error}
+    return error if isinstance(error, dict) else body
 
 
 def _masked(text: str, secrets: Iterable[str]) -> str:
@@ -134,8 +155,10 @@ class StreamTap(ABC):
         self.final_usage = False
         # The vendor already said the input tokens (Anthropic message_start).
         self.input_reported = False
-        # The vendor sent its own in-stream error event, which the client has seen.
+        # The vendor sent its own in-stream error event, which the client has seen; `error` is the first one's
+        # error body (read with `error_kind` and `error_excerpt`), None when it was unreadable.
         self.errored = False
+        self.error: Mapping[str, Any] | None = None
         # Output relayed so far: generated characters (text, thinking, tool arguments) and delta events.
         self.output_chars = 0
         self.output_deltas = 0
@@ -143,6 +166,13 @@ class StreamTap(ABC):
     @abstractmethod
     def observe(self, event: SSEEvent) -> bool:
         """Reads one event; False means the client must not see it."""
+
+    def failed(self, error: Any) -> None:
+        """The vendor's in-stream error: its error body (`{"error": {...}}`, or the error's own fields); the
+        first one is kept (a Responses `error` event and the `response.failed` after it say the same)."""
+        self.errored = True
+        if self.error is None and isinstance(error, dict) and error:
+            self.error = error
 
     def settled_usage(self, request_body: Mapping[str, Any]) -> tuple[Usage, bool]:
         """The usage to record and whether any of it is the gateway's estimate."""
@@ -157,7 +187,11 @@ class StreamTap(ABC):
 
 class IncompleteAnswer(Exception):
     """A streamed upstream answer, collected for a non-stream client, that ended without its result (the
-    message is safe to show the client)."""
+    message is safe to show the client; `error` is the vendor's own error body when it sent one)."""
+
+    def __init__(self, message: str, error: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class StreamDecoder(Protocol):

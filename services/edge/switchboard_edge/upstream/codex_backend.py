@@ -125,10 +125,20 @@ def collect(payload: bytes) -> bytes:
             continue
         kind = kind or str(data.get("type", ""))  # an event without an `event:` line names itself in `type`
         if kind in _FAILED:
-            raise IncompleteAnswer(_failure(data))
+            raise IncompleteAnswer(_failure(data), _error_body(data))
         if kind in _FINISHED and isinstance(data.get("response"), dict):
             return orjson.dumps(data["response"])
     raise IncompleteAnswer("The upstream stream ended before the answer was complete.")
+
+
+def _error_body(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The vendor's error body in a failure event: an `error` event itself, a `response.failed`'s
+    `response.error`."""
+    response = data.get("response")
+    if isinstance(response, dict):
+        error = response.get("error")
+        return {"error": error} if isinstance(error, dict) else None
+    return data
 
 
 def _failure(data: Mapping[str, Any]) -> str:

@@ -71,8 +71,8 @@ class GeminiStreamTap(StreamTap):
             return True
         if not isinstance(chunk, dict):
             return True
-        if "error" in chunk:
-            self.errored = True
+        if chunk.get("error"):
+            self.failed(chunk)  # Google's error envelope, `{"error": {"code", "message", "status"}}`
             return True
         chars = _text_chars(chunk)
         if chars:

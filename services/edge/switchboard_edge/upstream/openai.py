@@ -41,7 +41,8 @@ def _delta_chars(delta: Any) -> int:
 
 
 class OpenAIStreamTap(StreamTap):
-    """Output from the content deltas, usage from the usage chunk; complete on `data: [DONE]`."""
+    """Output from the content deltas, usage from the usage chunk; complete on `data: [DONE]`; a chunk with an
+    `error` is the vendor's in-stream error."""
 
     def __init__(self, client_wants_usage: bool) -> None:
         super().__init__()
@@ -65,8 +66,8 @@ class OpenAIStreamTap(StreamTap):
                 if chars:
                     self.output_chars += chars
                     self.output_deltas += 1
-        if "error" in chunk:
-            self.errored = True
+        if chunk.get("error"):
+            self.failed(chunk)
             return True
         if not isinstance(chunk.get("usage"), dict):
             return True

@@ -36,7 +36,6 @@ _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "openai-beta"
                            "originator", "version", "x-openai-subagent", "thread-id", "x-client-request-id"})
 _HEADER_PREFIXES = ("x-stainless-", "x-codex-")
 _FINISHED = frozenset({"response.completed", "response.incomplete"})
-_FAILED = frozenset({"response.failed", "error"})
 _DELTAS = frozenset({"response.output_text.delta", "response.reasoning_summary_text.delta",
                      "response.function_call_arguments.delta", "response.refusal.delta"})
 
@@ -60,6 +59,14 @@ def from_responses(reported: Any) -> Usage:
     )
 
 
+def _object(data: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
 class ResponsesStreamTap(StreamTap):
     def observe(self, event: SSEEvent) -> bool:
         name = event.name
@@ -80,8 +87,13 @@ class ResponsesStreamTap(StreamTap):
             if isinstance(response, dict) and isinstance(response.get("usage"), dict):
                 self.usage = from_responses(response["usage"])
                 self.final_usage = self.input_reported = True
-        elif name in _FAILED:
-            self.errored = True
+        elif name == "error":
+            # `{"type": "error", "error": {...}}` as recorded, or the error's fields on the event itself.
+            self.failed(_object(event.data))
+        elif name == "response.failed":
+            response = _object(event.data).get("response")
+            error = response.get("error") if isinstance(response, dict) else None
+            self.failed({"error": error} if isinstance(error, dict) else None)
         return True
 
 
