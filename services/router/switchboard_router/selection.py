@@ -32,7 +32,7 @@ requested model.
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 
 from switchboard_router.accounts import Account, State
@@ -100,10 +100,25 @@ class Live:
     window_threshold: float = 0.95
     # Accounts whose last slot another replica took since `in_flight` was read (the shared count said no).
     full: frozenset[str] = frozenset()
+    # `blocked`'s answers, so a refusal's `explain` does not judge each account again.
+    _verdicts: dict[tuple[str, str, bool], str | None] = field(default_factory=dict, init=False, compare=False,
+                                                              repr=False)
+
+    def troubled(self, model_family: str) -> frozenset[str]:
+        """Accounts a hold or a nearly spent window may block for this family (see `Health.troubled`)."""
+        return self.health.troubled(model_family, self.window_threshold)
 
     def blocked(self, account: Account, model_family: str, sticky: bool = False) -> str | None:
         """Why the account cannot take this request now ("held", "window", "concurrency", "unschedulable");
         a conversation already bound to it (`sticky`) stays on an unschedulable (draining) account."""
+        key = (account.id, model_family, sticky)
+        verdicts = self._verdicts
+        if key in verdicts:
+            return verdicts[key]
+        why = verdicts[key] = self._judge(account, model_family, sticky)
+        return why
+
+    def _judge(self, account: Account, model_family: str, sticky: bool) -> str | None:
         if not account.schedulable and not sticky:
             return "unschedulable"
         if self.health.hold_on(account.id, model_family) is not None:
@@ -165,7 +180,8 @@ def build_tiers(accounts: Sequence[Account], query: PickQuery) -> Tiers:
 class Selector:
     """Runs the pipeline; holds the candidate cache and the round-robin memory."""
 
-    def __init__(self, filters: Sequence[Filter] = (not_excluded,), cache_size: int = 4096) -> None:
+    def __init__(self, filters: Sequence[Filter] = (), cache_size: int = 4096) -> None:
+        """`filters`: more per-request conditions, after the failover exclusion (`not_excluded`)."""
         self._filters = tuple(filters)
         self._cache_size = cache_size
         self._cache: dict[tuple[tuple[str, ...], frozenset[str], str, tuple[str, ...]], Tiers] = {}
@@ -186,6 +202,9 @@ class Selector:
             tiers = self._cache[key] = build_tiers(snapshot.accounts, query)
         return tiers
 
+    def _passes(self, account: Account, query: PickQuery) -> bool:
+        return not_excluded(account, query) and all(f(account, query) for f in self._filters)
+
     def pick(self, snapshot: PoolSnapshot, query: PickQuery, live: Live | None = None,
              bound: str | None = None, skips: dict[str, int] | None = None) -> Candidate | None:
         """The account for this request; `bound` is the account the conversation is bound to, which keeps it
@@ -200,25 +219,33 @@ class Selector:
             for tier in tiers:
                 for candidate in tier:
                     account = candidate.account
-                    if account.id == bound and all(f(account, query) for f in filters) and (
+                    if account.id == bound and self._passes(account, query) and (
                             live is None or live.blocked(account, model_family, sticky=True) is None):
                         self._sequence += 1
                         last_pick[account.id] = self._sequence
                         return candidate
+        # Only accounts with a hold or a nearly spent window, a concurrency limit or a drain flag need
+        # `Live.blocked`; the rest are ranked at once (a 1,000-account tier stays well under a millisecond).
+        troubled = live.troubled(model_family) if live is not None else frozenset()
+        exclude = query.exclude
         for tier in tiers:
             best: Candidate | None = None
             best_rank = (0.0, 0)
             for candidate in tier:
                 account = candidate.account
-                if not all(f(account, query) for f in filters):
+                account_id = account.id
+                if account_id in exclude or (filters and not all(f(account, query) for f in filters)):
                     if skips is not None:
                         skips["excluded"] = skips.get("excluded", 0) + 1
                     continue
-                if live is not None and (why := live.blocked(account, model_family)) is not None:
-                    if skips is not None:
-                        skips[why] = skips.get(why, 0) + 1
-                    continue
-                rank = (in_flight.get(account.id, 0) / account.weight, last_pick.get(account.id, 0))
+                if live is not None and (account_id in troubled or account.max_concurrency
+                                         or not account.schedulable):
+                    why = live.blocked(account, model_family)
+                    if why is not None:
+                        if skips is not None:
+                            skips[why] = skips.get(why, 0) + 1
+                        continue
+                rank = (in_flight.get(account_id, 0) / account.weight, last_pick.get(account_id, 0))
                 if best is None or rank < best_rank:
                     best, best_rank = candidate, rank
             if best is not None:
@@ -237,10 +264,18 @@ class Selector:
             if not left or live is None:
                 return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} already failed this request")
             model_family = family(query.model)
-            reasons = {live.blocked(account, model_family) for account in left}
-            ends = [hold.until for account in left
-                    if (hold := live.health.hold_on(account.id, model_family)) is not None and hold.until is not None]
-            retry_at = min(ends) if ends else None
+            troubled = live.troubled(model_family)
+            reasons: set[str | None] = set()
+            retry_at: float | None = None
+            for account in left:
+                if account.id in troubled or account.max_concurrency or not account.schedulable:
+                    why = live.blocked(account, model_family)
+                    reasons.add(why)
+                    hold = live.health.hold_on(account.id, model_family) if why == "held" else None
+                    if hold is not None and hold.until is not None and (retry_at is None or hold.until < retry_at):
+                        retry_at = hold.until
+                else:
+                    reasons.add(None)
             if reasons == {"held"}:
                 return Refusal(Unavailable.NO_ACCOUNT, f"no available account: every account serving {where} is "
                                "rate-limited, overloaded or in error", retry_at)
@@ -269,7 +304,7 @@ class Selector:
             for candidate in tier:
                 account = candidate.account
                 offered.add(account.id)
-                why = ("excluded" if not all(f(account, query) for f in self._filters)
+                why = ("excluded" if not self._passes(account, query)
                        else live.blocked(account, model_family, sticky=account.id == bound))
                 reviews.append(Review(account, why or "available", _detail(why, account, model_family, live),
                                       rank, live.in_flight.get(account.id, 0), candidate.upstream_model))

@@ -73,6 +73,7 @@ class Health:
 
     holds: Mapping[tuple[str, str], tuple[Hold, ...]] = field(default_factory=dict)
     windows: Mapping[tuple[str, str], tuple[Window, ...]] = field(default_factory=dict)
+    _troubled: dict[tuple[str, float], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def hold_on(self, account_id: str, family: str = "") -> Hold | None:
         """The hold that keeps `family` of the account from being picked, if any.
@@ -82,10 +83,29 @@ class Health:
         """
         held = self.holds.get((account_id, ""), ())
         if family:
-            held += self.holds.get((account_id, family), ())
+            own = self.holds.get((account_id, family))
+            if own:
+                held = held + own if held else own
         if not held:
             return None
+        if len(held) == 1:
+            return held[0]
         return max(held, key=lambda hold: float("inf") if hold.until is None else hold.until)
+
+    def troubled(self, family: str, window_threshold: float) -> frozenset[str]:
+        """Accounts a hold or a nearly spent window may keep from serving `family`: the only ones a pick needs to
+        look at closely. Computed once per view and family (the view is rebuilt whenever it changes)."""
+        key = (family, window_threshold)
+        cached = self._troubled.get(key)
+        if cached is None:
+            if len(self._troubled) > 256:
+                self._troubled.clear()  # families come from clients' model names
+            families = ("", family) if family else ("",)
+            found = {account_id for account_id, held in self.holds if held in families}
+            found.update(account_id for (account_id, held), windows in self.windows.items()
+                         if held in families and any(w.utilization >= window_threshold for w in windows))
+            cached = self._troubled[key] = frozenset(found)
+        return cached
 
 
 class RouterState(Protocol):

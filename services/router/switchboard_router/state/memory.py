@@ -29,8 +29,11 @@ class StateTables:
         self._leases: dict[str, dict[str, float]] = {}  # account → lease id → expires at
         self._health: Health | None = None
         self._health_until = 0.0  # the cached view is right until then
-        self._in_flight: Mapping[str, int] | None = None
-        self._in_flight_until = 0.0
+        # Live leases per account, kept up to date by acquire and release; `_lease_expiry` (a heap, with
+        # entries a later extension or release outdated) says when the next lease may run out.
+        self._counts: dict[str, int] = {}
+        self._lease_expiry: list[tuple[float, str, str]] = []
+        self._total = 0
 
     def put_hold(self, account_id: str, family: str, hold: Hold) -> None:
         self._holds.setdefault(account_id, {})[(family, hold.kind)] = hold
@@ -53,29 +56,34 @@ class StateTables:
         self._health = None
 
     def acquire(self, account_id: str, lease_id: str, limit: int, expires_at: float, now: float) -> bool:
+        self._expire_leases(now)
         leases = self._leases.setdefault(account_id, {})
-        for expired in [lid for lid, until in leases.items() if until <= now]:
-            del leases[expired]
-        if lease_id not in leases and 0 < limit <= len(leases):
-            return False
+        if lease_id not in leases:
+            if 0 < limit <= len(leases):
+                return False
+            self._counts[account_id] = self._counts.get(account_id, 0) + 1
+            self._total += 1
         leases[lease_id] = expires_at
-        self._in_flight = None
+        heapq.heappush(self._lease_expiry, (expires_at, account_id, lease_id))
+        if len(self._lease_expiry) > max(4096, 4 * self._total):
+            # Released leases leave their entries behind until their time: rebuild from the live ones.
+            self._lease_expiry = [(until, a, lid) for a, held in self._leases.items() for lid, until in held.items()]
+            heapq.heapify(self._lease_expiry)
         return True
 
     def extend(self, account_id: str, lease_id: str, expires_at: float, now: float) -> bool:
+        self._expire_leases(now)
         leases = self._leases.get(account_id, {})
-        if leases.get(lease_id, now) <= now:
+        if lease_id not in leases:
             return False
         leases[lease_id] = expires_at
-        self._in_flight = None
+        heapq.heappush(self._lease_expiry, (expires_at, account_id, lease_id))
         return True
 
     def release(self, account_id: str, lease_id: str) -> None:
-        leases = self._leases.get(account_id, {})
-        if leases.pop(lease_id, None) is not None:
-            self._in_flight = None
-        if not leases:
-            self._leases.pop(account_id, None)
+        leases = self._leases.get(account_id)
+        if leases is not None and leases.pop(lease_id, None) is not None:
+            self._drop_lease(account_id, leases)
 
     def health(self, now: float) -> Health:
         if self._health is None or now >= self._health_until:
@@ -83,9 +91,9 @@ class StateTables:
         return self._health
 
     def in_flight(self, now: float) -> Mapping[str, int]:
-        if self._in_flight is None or now >= self._in_flight_until:
-            self._in_flight, self._in_flight_until = self._count_leases(now)
-        return self._in_flight
+        """Live leases per account; a view kept up to date, not a copy (amortised O(1) per lease)."""
+        self._expire_leases(now)
+        return self._counts
 
     def _build_health(self, now: float) -> tuple[Health, float]:
         """Drops what has expired; the view is right until the first live entry ends."""
@@ -114,18 +122,24 @@ class StateTables:
                 del self._windows[account_id]
         return Health(holds, windows), first_end
 
-    def _count_leases(self, now: float) -> tuple[Mapping[str, int], float]:
-        first_end = math.inf
-        counts: dict[str, int] = {}
-        for account_id, leases in list(self._leases.items()):
-            for expired in [lid for lid, until in leases.items() if until <= now]:
-                del leases[expired]
-            if not leases:
-                del self._leases[account_id]
-                continue
-            counts[account_id] = len(leases)
-            first_end = min(first_end, *leases.values())
-        return counts, first_end
+    def _expire_leases(self, now: float) -> None:
+        heap = self._lease_expiry
+        while heap and heap[0][0] <= now:
+            expires_at, account_id, lease_id = heapq.heappop(heap)
+            leases = self._leases.get(account_id)
+            # Outdated entries (the lease was extended or released since) are only dropped.
+            if leases is not None and leases.get(lease_id) == expires_at:
+                del leases[lease_id]
+                self._drop_lease(account_id, leases)
+
+    def _drop_lease(self, account_id: str, leases: dict[str, float]) -> None:
+        self._total -= 1
+        left = self._counts[account_id] - 1
+        if left:
+            self._counts[account_id] = left
+        else:
+            del self._counts[account_id]
+            del self._leases[account_id]
 
 
 class ChangeCounter:
