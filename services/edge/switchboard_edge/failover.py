@@ -1,7 +1,8 @@
 """What an upstream's error means: retry on another account, pass through, or mark the account.
 
 Pure: status (or the vendor's error kind) in, verdict out. Before the first byte a retryable failure moves
-the request to another account (up to `max_attempts`); when none is left, the client gets either the
+the request to another account, while attempts (`max_attempts`) and time (`failover_budget_seconds`, counted
+from the request's first attempt, `within_budget`) are left; when none is left, the client gets either the
 upstream's own answer (a 429 carries the vendor's retry hints) or the gateway's error in its own format.
 
 An error the vendor sends inside a stream that began with 200 is never retried (the client has seen it);
@@ -65,3 +66,9 @@ def in_stream(kind: str) -> int:
     if any(part in kind for part in _OVERLOADED + _LIMITED):
         return router_pb2.OUTCOME_RATE_LIMITED
     return router_pb2.OUTCOME_UPSTREAM_ERROR
+
+
+def within_budget(first_attempt: float, now: float, budget_seconds: float) -> bool:
+    """Whether another attempt may start: the time since the request's first attempt began (both readings of
+    one monotonic clock) has not passed the failover budget."""
+    return now - first_attempt <= budget_seconds

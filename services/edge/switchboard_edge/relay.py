@@ -6,7 +6,8 @@ the edge-wide budget, then Authorize and Pick together.
 
 Before the upstream's first byte, a failed attempt (connection error, 5xx,
 429, the account's own credential refused) is retried on another account,
-up to `max_attempts`; a timeout is not (the client has already waited the
+up to `max_attempts` and while `failover_budget_seconds` since the first
+attempt have not passed; a timeout is not (the client has already waited the
 whole timeout). After the first byte nothing is retried: a broken stream
 ends with one error event in the client's protocol (the vendor's own when it
 sent one; the router is told its kind and message). A client that goes away
@@ -290,6 +291,7 @@ class Relay:
                        body: dict[str, Any], raw: bytes) -> Response:
         excluded: list[str] = []
         attempts = self._settings.max_attempts
+        first_attempt = time.perf_counter()
         while True:
             exchange.admission = admission
             exchange.lease_open = bool(admission.pick.lease_id)
@@ -304,7 +306,7 @@ class Relay:
                 attempts -= 1
                 excluded.append(pick.account.id)
                 retry = None
-                if attempts > 0 and not failed.final:
+                if attempts > 0 and not failed.final and self._budget_left(exchange, first_attempt, len(excluded)):
                     retry = await self._admission.pick(
                         admission.platforms, exchange.model, admission.identity, exchange.session,
                         exchange.request_id, excluded, admission.preferred,
@@ -316,6 +318,15 @@ class Relay:
                     raise failed.error from None
                 metrics.UPSTREAM_FAILOVERS.labels(pick.account.platform, failed.reason).inc()
                 admission = Admission(admission.identity, admission.platforms, retry, admission.preferred)
+
+    def _budget_left(self, exchange: Exchange, first_attempt: float, tried: int) -> bool:
+        """Whether the failover budget leaves time for another attempt (`failover.within_budget`)."""
+        budget = self._settings.failover_budget_seconds
+        if failover.within_budget(first_attempt, time.perf_counter(), budget):
+            return True
+        log.info("request %s: failover budget of %g s spent after %d attempts; no other account is tried",
+                 exchange.request_id, budget, tried)
+        return False
 
     async def _attempt(self, request: Request, exchange: Exchange, body: dict[str, Any], raw: bytes) -> Response:
         pick = exchange.admission.pick  # type: ignore[union-attr]

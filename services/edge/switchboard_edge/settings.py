@@ -22,6 +22,9 @@ class EdgeSettings:
     upstream_timeout_seconds: float = 600.0
     # Attempts per request across accounts when an upstream fails before the first byte.
     max_attempts: int = 3
+    # ... and no new attempt starts once this long has passed since the request's first one began (the client
+    # then gets what it gets with no account left).
+    failover_budget_seconds: float = 60.0
     usage_flush_seconds: float = 1.0
     usage_batch_size: int = 200
     # Request body bytes held in memory at once across all requests; a body that would pass it is refused
