@@ -81,6 +81,26 @@ async def test_consecutive_failures_open_the_breaker_and_a_refused_credential_is
     assert 20 <= refused.retry_after.ToTimedelta().total_seconds() <= 31
 
 
+async def test_a_half_open_breaker_lets_one_probe_through_and_its_failure_reopens_it(router: Router) -> None:
+    router.set_accounts([account("flaky", priority=1), account("steady", priority=2)])
+    for _ in range(5):
+        lease = await router.pick()
+        assert lease.account.name == "flaky"
+        await _report(router, lease, router_pb2.OUTCOME_UPSTREAM_ERROR, 502)
+    assert (await router.pick()).account.name == "steady"
+    router.clock.now += 31  # the open period is over: half-open
+    probe = await router.pick()
+    assert probe.account.name == "flaky"
+    assert (await router.pick()).account.name == "steady"  # one probe at a time
+    await _report(router, probe, router_pb2.OUTCOME_UPSTREAM_ERROR, 502)
+    assert (await router.pick()).account.name == "steady"  # one failure reopened it, not five
+    router.clock.now += 31
+    probe = await router.pick()
+    assert probe.account.name == "flaky"
+    await _report(router, probe, router_pb2.OUTCOME_SUCCESS, 200)
+    assert [(await router.pick()).account.name for _ in range(2)] == ["flaky", "flaky"]  # closed
+
+
 async def test_concurrency_limit_and_weight(router: Router) -> None:
     router.set_accounts([account("one-slot", max_concurrency=1), account("heavy", weight=3)])
     held = [await router.pick() for _ in range(4)]

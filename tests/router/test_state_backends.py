@@ -182,6 +182,26 @@ async def test_breaker_closes_by_itself_and_leaves_other_holds(state: RouterStat
     assert state.health().holds[("team-a", "")] == (refused,)
 
 
+async def test_a_half_open_breaker_reopens_on_one_failure_and_a_success_closes_it(state: RouterState) -> None:
+    assert await state.record_failure("team-a", threshold=2, open_seconds=30) is None
+    assert await state.record_failure("team-a", threshold=2, open_seconds=30) is not None
+    await state.record_success("team-a")  # a request already in flight got through: closed, not half-open
+    assert state.health().half_open == frozenset() and state.health().hold_on("team-a") is None
+
+    await state.record_failure("team-a", threshold=2, open_seconds=SHORT)
+    assert await state.record_failure("team-a", threshold=2, open_seconds=SHORT) is not None
+    assert state.health().half_open == frozenset()  # open, not yet half-open
+    await asyncio.sleep(SHORT + 0.05)
+    assert state.health().half_open == {"team-a"} and state.health().hold_on("team-a") is None
+    reopened = await state.record_failure("team-a", threshold=2, open_seconds=SHORT)  # the probe failed
+    assert reopened is not None and state.health().hold_on("team-a") == reopened
+    await asyncio.sleep(SHORT + 0.05)
+    assert state.health().half_open == {"team-a"}
+    await state.record_success("team-a")  # the probe got through
+    assert state.health().half_open == frozenset()
+    assert await state.record_failure("team-a", threshold=2, open_seconds=SHORT) is None  # counting afresh
+
+
 # Sessions.
 
 

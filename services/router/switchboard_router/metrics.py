@@ -44,7 +44,7 @@ SESSIONS = Counter(
 
 SKIPS = Counter(
     "switchboard_router_skips_total",
-    "Candidate accounts a pick passed over, by reason (excluded, unschedulable, held, window, concurrency).",
+    "Candidate accounts a pick passed over, by reason (excluded, unschedulable, held, probing, window, concurrency).",
     ["reason"],
 )
 

@@ -78,7 +78,7 @@ class Refusal:
 @dataclass(frozen=True, slots=True)
 class Review:
     """One account as a pick sees it: "chosen", "available" (eligible, but another wins), or why it is skipped
-    (excluded, unschedulable, held, window, concurrency) or not eligible (platform, model, group, disabled,
+    (excluded, unschedulable, held, probing, window, concurrency) or not eligible (platform, model, group, disabled,
     error)."""
 
     account: Account
@@ -109,7 +109,8 @@ class Live:
         return self.health.troubled(model_family, self.window_threshold)
 
     def blocked(self, account: Account, model_family: str, sticky: bool = False) -> str | None:
-        """Why the account cannot take this request now ("held", "window", "concurrency", "unschedulable");
+        """Why the account cannot take this request now ("held", "probing", "window", "concurrency",
+        "unschedulable");
         a conversation already bound to it (`sticky`) stays on an unschedulable (draining) account."""
         key = (account.id, model_family, sticky)
         verdicts = self._verdicts
@@ -123,6 +124,8 @@ class Live:
             return "unschedulable"
         if self.health.hold_on(account.id, model_family) is not None:
             return "held"
+        if account.id in self.health.half_open and self.in_flight.get(account.id, 0):
+            return "probing"  # its breaker is half-open and one request is already finding out
         for key in ((account.id, ""), (account.id, model_family)) if model_family else ((account.id, ""),):
             for window in self.health.windows.get(key, ()):
                 if window.utilization >= self.window_threshold and (
@@ -276,7 +279,7 @@ class Selector:
                         retry_at = hold.until
                 else:
                     reasons.add(None)
-            if reasons == {"held"}:
+            if reasons <= {"held", "probing"}:
                 return Refusal(Unavailable.NO_ACCOUNT, f"no available account: every account serving {where} is "
                                "rate-limited, overloaded or in error", retry_at)
             if reasons == {"window"}:

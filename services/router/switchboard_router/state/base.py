@@ -35,6 +35,9 @@ class HoldKind(enum.StrEnum):
     OVERLOADED = "overloaded"  # 529: the vendor is overloaded
     BREAKER = "breaker"  # the circuit breaker is open
     ERROR = "error"  # the credential was refused; usually until cleared by hand
+    # Not a hold: the breaker opened and no success has closed it since. Once the BREAKER hold ends the
+    # account is half-open: one request at a time probes it, and its first failure opens the breaker again.
+    TRIPPED = "tripped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,8 @@ class Health:
 
     holds: Mapping[tuple[str, str], tuple[Hold, ...]] = field(default_factory=dict)
     windows: Mapping[tuple[str, str], tuple[Window, ...]] = field(default_factory=dict)
+    # Accounts whose breaker is half-open: its open period is over, no success has closed it yet.
+    half_open: frozenset[str] = frozenset()
     _troubled: dict[tuple[str, float], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def hold_on(self, account_id: str, family: str = "") -> Hold | None:
@@ -104,6 +109,7 @@ class Health:
             found = {account_id for account_id, held in self.holds if held in families}
             found.update(account_id for (account_id, held), windows in self.windows.items()
                          if held in families and any(w.utilization >= window_threshold for w in windows))
+            found.update(self.half_open)
             cached = self._troubled[key] = frozenset(found)
         return cached
 
@@ -142,7 +148,8 @@ class RouterState(Protocol):
     # Circuit breaker.
     async def record_failure(self, account_id: str, threshold: int, open_seconds: float) -> Hold | None:
         """Counts a consecutive failure; at `threshold` opens the breaker (a BREAKER hold for
-        `open_seconds`, returned) and starts the count again."""
+        `open_seconds`, returned) and starts the count again. A half-open breaker's failure (its probe
+        failed) opens it again at once."""
         ...
 
     async def record_success(self, account_id: str) -> None:

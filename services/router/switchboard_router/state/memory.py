@@ -51,6 +51,12 @@ class StateTables:
             self._health = None
         return bool(doomed)
 
+    def half_open(self, account_id: str, now: float) -> bool:
+        """The breaker opened, its open period is over, and no success has closed it yet."""
+        held = self._holds.get(account_id, {})
+        tripped, breaker = held.get(("", HoldKind.TRIPPED)), held.get(("", HoldKind.BREAKER))
+        return tripped is not None and tripped.live(now) and (breaker is None or not breaker.live(now))
+
     def put_window(self, account_id: str, family: str, window: Window) -> None:
         self._windows.setdefault(account_id, {})[(family, window.name)] = window
         self._health = None
@@ -99,16 +105,22 @@ class StateTables:
         """Drops what has expired; the view is right until the first live entry ends."""
         first_end = math.inf
         holds: dict[tuple[str, str], tuple[Hold, ...]] = {}
+        tripped: set[str] = set()
         for account_id, held in list(self._holds.items()):
             for (family, kind), hold in list(held.items()):
                 if not hold.live(now):
                     del held[(family, kind)]
                     continue
-                holds[(account_id, family)] = holds.get((account_id, family), ()) + (hold,)
                 if hold.until is not None:
                     first_end = min(first_end, hold.until)
+                if kind is HoldKind.TRIPPED:
+                    tripped.add(account_id)
+                    continue
+                holds[(account_id, family)] = holds.get((account_id, family), ()) + (hold,)
             if not held:
                 del self._holds[account_id]
+        half_open = frozenset(account_id for account_id in tripped
+                              if not any(h.kind is HoldKind.BREAKER for h in holds.get((account_id, ""), ())))
         windows: dict[tuple[str, str], tuple[Window, ...]] = {}
         for account_id, seen in list(self._windows.items()):
             for (family, name), window in list(seen.items()):
@@ -120,7 +132,7 @@ class StateTables:
                     first_end = min(first_end, window.resets_at)
             if not seen:
                 del self._windows[account_id]
-        return Health(holds, windows), first_end
+        return Health(holds, windows, half_open), first_end
 
     def _expire_leases(self, now: float) -> None:
         heap = self._lease_expiry
@@ -195,19 +207,21 @@ class MemoryState:
         if threshold < 1:
             raise ValueError("the breaker threshold must be at least 1")
         now = self._clock()
-        streak, forgotten_at = self._failures.get(account_id, (0, now))
-        streak = streak + 1 if forgotten_at > now else 1
-        if streak < threshold:
-            self._failures[account_id] = (streak, now + self._failure_streak_seconds)
-            return None
+        if not self._tables.half_open(account_id, now):
+            streak, forgotten_at = self._failures.get(account_id, (0, now))
+            streak = streak + 1 if forgotten_at > now else 1
+            if streak < threshold:
+                self._failures[account_id] = (streak, now + self._failure_streak_seconds)
+                return None
         self._failures.pop(account_id, None)
         hold = breaker_hold(threshold, now + open_seconds)
         self._tables.put_hold(account_id, "", hold)
+        self._tables.put_hold(account_id, "", tripped_mark(now + open_seconds + self._failure_streak_seconds))
         return hold
 
     async def record_success(self, account_id: str) -> None:
         self._failures.pop(account_id, None)
-        self._tables.clear_holds(account_id, frozenset({HoldKind.BREAKER}))
+        self._tables.clear_holds(account_id, BREAKER_KINDS)
 
     async def session(self, key: str, ttl: float) -> str | None:
         now = self._clock()
@@ -279,3 +293,13 @@ class MemoryState:
 
 def breaker_hold(threshold: int, until: float) -> Hold:
     return Hold(HoldKind.BREAKER, until, f"circuit breaker open after {threshold} consecutive failures")
+
+
+# What a success clears: an open breaker, and the mark that makes its next failure reopen it at once.
+BREAKER_KINDS = frozenset({HoldKind.BREAKER, HoldKind.TRIPPED})
+
+
+def tripped_mark(until: float) -> Hold:
+    """Kept past the breaker's open period: while it lives the account is half-open (one probe at a time, and
+    a failure reopens the breaker); forgotten a failure streak later if no request comes."""
+    return Hold(HoldKind.TRIPPED, until, "circuit breaker half-open: the next outcome decides")

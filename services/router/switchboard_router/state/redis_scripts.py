@@ -109,22 +109,32 @@ end
 if clear(KEYS[1], wanted) > 0 then changed() end
 """
 
-# KEYS[5]: breaker; ARGV[4..7]: threshold, streak TTL (ms), the breaker hold's field and value.
+# KEYS[5]: breaker; ARGV[4..9]: threshold, streak TTL (ms), the breaker hold's field and value, the
+# tripped mark's field and value. A half-open breaker (mark live, hold ended) opens again at once.
 RECORD_FAILURE = """
-if redis.call('INCR', KEYS[5]) < tonumber(ARGV[4]) then
-  redis.call('PEXPIRE', KEYS[5], ARGV[5])
-  return 0
+local function live(field)
+  local value = redis.call('HGET', KEYS[1], field)
+  if not value then return false end
+  local expiry = cjson.decode(value)[1]
+  return expiry == cjson.null or expiry > now
+end
+if not (live(ARGV[8]) and not live(ARGV[6])) then
+  if redis.call('INCR', KEYS[5]) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[5], ARGV[5])
+    return 0
+  end
 end
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[1], ARGV[6], ARGV[7])
+redis.call('HSET', KEYS[1], ARGV[8], ARGV[9])
 changed()
 return 1
 """
 
-# KEYS[5]: breaker; ARGV[4]: the breaker hold kind.
+# KEYS[5]: breaker; ARGV[4], ARGV[5]: the kinds a success clears (the breaker hold and the tripped mark).
 RECORD_SUCCESS = """
 redis.call('DEL', KEYS[5])
-if clear(KEYS[1], {[ARGV[4]] = true}) > 0 then
+if clear(KEYS[1], {[ARGV[4]] = true, [ARGV[5]] = true}) > 0 then
   changed()
   return 1
 end

@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 
 from switchboard_router.state import redis_scripts as scripts
 from switchboard_router.state.base import FAILURE_STREAK_SECONDS, Health, Hold, HoldKind, StateUnavailable, Window
-from switchboard_router.state.memory import ChangeCounter, Clock, StateTables, breaker_hold
+from switchboard_router.state.memory import BREAKER_KINDS, ChangeCounter, Clock, StateTables, breaker_hold, tripped_mark
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +137,24 @@ class RedisState:
     async def record_failure(self, account_id: str, threshold: int, open_seconds: float) -> Hold | None:
         if threshold < 1:
             raise ValueError("the breaker threshold must be at least 1")
-        hold = breaker_hold(threshold, self._clock() + open_seconds)
-        field, value = _hold_entry("", hold)
-        args = [threshold, self._failure_streak_ms, field, value]
+        now = self._clock()
+        hold = breaker_hold(threshold, now + open_seconds)
+        mark = tripped_mark(now + open_seconds + self._failure_streak_ms / 1000)
+        args = [threshold, self._failure_streak_ms, *_hold_entry("", hold), *_hold_entry("", mark)]
         if not await self._run(self._record_failure, account_id, [self._key("breaker:", account_id)], args):
             return None
-        self._apply(lambda tables: tables.put_hold(account_id, "", hold))
+
+        def opened(tables: StateTables) -> None:
+            tables.put_hold(account_id, "", hold)
+            tables.put_hold(account_id, "", mark)
+
+        self._apply(opened)
         return hold
 
     async def record_success(self, account_id: str) -> None:
-        breaker = frozenset({HoldKind.BREAKER})
         keys = [self._key("breaker:", account_id)]
-        if await self._run(self._record_success, account_id, keys, [HoldKind.BREAKER.value]):
-            self._apply(lambda tables: tables.clear_holds(account_id, breaker))
+        if await self._run(self._record_success, account_id, keys, sorted(kind.value for kind in BREAKER_KINDS)):
+            self._apply(lambda tables: tables.clear_holds(account_id, BREAKER_KINDS))
 
     async def session(self, key: str, ttl: float) -> str | None:
         name = self._key("session:", key)
