@@ -70,6 +70,8 @@ async def test_process_serves_health_and_picks_then_stops_on_sigterm(tmp_path: P
         held = [line for line in body.splitlines() if line.startswith("switchboard_router_account_hold_seconds{")]
         assert len(held) == 1 and 'kind="throttled"' in held[0] and 50 < float(held[0].rsplit(" ", 1)[1]) <= 60
         assert 'switchboard_router_holds_total{account="proc",kind="throttled",platform="claude-console"} 1.0' in body
+        assert 'switchboard_router_account_state{account="proc",platform="claude-console",state="cooling"} 1.0' in body
+        assert 'switchboard_router_account_state{account="proc",platform="claude-console",state="ready"} 0.0' in body
 
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)

@@ -265,3 +265,19 @@ async def test_the_debug_log_names_each_skipped_candidate(router: Router, caplog
     with caplog.at_level(logging.DEBUG, logger="switchboard_router.server"):
         assert (await router.pick(request_id="req-7")).account.name == "spare"
     assert "pick req-7: skipped claude-console/held (held): throttled for 60 s: HTTP 429" in caplog.messages
+
+
+async def test_a_refusal_names_the_class_of_trouble(router: Router) -> None:
+    router.set_accounts([account("only")])
+    lease = await router.pick()
+    await _report(router, lease, router_pb2.OUTCOME_AUTH_FAILED, 401, {}, "authentication_error: invalid x-api-key")
+    refused = await router.pick()
+    assert refused.status == NO_ACCOUNT and refused.message.endswith("is in error (its credential was refused)")
+    assert not refused.HasField("retry_after")
+
+    router.set_accounts([account("other")])
+    lease = await router.pick()
+    await _report(router, lease, router_pb2.OUTCOME_RATE_LIMITED, 529, {}, "overloaded_error: Overloaded")
+    refused = await router.pick()
+    until = time.strftime("%H:%M:%S", time.gmtime(router.clock.now + 15))
+    assert refused.message.endswith(f"is overloaded upstream until {until} UTC") and refused.retry_after.seconds > 0

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from switchboard_common import platforms
 from switchboard_router.accounts import Account, State
 from switchboard_router.state import Health
+from switchboard_router.wire import live_state
 
 PICKS = Counter(
     "switchboard_router_picks_total",
@@ -119,6 +120,14 @@ class AccountGauges(Collector):
                 continue
             for window in kept:
                 windows.add_metric([owner.platform, owner.name, family, window.name], window.utilization)
+        states = GaugeMetricFamily("switchboard_router_account_state",
+                                   "1 for the account's state now (ready, cooling, error, disabled), 0 for the others.",
+                                   labels=["platform", "account", "state"])
+        for account in accounts.values():
+            now_in = live_state(account, health)
+            for state in State:
+                states.add_metric([account.platform, account.name, state.value], 1.0 if state is now_in else 0.0)
         yield flight
         yield held
         yield windows
+        yield states

@@ -31,13 +31,14 @@ requested model.
 """
 
 import enum
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 
 from switchboard_router.accounts import Account, State
 from switchboard_router.pool import PoolSnapshot
-from switchboard_router.state import Health
+from switchboard_router.state import Health, HoldKind
 from switchboard_router.verdicts import family
 
 
@@ -138,6 +139,22 @@ class Live:
 
 
 MODEL_SHOWN_CHARS = 100
+
+# A refusal's reason class, shown to the client: what keeps each candidate out, by hold kind or skip reason.
+_REFUSAL_CLASS: dict[object, str] = {
+    HoldKind.THROTTLED: "rate-limited", HoldKind.WINDOW: "rate-limited", HoldKind.OVERLOADED: "overloaded",
+    HoldKind.BREAKER: "failing", HoldKind.ERROR: "in error", "probing": "failing",
+    "window": "usage window", "concurrency": "concurrency limit", "unschedulable": "draining",
+}
+_REFUSAL_TEXT = {
+    "rate-limited": "is rate-limited{until}",
+    "overloaded": "is overloaded upstream{until}",
+    "failing": "is failing (circuit breaker open){until}",
+    "in error": "is in error (its credential was refused)",
+    "usage window": "has nearly spent its usage window",
+    "concurrency limit": "is at its concurrency limit",
+    "draining": "is draining (not schedulable)",
+}
 
 
 def shorten(text: str, limit: int = MODEL_SHOWN_CHARS) -> str:
@@ -268,28 +285,24 @@ class Selector:
                 return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} already failed this request")
             model_family = family(query.model)
             troubled = live.troubled(model_family)
-            reasons: set[str | None] = set()
+            classes: set[str] = set()
             retry_at: float | None = None
             for account in left:
-                if account.id in troubled or account.max_concurrency or not account.schedulable:
-                    why = live.blocked(account, model_family)
-                    reasons.add(why)
-                    hold = live.health.hold_on(account.id, model_family) if why == "held" else None
-                    if hold is not None and hold.until is not None and (retry_at is None or hold.until < retry_at):
-                        retry_at = hold.until
-                else:
-                    reasons.add(None)
-            if reasons <= {"held", "probing"}:
-                return Refusal(Unavailable.NO_ACCOUNT, f"no available account: every account serving {where} is "
-                               "rate-limited, overloaded or in error", retry_at)
-            if reasons == {"window"}:
-                return Refusal(Unavailable.NO_ACCOUNT,
-                               f"no available account: every account serving {where} has spent its usage window")
-            if reasons == {"concurrency"}:
-                return Refusal(Unavailable.NO_ACCOUNT,
-                               f"no available account: every account serving {where} is at its concurrency limit")
+                why = (live.blocked(account, model_family)
+                       if account.id in troubled or account.max_concurrency or not account.schedulable else None)
+                hold = live.health.hold_on(account.id, model_family) if why == "held" else None
+                classes.add(_REFUSAL_CLASS[hold.kind] if hold is not None else _REFUSAL_CLASS.get(why, "failed"))
+                if hold is not None and hold.until is not None and (retry_at is None or hold.until < retry_at):
+                    retry_at = hold.until
+            if len(classes) == 1:
+                (only,) = classes
+                text = _REFUSAL_TEXT.get(only)
+                if text is not None:
+                    when = f" until {time.strftime('%H:%M:%S', time.gmtime(retry_at))} UTC" if retry_at else ""
+                    return Refusal(Unavailable.NO_ACCOUNT, f"no available account: every account serving {where} "
+                                   + text.format(until=when), retry_at)
             return Refusal(Unavailable.NO_ACCOUNT, f"no available account serving {where} right now "
-                           f"({', '.join(sorted(r or 'failed' for r in reasons))})", retry_at)
+                           f"({', '.join(sorted(classes))})", retry_at)
         serving = [a for a in snapshot.accounts if a.platform in query.platforms and a.serves(query.model)]
         if any(a.usable_by(query.groups) for a in serving):  # open to the key, but disabled or in error
             return Refusal(Unavailable.NO_ACCOUNT, f"every account serving {where} is disabled or in error")

@@ -80,6 +80,16 @@ def credential_of(message: router_pb2.Credential) -> tuple[str, dict[str, str]]:
     return message.api_key, dict(message.secrets)
 
 
+def live_state(account: Account, health: Health | None) -> State:
+    """The account's state with its live holds: a whole-account hold makes a ready account cooling (in error
+    for a refused credential); holds of one model family leave it ready for the others."""
+    state = account.state
+    whole = health.holds.get((account.id, ""), ()) if health else ()
+    if state is State.READY and whole:
+        return State.ERROR if any(hold.kind is HoldKind.ERROR for hold in whole) else State.COOLING
+    return state
+
+
 def account_status(account: Account, in_flight: int, health: Health | None = None,
                    source: str = "file") -> router_pb2.AccountStatus:
     """The account without its credential, with its live state: a whole-account hold makes it cooling (in
@@ -88,16 +98,9 @@ def account_status(account: Account, in_flight: int, health: Health | None = Non
              if held == account.id for hold in kept]
     windows = [(family, window) for (held, family), kept in (health.windows.items() if health else ())
                if held == account.id for window in kept]
-    state = STATES[account.state]
-    if state == router_pb2.ACCOUNT_STATE_READY:
-        whole = [hold for family, hold in holds if not family]
-        if any(hold.kind is HoldKind.ERROR for hold in whole):
-            state = router_pb2.ACCOUNT_STATE_ERROR
-        elif whole:
-            state = router_pb2.ACCOUNT_STATE_COOLING
     return router_pb2.AccountStatus(
         account=account_message(account, with_credential=False),
-        state=state,
+        state=STATES[live_state(account, health)],
         in_flight=in_flight,
         models=account.models,
         holds=[router_pb2.AccountHold(family=family, kind=hold.kind.value, until=hold.until or 0.0,
