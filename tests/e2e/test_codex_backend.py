@@ -157,7 +157,8 @@ def test_a_refused_token_is_renewed_and_the_request_retried(codex: tuple[Stack, 
     stack, key = codex
     httpx.delete(f"{stack.simulator_url}/_simulator/requests", timeout=10)
     with _client(stack, key) as client:
-        assert client.responses.create(model="openai-responses,gpt-5-revoked", input="Hi").output_text
+        # An opening of its own: an earlier conversation's binding would send it past the revoked account.
+        assert client.responses.create(model="openai-responses,gpt-5-revoked", input="Hi, renew").output_text
     statuses = [entry["status"] for entry in _seen(stack, "codex_responses")]
     assert statuses == [401, 200]
     assert _stored(stack, "openai-responses/revoked")["refresh_token"] != SECOND_REFRESH
@@ -167,7 +168,7 @@ def test_a_used_up_usage_window_fails_over_and_is_reported(codex: tuple[Stack, s
     stack, key = codex
     httpx.delete(f"{stack.simulator_url}/_simulator/requests", timeout=10)
     with _client(stack, key) as client:
-        answer = client.responses.create(model="openai-responses,gpt-5-limited", input="Hi")
+        answer = client.responses.create(model="openai-responses,gpt-5-limited", input="Hi, past the window")
     assert answer.output_text
     first, second = _seen(stack, "codex_responses")
     assert first["status"] == 429 and first["headers"]["authorization"] == f"Bearer {LIMITED_TOKEN}"

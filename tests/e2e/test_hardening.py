@@ -177,7 +177,7 @@ def test_a_client_that_reads_some_deltas_and_leaves_is_billed_for_them(
         marker = "content_block_delta"
     else:
         path, headers = OPENAI, {"authorization": f"Bearer {key}"}
-        body = {"model": "gpt-4o-mini", "stream": True, "user": f"cut-{client_format}",
+        body = {"model": "gpt-4o-mini", "stream": True, "prompt_cache_key": f"cut-{client_format}",
                 "messages": [{"role": "user", "content": request_prompt}]}
         marker = '"content"'
     deltas = 0
@@ -198,7 +198,7 @@ def test_a_client_that_reads_some_deltas_and_leaves_is_billed_for_them(
 
 
 def test_an_upstream_cut_is_billed_and_ends_with_one_error_event(slow_stack: Stack, key: str) -> None:
-    body = {"model": "gpt-cut", "stream": True, "user": "upstream-cut",
+    body = {"model": "gpt-cut", "stream": True, "prompt_cache_key": "upstream-cut",
             "messages": [{"role": "user", "content": "Hi there"}]}
     response = httpx.post(slow_stack.base_url + OPENAI, json=body, headers={"authorization": f"Bearer {key}"},
                           timeout=20)
@@ -249,7 +249,8 @@ def test_a_hung_upstream_answers_504_in_the_edge_timeout(slow_stack: Stack, key:
 
 def test_a_client_leaving_a_non_stream_request_cancels_it(slow_stack: Stack, key: str) -> None:
     # The upstream would answer after 60 s; the edge timeout is 2 s of silence, but the client leaves at 0.5 s.
-    body = {"model": "gpt-slow", "user": "leaves-early", "messages": [{"role": "user", "content": "Hi " * 100}]}
+    body = {"model": "gpt-slow", "prompt_cache_key": "leaves-early",
+            "messages": [{"role": "user", "content": "Hi " * 100}]}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(slow_stack.base_url + OPENAI, json=body, headers={"authorization": f"Bearer {key}"},
                    timeout=httpx.Timeout(5, read=0.5))

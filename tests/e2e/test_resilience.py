@@ -17,7 +17,8 @@ from .conftest import cli
 def test_failover_to_the_next_account_before_the_first_byte(
     stack: Stack, http: httpx.Client, upstream: httpx.Client, keys  # type: ignore[no-untyped-def]
 ) -> None:
-    body = {"model": "gpt-failover-1", "messages": [{"role": "user", "content": "Hi"}]}
+    # An opening of its own: the router keeps a conversation (by its hash) where an earlier "Hi" went.
+    body = {"model": "gpt-failover-1", "messages": [{"role": "user", "content": "Hi, fail over"}]}
     response = http.post("/openai/v1/chat/completions", json=body, headers={"authorization": f"Bearer {keys.full}"})
     assert response.status_code == 200 and response.json()["object"] == "chat.completion"
     tried = [entry["headers"]["authorization"] for entry in upstream.get("/_simulator/requests").json()["requests"]]
@@ -28,7 +29,7 @@ def test_failover_to_the_next_account_before_the_first_byte(
 
 def test_broken_stream_ends_with_an_error_event(http: httpx.Client, keys) -> None:  # type: ignore[no-untyped-def]
     body = {"model": "claude-cut-1", "max_tokens": 64, "stream": True,
-            "messages": [{"role": "user", "content": "Hi"}]}
+            "messages": [{"role": "user", "content": "Hi, cut me off"}]}
     response = http.post("/claude/v1/messages", json=body,
                          headers={"x-api-key": keys.full, "anthropic-version": "2023-06-01"})
     assert response.status_code == 200

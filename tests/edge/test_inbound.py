@@ -1,6 +1,5 @@
-"""The edge's reading of client requests: key headers, body checks, model strings, sessions."""
+"""The edge's reading of client requests: key headers, body checks, model strings (sessions: test_sessions.py)."""
 
-import orjson
 import pytest
 
 from switchboard_edge import inbound
@@ -81,26 +80,6 @@ def test_bad_model_strings_are_400(body: dict[str, object], fragment: str) -> No
     with pytest.raises(InvalidRequest) as caught:
         inbound.parse_model(body)
     assert fragment in caught.value.message
-
-
-def test_claude_code_session_from_json_user_id() -> None:
-    user_id = orjson.dumps({"device_id": "d", "account_uuid": "a", "session_id": "s-123"}).decode()
-    assert inbound.anthropic_session({"metadata": {"user_id": user_id}}, {}) == "s-123"
-
-
-def test_claude_code_session_from_legacy_user_id() -> None:
-    user_id = "user_abc123_account_1111-2222_session_3333-4444"
-    assert inbound.anthropic_session({"metadata": {"user_id": user_id}}, {}) == "3333-4444"
-
-
-def test_claude_code_session_falls_back_to_header() -> None:
-    assert inbound.anthropic_session({}, {"x-claude-code-session-id": "h-1"}) == "h-1"
-
-
-def test_openai_session_prefers_header_then_cache_key() -> None:
-    assert inbound.openai_session({"prompt_cache_key": "p"}, {"session-id": "h"}) == "h"
-    assert inbound.openai_session({"prompt_cache_key": "p", "user": "u"}, {}) == "p"
-    assert inbound.openai_session({}, {}) == ""
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
 from switchboard.auth.v1 import auth_pb2
-from switchboard_edge import framing, inbound, models
+from switchboard_edge import framing, inbound, models, sessions
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
     ClientFormat,
@@ -68,14 +68,14 @@ CLAUDE_MESSAGES = Endpoint(
     client_format=ClientFormat.ANTHROPIC,
     operation="chat",
     **_reach(ClientFormat.ANTHROPIC),
-    session=inbound.anthropic_session,
+    session=sessions.anthropic_session,
 )
 CLAUDE_COUNT_TOKENS = Endpoint(
     route="/claude/v1/messages/count_tokens",
     client_format=ClientFormat.ANTHROPIC,
     operation="count_tokens",
     **_reach(ClientFormat.ANTHROPIC, "count_tokens"),
-    session=inbound.anthropic_session,
+    session=sessions.anthropic_session,
 )
 # Gemini's native API: the action after the model decides the operation and whether it streams.
 GEMINI_ENDPOINTS = tuple(
@@ -84,7 +84,7 @@ GEMINI_ENDPOINTS = tuple(
         client_format=ClientFormat.GEMINI,
         operation=operation,
         **_reach(ClientFormat.GEMINI, operation),
-        session=inbound.no_session,
+        session=sessions.gemini_session,
         model_in_path=True,
         key_in_query=True,
         stream=stream,
@@ -100,7 +100,7 @@ GEMINI_CHAT = Endpoint(
     client_format=ClientFormat.GEMINI,
     operation="chat",
     **_reach(ClientFormat.GEMINI, "chat", request_format=ClientFormat.OPENAI),
-    session=inbound.openai_session,
+    session=sessions.openai_session,
     key_in_query=True,
 )
 # Codex appends /responses to whatever base URL the user typed: every such path is served.
@@ -110,7 +110,7 @@ RESPONSES_ENDPOINTS = tuple(
         client_format=ClientFormat.RESPONSES,
         operation="chat",
         **_reach(ClientFormat.RESPONSES),
-        session=inbound.openai_session,
+        session=sessions.responses_session,
     )
     for route in ("/responses", "/v1/responses", "/openai/v1/responses", "/openai/responses")
 )
@@ -121,7 +121,7 @@ RESPONSES_COMPACT_ENDPOINTS = tuple(
         client_format=ClientFormat.RESPONSES,
         operation="compact",
         **_reach(ClientFormat.RESPONSES, "compact"),
-        session=inbound.openai_session,
+        session=sessions.responses_session,
         stream=False,
     )
     for endpoint in RESPONSES_ENDPOINTS
@@ -131,7 +131,7 @@ OPENAI_CHAT = Endpoint(
     client_format=ClientFormat.OPENAI,
     operation="chat",
     **_reach(ClientFormat.OPENAI),
-    session=inbound.openai_session,
+    session=sessions.openai_session,
 )
 
 

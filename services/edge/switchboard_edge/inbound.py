@@ -1,4 +1,5 @@
-"""What the edge reads from a client request: the key, the JSON body, the model string, the session.
+"""What the edge reads from a client request: the key, the JSON body, the model string (the session hint is
+`switchboard_edge.sessions`).
 
 All of it is sans-I/O: plain headers, bytes and dicts in, values or ClientErrors out.
 """
@@ -110,36 +111,3 @@ def parse_model(body: Mapping[str, Any]) -> ModelRef:
     if "," in model:
         raise InvalidRequest(f"model: expected 'platform,model' with one comma, got '{shown(value)}'.")
     return ModelRef(platform, model)
-
-
-def no_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
-    return ""
-
-
-def anthropic_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
-    """Claude Code's session id, for stickiness.
-
-    `metadata.user_id` is either a JSON string holding `session_id`, or the older
-    `user_<hash>_account_<uuid>_session_<uuid>` form.
-    """
-    metadata = body.get("metadata")
-    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if isinstance(user_id, str) and user_id:
-        if user_id.startswith("{"):
-            try:
-                parsed = orjson.loads(user_id)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
-                return str(parsed["session_id"])
-        marker = "_session_"
-        if marker in user_id:
-            return user_id.rsplit(marker, 1)[1]
-    return headers.get("x-claude-code-session-id", "")
-
-
-def openai_session(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
-    """Session hint for OpenAI-format clients: session-id header, then prompt_cache_key, then user."""
-    hint = (headers.get("session-id") or headers.get("session_id") or body.get("prompt_cache_key")
-            or body.get("user"))
-    return hint if isinstance(hint, str) else ""
