@@ -33,8 +33,8 @@ def test_metrics_on_every_service(stack: Stack, http: httpx.Client, keys) -> Non
     assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="Authorize"' in auth
     assert "switchboard_auth_decisions_total" in auth
     router = _metrics(stack.ports.router_metrics)
-    assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="Pick"' in router
-    assert "switchboard_router_picks_total" in router
+    assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="Heartbeat"' in router
+    assert 'switchboard_router_picks_total{account="' in router  # picks travel on the edge's PickStream
 
 
 def test_stream_first_token_metric(stack: Stack, http: httpx.Client, keys) -> None:  # type: ignore[no-untyped-def]

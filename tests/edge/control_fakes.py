@@ -81,6 +81,27 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_OK, lease_id=lease,
                                        account=self.account, upstream_model=request.model)
 
+    async def PickStream(self, requests, context):  # type: ignore[no-untyped-def]
+        """The router's stream: each request answered by this fake's `Pick` as soon as it is ready."""
+        ready: asyncio.Queue[router_pb2.PickResponse | None] = asyncio.Queue()
+
+        async def answer(request: router_pb2.PickRequest) -> None:
+            response = await self.Pick(request, context)
+            response.call_id = request.call_id
+            ready.put_nowait(response)
+
+        async def read() -> None:
+            answering = [asyncio.create_task(answer(request)) async for request in requests]
+            await asyncio.gather(*answering)
+            ready.put_nowait(None)
+
+        reading = asyncio.create_task(read())
+        try:
+            while (response := await ready.get()) is not None:
+                yield response
+        finally:
+            reading.cancel()
+
     async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
         for outcome in request.outcomes:
             self.held.discard(outcome.lease_id)

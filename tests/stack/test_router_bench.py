@@ -27,12 +27,14 @@ async def test_every_scenario_at_every_size_reports_a_cost_and_its_outcome(capsy
         assert choice.outcome == EXPECTED[scenario], choice
     trip = report.round_trip
     assert trip.calls == 20 and trip.cpu_us > 0 and 0 < trip.p50_us <= trip.p99_us and trip.in_process_p50_us > 0
+    assert trip.stream_cpu_us > 0 and 0 < trip.stream_p50_us <= trip.stream_p99_us
 
     router_bench.print_report(report)
     router_bench.compare(trip, {"claude non-stream, 1 concurrent": 0.002})
     printed = capsys.readouterr().out
     assert printed.count("no account") == 2 * len(router_bench.SIZES)
-    assert "127.0.0.1, sequential" in printed and "one Pick round trip is" in printed
+    assert "127.0.0.1, sequential" in printed and "127.0.0.1, PickStream" in printed
+    assert "one Pick round trip is" in printed
 
 
 async def test_the_held_model_is_refused_as_no_account_with_when_to_retry() -> None:

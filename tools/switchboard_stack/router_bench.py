@@ -13,9 +13,10 @@ Two measurements, printed by `make bench` before the HTTP scenarios and runnable
    - `none free`: a model every candidate is held, out of window or full for: the 503 path, `explain` included.
    Leases are returned every 32 picks, as with 32 requests in flight. `cpu µs` is process CPU time per
    choice over the run; p50/p99 are per-call wall times (this machine is shared: read the ratios).
-2. **A grpc.aio unary round trip**: the real servicer with one account on 127.0.0.1, sequential `Pick`s from
-   a client in the same process (the `cpu µs` column is client and server together), next to the same `Pick`
-   called in-process, so their difference is what gRPC itself costs.
+2. **A grpc.aio round trip**: the real servicer with one account on 127.0.0.1, sequential `Pick`s from a
+   client in the same process (the `cpu µs` column is client and server together), unary and over one open
+   `PickStream` through the edge's own `Picker` (what the edge uses), next to the same `Pick` called
+   in-process, so their difference is what gRPC itself costs.
 
 Numbers are printed, never asserted.
 """
@@ -32,6 +33,7 @@ from typing import Any, cast
 import grpc
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_edge.picks import Picker
 from switchboard_router.accounts import Account
 from switchboard_router.leases import LeaseTable
 from switchboard_router.pool import AccountPool, PoolSnapshot
@@ -79,6 +81,10 @@ class RoundTrip:
     p99_us: float
     cpu_us: float  # client and server together (same process)
     in_process_p50_us: float  # the same servicer's Pick without gRPC
+    # The same picks over one PickStream through the edge's own `Picker`, as the edge sends them.
+    stream_p50_us: float = 0.0
+    stream_p99_us: float = 0.0
+    stream_cpu_us: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -310,6 +316,15 @@ async def measure_round_trip(calls: int = 2000, warmup: int = 200) -> RoundTrip:
 
             await _timed(rpc, warmup, float("inf"), settle)
             walls, cpu, _ = await _timed(rpc, calls, float("inf"), settle)
+
+            picker = Picker(stub, timeout=5, release=lambda _: None)
+
+            def streamed(n: int) -> Awaitable[router_pb2.PickResponse]:
+                return picker.pick(pick_request("plain"))
+
+            await _timed(streamed, warmup, float("inf"), settle)
+            stream_walls, stream_cpu, _ = await _timed(streamed, calls, float("inf"), settle)
+            await picker.close()
     finally:
         await server.stop(None)
 
@@ -318,7 +333,8 @@ async def measure_round_trip(calls: int = 2000, warmup: int = 200) -> RoundTrip:
 
     in_process, _, _ = await _timed(local, calls, float("inf"), settle)
     return RoundTrip(len(walls), _percentile(walls, 0.5) * 1e6, _percentile(walls, 0.99) * 1e6, cpu * 1e6,
-                     _percentile(in_process, 0.5) * 1e6)
+                     _percentile(in_process, 0.5) * 1e6, _percentile(stream_walls, 0.5) * 1e6,
+                     _percentile(stream_walls, 0.99) * 1e6, stream_cpu * 1e6)
 
 
 async def measure(sizes: Sequence[int] = SIZES, calls: int = 2000, rpc_calls: int = 2000,
@@ -339,6 +355,9 @@ def print_report(report: Report) -> None:
     print(f"{'127.0.0.1, sequential':26} {1:8d} {'':>8} {rt.calls:6d} {rt.cpu_us:8.1f} {rt.p50_us:8.1f} "
           f"{rt.p99_us:8.1f}  (client+server CPU; in-process Pick p50 {rt.in_process_p50_us:.1f} µs, "
           f"so gRPC adds {rt.p50_us - rt.in_process_p50_us:.0f} µs)")
+    print(f"{'127.0.0.1, PickStream':26} {1:8d} {'':>8} {rt.calls:6d} {rt.stream_cpu_us:8.1f} {rt.stream_p50_us:8.1f} "
+          f"{rt.stream_p99_us:8.1f}  (the edge's Picker on one open stream: "
+          f"{rt.stream_p50_us / rt.p50_us:.0%} of a unary round trip)")
     print()
 
 
@@ -351,10 +370,10 @@ def report(sizes: Sequence[int] = SIZES, calls: int = 2000, rpc_calls: int = 200
 
 def compare(round_trip: RoundTrip, added: dict[str, float]) -> None:
     """One router round trip's p50 against the gateway's added p50 latency (seconds) per scenario."""
-    print(f"router Pick round trip (sequential, p50 {round_trip.p50_us / 1000:.2f} ms) against the gateway's "
-          "added latency")
+    print(f"router Pick on the edge's stream (sequential, p50 {round_trip.stream_p50_us / 1000:.2f} ms; unary "
+          f"{round_trip.p50_us / 1000:.2f} ms) against the gateway's added latency")
     for name, seconds in added.items():
-        share = round_trip.p50_us / (seconds * 1e6) if seconds > 0 else float("nan")
+        share = round_trip.stream_p50_us / (seconds * 1e6) if seconds > 0 else float("nan")
         print(f"{name:36} added p50 {seconds * 1000:6.2f} ms: one Pick round trip is {share:4.0%} of it")
 
 

@@ -3,7 +3,7 @@
 A key the edge has not seen valid in the last `_IDENTITY_TTL` seconds is
 authenticated (`Authenticate`, key only) before the request body is read.
 Auth says how long an ALLOW may be reused (`reuse_for`); while it holds, only
-Pick is called. Otherwise Authorize and Pick run concurrently: Pick needs the
+Pick is called (over one long-lived stream, `picks`). Otherwise Authorize and Pick run concurrently: Pick needs the
 key's identity and groups, which the edge remembers (by key digest, never the
 key), and it re-picks in the rare case they changed. Every Pick names this
 edge as the lease holder. A lease whose Pick answered after its request was
@@ -30,6 +30,7 @@ from switchboard_edge.errors import (
     ServiceUnavailable,
     SwitchboardError,
 )
+from switchboard_edge.picks import Picker
 from switchboard_edge.reports import Reports
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class Admissions:
         self._reports = reports
         self._timeout = rpc_timeout
         self.holder = holder
+        self._picker = Picker(router, timeout=rpc_timeout, release=reports.release)
         # Key digest -> (monotonic expiry, identity) from its last Authenticate/Authorize; lets Pick run
         # alongside Authorize, and a known key send its body without another round trip.
         self._identities: dict[bytes, tuple[float, auth_pb2.KeyIdentity]] = {}
@@ -243,11 +245,7 @@ class Admissions:
             holder=self.holder,
             preferred=preferred,
         )
-        try:
-            return await self._router.Pick(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("router unavailable: %s", exc.code().name)
-            raise ServiceUnavailable("The gateway cannot choose an upstream right now; try again shortly.") from None
+        return await self._picker.pick(request)
 
     def _remember(self, digest: bytes, identity: auth_pb2.KeyIdentity) -> None:
         if len(self._identities) >= _IDENTITY_CACHE_SIZE:
@@ -263,6 +261,9 @@ class Admissions:
 
     def release(self, pick: router_pb2.PickResponse) -> None:
         self._reports.release(pick)
+
+    async def close(self) -> None:
+        await self._picker.close()
 
 
 def checked(pick: router_pb2.PickResponse) -> router_pb2.PickResponse:

@@ -54,6 +54,7 @@ class ControlPlane:
         """Hands over every outcome and usage record still held, then closes the channels."""
         if self._following is not None:
             self._following.cancel()
+        await self.admission.close()
         await self.reports.close()
         await self.auth_channel.close()
         await self.router_channel.close()

@@ -4,10 +4,12 @@ No routing rule lives here (see `selection`); this module translates requests,
 takes and returns leases, counts metrics and maps `RouterError`s to gRPC codes.
 """
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
+from typing import Any
 
 import grpc
 
@@ -58,6 +60,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self._clock = clock
         # Holder → when its slots in the shared state were last extended.
         self._extended_at: dict[str, float] = {}
+        self._chores: set[asyncio.Task[None]] = set()
 
     def _live(self) -> Live:
         return Live(self.state.health(), self.state.in_flight(), self._clock(), self.window_threshold)
@@ -69,10 +72,61 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self, request: router_pb2.PickRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.PickResponse:
         try:
-            query = _query(request)
-            _check_holder(request.holder, InvalidPick, required=False)
+            return await self._pick(request)
         except RouterError as exc:
             await context.abort(exc.grpc_code, str(exc))
+
+    async def PickStream(
+        self, requests: AsyncIterator[router_pb2.PickRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[router_pb2.PickResponse]:
+        """Answers each request as soon as it is chosen (several at once); see router.proto."""
+        ready: asyncio.Queue[router_pb2.PickResponse | None] = asyncio.Queue()
+        answering: set[asyncio.Task[None]] = set()
+
+        async def answer(request: router_pb2.PickRequest) -> None:
+            try:
+                response = await self._pick(request)
+            except RouterError as exc:
+                response = router_pb2.PickResponse(status=router_pb2.PICK_STATUS_INVALID, message=str(exc))
+            response.call_id = request.call_id
+            ready.put_nowait(response)
+
+        async def read() -> None:
+            async for request in requests:
+                task = asyncio.create_task(answer(request))
+                answering.add(task)
+                task.add_done_callback(answering.discard)
+            if answering:
+                await asyncio.wait(answering)
+            ready.put_nowait(None)
+
+        reading = asyncio.create_task(read())
+        try:
+            while (response := await ready.get()) is not None:
+                yield response
+        finally:
+            reading.cancel()
+            # The caller is gone: what was chosen for it and not delivered goes back.
+            for task in answering:
+                task.add_done_callback(lambda _: self._return_undelivered(ready))
+            self._return_undelivered(ready)
+
+    def _return_undelivered(self, ready: "asyncio.Queue[router_pb2.PickResponse | None]") -> None:
+        while not ready.empty():
+            response = ready.get_nowait()
+            if response is not None and response.lease_id:
+                account_id = self.leases.release(response.lease_id)
+                if account_id is not None:
+                    self._background(self._free_slot(account_id, response.lease_id))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _pick(self, request: router_pb2.PickRequest) -> router_pb2.PickResponse:
+        query = _query(request)
+        _check_holder(request.holder, InvalidPick, required=False)
         snapshot = self.pool.snapshot
         live = self._live()
         session = _session_key(request.key_id, query.session_hint)
