@@ -27,7 +27,7 @@ import cProfile
 import pstats
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import grpc
@@ -254,6 +254,7 @@ async def measure_choices(sizes: Sequence[int] = SIZES, calls: int = 2000, budge
                        binding: list[str | None] = binding, snapshot: PoolSnapshot = snapshot,
                        live: Live = live) -> object:
                 query = queries[n % STICKY_SESSIONS]
+                live = replace(live)  # a fresh Live per choice, as each Pick has (no verdicts kept from the last)
                 chosen = selector.pick(snapshot, query, live, binding[n % STICKY_SESSIONS])
                 return chosen if chosen is not None else selector.explain(snapshot, query, live)
 

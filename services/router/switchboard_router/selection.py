@@ -38,7 +38,7 @@ from itertools import groupby
 
 from switchboard_router.accounts import Account, State
 from switchboard_router.pool import PoolSnapshot
-from switchboard_router.state import Health, HoldKind
+from switchboard_router.state import Health, Hold, HoldKind
 from switchboard_router.verdicts import family
 
 
@@ -104,6 +104,12 @@ class Live:
     # `blocked`'s answers, so a refusal's `explain` does not judge each account again.
     _verdicts: dict[tuple[str, str, bool], str | None] = field(default_factory=dict, init=False, compare=False,
                                                               repr=False)
+    _holds: dict[tuple[str, str], Hold] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def hold_on(self, account: Account, model_family: str) -> Hold | None:
+        """The hold in the way, as `blocked` found it (or looked up now)."""
+        found = self._holds.get((account.id, model_family))
+        return found if found is not None else self.health.hold_on(account.id, model_family)
 
     def troubled(self, model_family: str) -> frozenset[str]:
         """Accounts a hold or a nearly spent window may block for this family (see `Health.troubled`)."""
@@ -123,7 +129,9 @@ class Live:
     def _judge(self, account: Account, model_family: str, sticky: bool) -> str | None:
         if not account.schedulable and not sticky:
             return "unschedulable"
-        if self.health.hold_on(account.id, model_family) is not None:
+        hold = self.health.hold_on(account.id, model_family)
+        if hold is not None:
+            self._holds[(account.id, model_family)] = hold
             return "held"
         if account.id in self.health.half_open and self.in_flight.get(account.id, 0):
             return "probing"  # its breaker is half-open and one request is already finding out
@@ -290,7 +298,7 @@ class Selector:
             for account in left:
                 why = (live.blocked(account, model_family)
                        if account.id in troubled or account.max_concurrency or not account.schedulable else None)
-                hold = live.health.hold_on(account.id, model_family) if why == "held" else None
+                hold = live.hold_on(account, model_family) if why == "held" else None
                 classes.add(_REFUSAL_CLASS[hold.kind] if hold is not None else _REFUSAL_CLASS.get(why, "failed"))
                 if hold is not None and hold.until is not None and (retry_at is None or hold.until < retry_at):
                     retry_at = hold.until
