@@ -217,6 +217,18 @@ def test_gemini_hash_is_the_system_instruction_and_the_first_user_content() -> N
     assert gemini_session(snake, {}) == gemini_session(first, {})
 
 
+def test_gemini_clis_workspace_context_turn_does_not_make_sessions_of_a_project_one() -> None:
+    context = "<session_context>\nToday's date is Sunday.\nMy operating system is: linux\n</session_context>"
+    one = _gemini(context, {"role": "user", "parts": [{"text": "fix the tests"}]})
+    two = _gemini(context, {"role": "user", "parts": [{"text": "write the docs"}]})
+    later = _gemini(context, {"role": "user", "parts": [{"text": "fix the tests"}]},
+                    {"role": "model", "parts": [{"text": "Done."}]}, {"role": "user", "parts": [{"text": "thanks"}]})
+    assert gemini_session(one, {}) != gemini_session(two, {})
+    assert gemini_session(one, {}) == gemini_session(later, {})
+    hooks = _gemini("<hook_context>x</hook_context>", {"role": "user", "parts": [{"text": "fix the tests"}]})
+    assert gemini_session(hooks, {}) == gemini_session(one, {})
+
+
 def test_gemini_ignores_ids_it_is_not_sent() -> None:
     # Only a per-installation id (with usage statistics on): not a session, so the opening decides.
     headers = {"x-gemini-api-privileged-user-id": "install-1", "session_id": "x"}

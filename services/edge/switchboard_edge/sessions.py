@@ -154,10 +154,23 @@ def gemini_session(body: Body, headers: SessionHeaders) -> str:
     user = None
     contents = body.get("contents")
     for content in contents if isinstance(contents, list) else ():
-        if isinstance(content, dict) and content.get("role", "user") == "user":
+        if isinstance(content, dict) and content.get("role", "user") == "user" and not _context_only(content):
             user = content.get("parts")
             break
     return opening_hash("gemini", system, user)
+
+
+# Gemini CLI opens every conversation with a user turn of workspace context (date, OS, folder tree) that is the
+# same for every session in a project; it marks such turns this way, and so does its own history code.
+_CONTEXT_MARKERS = ("<session_context>", "<hook_context>")
+
+
+def _context_only(content: Mapping[str, Any]) -> bool:
+    parts = content.get("parts")
+    if not isinstance(parts, list) or not parts:
+        return False
+    return all(isinstance(part, dict) and isinstance(part.get("text"), str)
+               and part["text"].lstrip().startswith(_CONTEXT_MARKERS) for part in parts)
 
 
 # -- shared ------------------------------------------------------------------------------------------------------
