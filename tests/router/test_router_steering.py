@@ -1,8 +1,10 @@
 """Outcomes steer later picks through the real RPC: rate limits, spent windows, breaker, concurrency, weight."""
 
+import asyncio
 import logging
 import time
 
+import grpc
 import pytest
 from prometheus_client import REGISTRY
 
@@ -281,3 +283,35 @@ async def test_a_refusal_names_the_class_of_trouble(router: Router) -> None:
     refused = await router.pick()
     until = time.strftime("%H:%M:%S", time.gmtime(router.clock.now + 15))
     assert refused.message.endswith(f"is overloaded upstream until {until} UTC") and refused.retry_after.seconds > 0
+
+
+async def test_a_refused_credential_holds_until_the_credential_changes(router: Router) -> None:
+    router.set_accounts([account("only")])
+    lease = await router.pick()
+    await _report(router, lease, router_pb2.OUTCOME_AUTH_FAILED, 401, {}, "authentication_error: invalid x-api-key")
+    router.set_accounts([account("only", priority=3)])  # a reload that leaves the credential as it was
+    await asyncio.sleep(0.05)
+    assert (await router.pick()).status == NO_ACCOUNT
+    router.set_accounts([account("only", api_key="sk-test-new-key")])
+    for _ in range(50):
+        if (reply := await router.pick()).status == OK:
+            break
+        await asyncio.sleep(0.02)
+    assert reply.status == OK and reply.account.credential.api_key == "sk-test-new-key"
+
+
+async def test_an_operator_clears_holds_by_kind(router: Router) -> None:
+    router.set_accounts([account("only")])
+    lease = await router.pick()
+    await _report(router, lease, router_pb2.OUTCOME_RATE_LIMITED, 429, {"retry-after": "120"})
+    assert (await router.pick()).status == NO_ACCOUNT
+    await router.stub.ClearHolds(router_pb2.ClearHoldsRequest(account_id=lease.account.id, kinds=["error"]))
+    assert (await router.pick()).status == NO_ACCOUNT  # not that kind
+    await router.stub.ClearHolds(router_pb2.ClearHoldsRequest(account_id=lease.account.id, kinds=["throttled"]))
+    assert (await router.pick()).status == OK
+    for request, code in ((router_pb2.ClearHoldsRequest(account_id="claude-console/nope"), grpc.StatusCode.NOT_FOUND),
+                          (router_pb2.ClearHoldsRequest(account_id=lease.account.id, kinds=["tripped"]),
+                           grpc.StatusCode.INVALID_ARGUMENT)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await router.stub.ClearHolds(request)
+        assert refused.value.code() == code

@@ -8,7 +8,7 @@ reload, not per request.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from switchboard.router.v1 import router_pb2
 from switchboard_router import metrics, wire
@@ -45,6 +45,8 @@ class AccountPool:
     def __init__(self, accounts: Sequence[Account] = (), overlay: CredentialOverlay | None = None) -> None:
         self.overlay = overlay if overlay is not None else CredentialOverlay(None)
         self.snapshot = PoolSnapshot(())
+        # Told the ids of accounts whose credential changed (a refused one may work now).
+        self.on_new_credentials: Callable[[list[str]], None] | None = None
         # The accounts as their sources published them, before the overlay: the file's, then the managed
         # ones (`UpsertAccount`) the file does not define.
         self._sourced: dict[str, Account] = {}
@@ -120,6 +122,11 @@ class AccountPool:
 
     def _publish(self, accounts: Sequence[Account]) -> PoolSnapshot:
         snapshot = PoolSnapshot(accounts)
+        before = self.snapshot.by_id
+        changed = [a.id for a in snapshot.accounts
+                   if (old := before.get(a.id)) is not None and (old.api_key, old.secrets) != (a.api_key, a.secrets)]
         self.snapshot = snapshot
+        if changed and self.on_new_credentials is not None:
+            self.on_new_credentials(changed)
         metrics.set_account_states(snapshot.accounts)
         return snapshot

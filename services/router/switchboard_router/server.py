@@ -61,6 +61,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         # Holder → when its slots in the shared state were last extended.
         self._extended_at: dict[str, float] = {}
         self._chores: set[asyncio.Task[None]] = set()
+        pool.on_new_credentials = self._credentials_changed
 
     def _live(self) -> Live:
         return Live(self.state.health(), self.state.in_flight(), self._clock(), self.window_threshold)
@@ -363,6 +364,39 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 if not request.platform or account.platform == request.platform
             ]
         )
+
+    def _credentials_changed(self, account_ids: list[str]) -> None:
+        """A changed credential may work where the old one was refused: its error hold ends."""
+        for account_id in account_ids:
+            log.info("account %s has a new credential: its refused-credential hold, if any, ends", account_id)
+            self._background(self._clear(account_id, frozenset({HoldKind.ERROR})))
+
+    async def _clear(self, account_id: str, kinds: frozenset[HoldKind] | None) -> None:
+        try:
+            await self.state.clear_holds(account_id, kinds)
+        except StateUnavailable as exc:
+            log.warning("holds of %s not cleared: %s", account_id, exc)
+
+    async def ClearHolds(
+        self, request: router_pb2.ClearHoldsRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.ClearHoldsResponse:
+        if request.account_id not in self.pool.snapshot.by_id:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {request.account_id[:200]!r} in the pool")
+        clearable: dict[str, HoldKind] = {k.value: k for k in HoldKind if k is not HoldKind.TRIPPED}
+        unknown = [kind for kind in request.kinds if kind not in clearable]
+        if unknown:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"kinds must be among: {', '.join(clearable)} (got {unknown[0][:40]!r})")
+        kinds = frozenset(clearable[kind] for kind in request.kinds) or None
+        if kinds is not None and HoldKind.BREAKER in kinds:
+            kinds |= {HoldKind.TRIPPED}  # a cleared breaker is closed, not half-open
+        try:
+            await self.state.clear_holds(request.account_id, kinds)
+        except StateUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"holds not cleared: {exc}")
+        log.warning("account %s: holds %s cleared by an operator", request.account_id,
+                    ", ".join(sorted(k.value for k in kinds)) if kinds else "of every kind")
+        return router_pb2.ClearHoldsResponse()
 
     async def UpsertAccount(
         self, request: router_pb2.UpsertAccountRequest, context: grpc.aio.ServicerContext
