@@ -25,6 +25,9 @@ class AuthSettings:
     cache_max_entries: int = 10_000
     # Optional HMAC pepper for key hashes; the CLI must see the same value. Changing it voids all keys.
     key_pepper: str = dataclasses.field(default="", repr=False)
+    # YAML file of model prices (USD per million tokens, the format of the packaged switchboard_auth/prices.yaml)
+    # whose entries replace or add to the packaged defaults; empty: the defaults alone. Read once at start.
+    prices_file: str = ""
 
 
 def load(environ: Mapping[str, str] | None = None) -> AuthSettings:
