@@ -45,9 +45,10 @@ class Harness:
         return await create_key(self.keys, name, pepper=PEPPER, **options)  # type: ignore[arg-type]
 
     async def authorize(
-        self, credential: str, platforms: Sequence[str] = ("openai",), model: str = "gpt-4o"
+        self, credential: str, platforms: Sequence[str] = ("openai",), model: str = "gpt-4o",
+        client: auth_pb2.ClientMetadata | None = None,
     ) -> auth_pb2.AuthorizeResponse:
-        request = auth_pb2.AuthorizeRequest(credential=credential, platforms=platforms, model=model)
+        request = auth_pb2.AuthorizeRequest(credential=credential, platforms=platforms, model=model, client=client)
         return await self.stub.Authorize(request, timeout=5)
 
     async def authenticate(self, credential: str) -> auth_pb2.AuthorizeResponse:

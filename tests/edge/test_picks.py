@@ -129,8 +129,16 @@ async def test_a_broken_stream_fails_its_picks_and_the_next_pick_opens_a_new_one
         router_pb2_grpc.add_RouterServiceServicer_to_server(fake, server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
-        again = asyncio.create_task(picker.pick(ask("m")))
-        request = await asyncio.wait_for(fake.received.get(), 10)
+        request = None
+        for _ in range(40):  # requests keep coming; one reaches the router once the channel has reconnected
+            again = asyncio.create_task(picker.pick(ask("m")))
+            try:
+                request = await asyncio.wait_for(fake.received.get(), 0.5)
+                break
+            except TimeoutError:
+                with pytest.raises(ServiceUnavailable):
+                    await again
+        assert request is not None, "no pick reached the restarted router"
         fake.answers.put_nowait(ok(request, "lease-after-restart"))
         assert (await again).lease_id == "lease-after-restart"
         await picker.close()

@@ -18,11 +18,12 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from switchboard_auth import settings as auth_settings
 from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
-from switchboard_auth.keys import KeyRecord, KeyState, create_key
+from switchboard_auth.keys import CLIENTS, KeyLimits, KeyPolicy, KeyRecord, KeyState, create_key, rotate_key
 from switchboard_auth.sqlite_store import SqliteKeyStore
 from switchboard_common import platforms
 
@@ -35,6 +36,7 @@ EXIT_CODES: dict[type[AuthError], int] = {
 }
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_MICRO = Decimal("0.000001")
 
 
 def _expires_in(text: str) -> timedelta:
@@ -76,6 +78,31 @@ def _parser() -> argparse.ArgumentParser:
     expiry.add_argument("--expires-in", type=_expires_in, metavar="DURATION", help="e.g. 12h, 30d, 2w")
     create.add_argument("--replace", action="store_true", help="delete a key of the same name first")
     create.add_argument("--json", action="store_true", help="print key and record as one JSON object")
+    create.add_argument("--owner", default="", help="who the key belongs to (a person, a team)")
+    create.add_argument("--description", default="", help="what the key is for")
+    create.add_argument("--tag", action="append", default=[], metavar="T", help="a free-form tag (repeatable)")
+    create.add_argument("--deny-platform", action="append", default=[], metavar="P", help="refuse platform P")
+    create.add_argument("--deny-model", action="append", default=[], metavar="GLOB",
+                        help="refuse models matching GLOB (deny wins over --model)")
+    create.add_argument("--allow-client", action="append", default=[], metavar="C",
+                        help=f"only this client program, on its own routes; one of {', '.join(CLIENTS)}")
+    create.add_argument("--allow-ip", action="append", default=[], metavar="CIDR",
+                        help="only from this address or network (as seen behind the edge's trusted proxies)")
+    for flag, what in (("--rpm", "requests per minute"), ("--tpm", "tokens per minute"),
+                       ("--tokens-per-day", "tokens per UTC day"), ("--concurrency", "requests at once")):
+        create.add_argument(flag, type=_positive, default=None, metavar="N", help=what)
+    for flag, what in (("--daily-budget", "USD per UTC day"), ("--monthly-budget", "USD per UTC month"),
+                       ("--total-budget", "USD in all")):
+        create.add_argument(flag, type=_usd, default=None, metavar="USD", help=what)
+
+    show = keys.add_parser("show", parents=[db], help="one key's record (never the key itself)")
+    show.add_argument("ref", metavar="NAME|KEY_ID")
+    show.add_argument("--json", action="store_true")
+    rotate = keys.add_parser("rotate", parents=[db], help="a new secret for the key, printed once")
+    rotate.add_argument("ref", metavar="NAME|KEY_ID")
+    rotate.add_argument("--grace", type=_expires_in, default=None, metavar="DURATION",
+                        help="the old secret keeps working this long (e.g. 1h, 7d); default: it stops now")
+    rotate.add_argument("--json", action="store_true")
 
     listing = keys.add_parser("list", parents=[db], help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true")
@@ -85,11 +112,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _usd(text: str) -> int:
+    """Dollars (up to six decimals) as integer micro-dollars."""
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = Decimal(-1)
+    if not amount.is_finite() or amount <= 0 or amount != amount.quantize(_MICRO):
+        raise argparse.ArgumentTypeError(f"expected a positive amount in USD (e.g. 25 or 12.50), got {text!r}")
+    return int(amount * 1_000_000)
+
+
 def _public(record: KeyRecord, now: datetime) -> dict[str, Any]:
     """Everything an operator may see about a key: no key, no hash."""
+    details = record.details()
     return {
         "key_id": record.key_id,
         "name": record.name,
+        "key_prefix": record.key_prefix,
         "state": record.state.value,
         "expired": record.is_expired(now),
         "expires_at": _iso(record.expires_at),
@@ -98,11 +148,14 @@ def _public(record: KeyRecord, now: datetime) -> dict[str, Any]:
         "groups": list(record.groups),
         "created_at": _iso(record.created_at),
         "last_used_at": _iso(record.last_used_at),
+        "previous_secret_valid_until": _iso(record.previous_valid_until),
+        **details,
     }
 
 
 def _table(records: Sequence[KeyRecord], now: datetime) -> str:
-    header = ("NAME", "KEY_ID", "STATE", "EXPIRES", "PLATFORMS", "MODELS", "GROUPS", "CREATED", "LAST_USED")
+    header = ("NAME", "KEY_ID", "PREFIX", "STATE", "EXPIRES", "PLATFORMS", "MODELS", "GROUPS", "CREATED",
+              "LAST_USED")
     rows = [header]
     for record in records:
         state = "expired" if record.state is KeyState.ACTIVE and record.is_expired(now) else record.state.value
@@ -110,6 +163,7 @@ def _table(records: Sequence[KeyRecord], now: datetime) -> str:
             (
                 record.name,
                 record.key_id,
+                record.key_prefix or "-",
                 state,
                 _iso(record.expires_at) or "-",
                 ",".join(record.allowed_platforms) or "*",
@@ -138,12 +192,38 @@ async def _run(args: argparse.Namespace, db_path: str, pepper: str) -> int:
                 groups=args.group,
                 expires_at=expires_at,
                 replace=args.replace,
+                owner=args.owner,
+                description=args.description,
+                tags=args.tag,
+                policy=KeyPolicy(denied_platforms=tuple(args.deny_platform), denied_models=tuple(args.deny_model),
+                                 allowed_clients=tuple(args.allow_client), allowed_ips=tuple(args.allow_ip)),
+                limits=KeyLimits(requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
+                                 tokens_per_day=args.tokens_per_day, concurrency=args.concurrency,
+                                 daily_budget_micro_usd=args.daily_budget, monthly_budget_micro_usd=args.monthly_budget,
+                                 total_budget_micro_usd=args.total_budget),
             )
             if args.json:
                 print(json.dumps({"key": plaintext, **_public(record, now)}))
             else:
                 print(plaintext)
                 print(f"key_id: {record.key_id}  name: {record.name}")
+                print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
+        elif args.command == "show":
+            found = await store.get(args.ref)
+            if found is None:
+                raise KeyNotFound(args.ref)
+            shown = _public(found, now)
+            print(json.dumps(shown, indent=2) if args.json else "\n".join(
+                f"{field}: {value}" for field, value in shown.items()))
+        elif args.command == "rotate":
+            plaintext, record = await rotate_key(store, args.ref, pepper=pepper, grace=args.grace)
+            if args.json:
+                print(json.dumps({"key": plaintext, **_public(record, now)}))
+            else:
+                print(plaintext)
+                until = _iso(record.previous_valid_until)
+                print(f"key_id: {record.key_id}  name: {record.name}  old secret: "
+                      + (f"valid until {until}" if until else "refused from now"))
                 print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
         elif args.command == "list":
             records = await store.list_all()

@@ -16,11 +16,13 @@ safe to show the client and never contain the credential.
 import dataclasses
 import enum
 import fnmatch
+import ipaddress
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from switchboard_auth.keys import KeyRecord, KeyState
+from switchboard_auth.keys import CLIENTS, KeyRecord, KeyState
+from switchboard_common import platforms as known_platforms
 
 _MAX_ECHO = 128  # longest client-supplied string repeated back in a message
 
@@ -35,6 +37,8 @@ class Reason(enum.StrEnum):
     KEY_EXPIRED = "key_expired"
     PLATFORM_NOT_ALLOWED = "platform_not_allowed"
     MODEL_NOT_ALLOWED = "model_not_allowed"
+    CLIENT_NOT_ALLOWED = "client_not_allowed"
+    SOURCE_NOT_ALLOWED = "source_not_allowed"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,19 +50,47 @@ class CompiledKey:
     expires_at: float | None  # POSIX seconds
     platforms: frozenset[str]  # empty = all
     models: re.Pattern[str] | None  # None = all; same semantics as fnmatch.fnmatchcase
+    # Presented with the secret a rotation replaced: it works until then (POSIX seconds). None: the current one.
+    retired_at: float | None = None
+    denied_platforms: frozenset[str] = frozenset()
+    denied_models: re.Pattern[str] | None = None  # None = none denied
+    clients: frozenset[str] = frozenset()  # empty = any
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # empty = anywhere
 
     @classmethod
-    def of(cls, record: KeyRecord) -> "CompiledKey":
-        models = None
-        if record.allowed_models:
-            models = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in record.allowed_models))
+    def of(cls, record: KeyRecord, *, previous_secret: bool = False) -> "CompiledKey":
+        models = _globs(record.allowed_models)
+        retired_at = None
+        if previous_secret:
+            until = record.previous_valid_until
+            retired_at = until.timestamp() if until is not None else float("-inf")
         return cls(
             record=record,
             disabled=record.state is not KeyState.ACTIVE,
             expires_at=None if record.expires_at is None else record.expires_at.timestamp(),
             platforms=frozenset(record.allowed_platforms),
             models=models,
+            retired_at=retired_at,
+            denied_platforms=frozenset(record.policy.denied_platforms),
+            denied_models=_globs(record.policy.denied_models),
+            clients=frozenset(record.policy.allowed_clients),
+            networks=tuple(ipaddress.ip_network(n) for n in record.policy.allowed_ips),
         )
+
+
+def _globs(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One regex for a list of globs (fnmatch.fnmatchcase semantics); None for an empty list."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)) if patterns else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking, as the edge saw it: the client's address (behind trusted proxies), the client program it
+    recognised ("claude-code", "codex-cli", "gemini-cli", or "") and the route family it came in on."""
+
+    address: str = ""
+    app: str = ""
+    client_format: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,6 +120,8 @@ def _echo(value: str) -> str:
 
 def _unusable(key: CompiledKey, now: float) -> Verdict | None:
     """The refusal of a key that exists but may not be used at all (disabled, expired), else None."""
+    if key.retired_at is not None and key.retired_at <= now:
+        return KEY_INVALID  # a rotated-out secret past its grace is no key at all
     if key.disabled:
         return Verdict(Reason.KEY_DISABLED, "This API key is disabled.", key)
     if key.expires_at is not None and key.expires_at <= now:
@@ -103,23 +137,48 @@ def authenticate(key: CompiledKey | None, now: float) -> Verdict:
     return _unusable(key, now) or Verdict(Reason.OK, _AUTHENTICATED, key)
 
 
-def decide(key: CompiledKey | None, platforms: Sequence[str], model: str, now: float) -> Verdict:
-    """`key` is what the presented credential resolved to (None: no such key); `now` is POSIX seconds."""
+def decide(key: CompiledKey | None, platforms: Sequence[str], model: str, now: float,
+           caller: Caller = Caller()) -> Verdict:
+    """`key` is what the presented credential resolved to (None: no such key); `now` is POSIX seconds.
+
+    After the key checks: the source address, the client program, then platforms (allowed, minus denied)
+    and the model (allowed and not denied); deny always wins."""
     if key is None:
         return KEY_INVALID
-    refused = _unusable(key, now)
+    refused = _unusable(key, now) or _caller_refused(key, caller)
     if refused is not None:
         return refused
     if not platforms:
-        allowed = key.record.allowed_platforms
-    elif not key.platforms:
-        allowed = tuple(platforms)
+        allowed = tuple(p for p in key.record.allowed_platforms if p not in key.denied_platforms)
+        if key.denied_platforms and not key.platforms:
+            allowed = tuple(p for p in known_platforms.ALL if p not in key.denied_platforms)
     else:
-        allowed = tuple(p for p in platforms if p in key.platforms)
+        allowed = tuple(p for p in platforms
+                        if (not key.platforms or p in key.platforms) and p not in key.denied_platforms)
         if not allowed:
             listed = ", ".join(_echo(p) for p in platforms)
             noun = "platform" if len(platforms) == 1 else "any of the platforms"
             return Verdict(Reason.PLATFORM_NOT_ALLOWED, f"This API key may not use {noun} {listed}.", key)
-    if key.models is not None and key.models.match(model) is None:
+    if (key.models is not None and key.models.match(model) is None) or (
+            key.denied_models is not None and key.denied_models.match(model) is not None):
         return Verdict(Reason.MODEL_NOT_ALLOWED, f"This API key may not use the model {_echo(model)}.", key)
     return Verdict(Reason.OK, _ALLOWED, key, allowed)
+
+
+def _caller_refused(key: CompiledKey, caller: Caller) -> Verdict | None:
+    if key.networks:
+        try:
+            address = ipaddress.ip_address(caller.address)
+        except ValueError:
+            address = None
+        if address is None or not any(address in network for network in key.networks):
+            shown = _echo(caller.address) if caller.address else "an unknown address"
+            return Verdict(Reason.SOURCE_NOT_ALLOWED, f"This API key may not be used from {shown}.", key)
+    if key.clients:
+        if caller.app not in key.clients:
+            allowed = ", ".join(sorted(key.clients))
+            return Verdict(Reason.CLIENT_NOT_ALLOWED, f"This API key may be used only by {allowed}.", key)
+        if CLIENTS[caller.app] != caller.client_format:
+            return Verdict(Reason.CLIENT_NOT_ALLOWED,
+                           f"This API key may be used only on {caller.app}'s own routes.", key)
+    return None

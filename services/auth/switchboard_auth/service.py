@@ -27,7 +27,7 @@ from switchboard_auth.cache import KeyCache
 from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyHasher
 from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
-from switchboard_auth.policy import KEY_MISSING, CompiledKey, Reason, Verdict, authenticate, decide
+from switchboard_auth.policy import KEY_MISSING, Caller, CompiledKey, Reason, Verdict, authenticate, decide
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import UsageEntry, last_used_by_key
 
@@ -67,9 +67,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def _load(self, key_hash: str) -> CompiledKey | None:
         record = await self._keys.get_by_hash(key_hash)
-        if record is None or not hmac.compare_digest(record.key_hash, key_hash):
+        if record is None:
             return None
-        return CompiledKey.of(record)
+        if hmac.compare_digest(record.key_hash, key_hash):
+            return CompiledKey.of(record)
+        if record.previous_key_hash is not None and hmac.compare_digest(record.previous_key_hash, key_hash):
+            return CompiledKey.of(record, previous_secret=True)
+        return None
 
     async def _lookup(self, credential: str, context: grpc.aio.ServicerContext) -> CompiledKey | None:
         """The key a non-empty credential names (None: no such key); an oversized one is never looked up."""
@@ -89,7 +93,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             verdict = KEY_MISSING
         else:
             key = await self._lookup(request.credential, context)
-            verdict = decide(key, request.platforms, request.model, self._now())
+            client = request.client
+            verdict = decide(key, request.platforms, request.model, self._now(),
+                             Caller(client.remote_addr, client.client_app, client.client_format))
         response = _answer(verdict)
         if verdict.allowed and self._reuse_seconds > 0:
             response.reuse_for.FromNanoseconds(int(self._reuse_for(verdict) * 1e9))

@@ -25,7 +25,7 @@ from typing import Any, Self
 import aiosqlite
 
 from switchboard_auth.errors import KeyNameTaken, StoreError
-from switchboard_auth.keys import KeyRecord, KeyState
+from switchboard_auth.keys import KeyRecord, KeyState, details_fields
 from switchboard_auth.usage import UsageEntry
 
 # Each entry upgrades the schema from the previous version; never edit a shipped one.
@@ -75,6 +75,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE usage_records ADD COLUMN cache_creation_5m_input_tokens INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE usage_records ADD COLUMN cache_creation_1h_input_tokens INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "ALTER TABLE api_keys ADD COLUMN key_prefix TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE api_keys ADD COLUMN previous_key_hash TEXT",
+        "ALTER TABLE api_keys ADD COLUMN previous_valid_until TEXT",
+        "ALTER TABLE api_keys ADD COLUMN details TEXT NOT NULL DEFAULT '{}'",
+        "CREATE UNIQUE INDEX api_keys_previous_hash ON api_keys (previous_key_hash)"
+        " WHERE previous_key_hash IS NOT NULL",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -147,8 +155,12 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
 
 _KEY_COLUMNS = (
     "key_id, name, key_hash, state, created_at, expires_at,"
-    " allowed_platforms, allowed_models, key_groups, last_used_at"
+    " allowed_platforms, allowed_models, key_groups, last_used_at,"
+    " key_prefix, previous_key_hash, previous_valid_until, details"
 )
+# What `update` may change: all but the id, the name, when it was made and when it was last used.
+_MUTABLE = ("key_hash", "state", "expires_at", "allowed_platforms", "allowed_models", "key_groups", "key_prefix",
+            "previous_key_hash", "previous_valid_until", "details")
 # Names never look like key_ids (keys.validate_name), so at most one row matches.
 _BY_REF = "key_id = ? OR name = ?"
 
@@ -167,7 +179,31 @@ def _record(row: Sequence[Any]) -> KeyRecord:
         allowed_models=tuple(json.loads(row[7])),
         groups=tuple(json.loads(row[8])),
         last_used_at=_dt(row[9]),
+        key_prefix=row[10],
+        previous_key_hash=row[11],
+        previous_valid_until=_dt(row[12]),
+        **details_fields(json.loads(row[13])),
     )
+
+
+def _params(record: KeyRecord) -> dict[str, Any]:
+    """The row of a record, by column name."""
+    return {
+        "key_id": record.key_id,
+        "name": record.name,
+        "key_hash": record.key_hash,
+        "state": record.state.value,
+        "created_at": _ts(record.created_at),
+        "expires_at": None if record.expires_at is None else _ts(record.expires_at),
+        "allowed_platforms": json.dumps(list(record.allowed_platforms)),
+        "allowed_models": json.dumps(list(record.allowed_models)),
+        "key_groups": json.dumps(list(record.groups)),
+        "last_used_at": None if record.last_used_at is None else _ts(record.last_used_at),
+        "key_prefix": record.key_prefix,
+        "previous_key_hash": record.previous_key_hash,
+        "previous_valid_until": None if record.previous_valid_until is None else _ts(record.previous_valid_until),
+        "details": json.dumps(record.details(), sort_keys=True),
+    }
 
 
 class SqliteKeyStore:
@@ -192,28 +228,17 @@ class SqliteKeyStore:
         return _record(rows[0]) if rows else None
 
     async def get_by_hash(self, key_hash: str) -> KeyRecord | None:
-        return await self._one(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return await self._one(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 OR previous_key_hash = ?1", (key_hash,))
 
     async def get(self, ref: str) -> KeyRecord | None:
         return await self._one(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {_BY_REF}", (ref, ref))
 
     async def create(self, record: KeyRecord) -> None:
+        row = _params(record)
         try:
             await self._db.execute(
-                f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.key_id,
-                    record.name,
-                    record.key_hash,
-                    record.state.value,
-                    _ts(record.created_at),
-                    None if record.expires_at is None else _ts(record.expires_at),
-                    json.dumps(list(record.allowed_platforms)),
-                    json.dumps(list(record.allowed_models)),
-                    json.dumps(list(record.groups)),
-                    None if record.last_used_at is None else _ts(record.last_used_at),
-                ),
-            )
+                f"INSERT INTO api_keys ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
         except sqlite3.IntegrityError as exc:
             if "api_keys.name" in str(exc):
                 raise KeyNameTaken(record.name) from exc
@@ -230,6 +255,13 @@ class SqliteKeyStore:
         return await self._one(
             f"UPDATE api_keys SET state = ? WHERE {_BY_REF} RETURNING {_KEY_COLUMNS}", (state.value, ref, ref)
         )
+
+    async def update(self, record: KeyRecord) -> KeyRecord | None:
+        row = _params(record)
+        changes = ", ".join(f"{column} = :{column}" for column in _MUTABLE)
+        return await self._one(
+            f"UPDATE api_keys SET {changes} WHERE key_id = :key_id RETURNING {_KEY_COLUMNS}",
+            {column: row[column] for column in (*_MUTABLE, "key_id")})  # type: ignore[arg-type]
 
     async def delete(self, ref: str) -> KeyRecord | None:
         return await self._one(f"DELETE FROM api_keys WHERE {_BY_REF} RETURNING {_KEY_COLUMNS}", (ref, ref))

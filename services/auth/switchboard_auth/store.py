@@ -21,7 +21,9 @@ from switchboard_auth.usage import UsageEntry
 
 
 class KeyStore(Protocol):
-    async def get_by_hash(self, key_hash: str) -> KeyRecord | None: ...
+    async def get_by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key whose current secret, or whose previous one (a rotation's grace), has this hash."""
+        ...
 
     async def get(self, ref: str) -> KeyRecord | None:
         """By key_id or by name."""
@@ -35,6 +37,11 @@ class KeyStore(Protocol):
 
     async def set_state(self, ref: str, state: KeyState) -> KeyRecord | None:
         """Returns the updated record, or None when no key matches `ref`."""
+        ...
+
+    async def update(self, record: KeyRecord) -> KeyRecord | None:
+        """Replaces everything of the key with `record.key_id` but its id, name, creation and last use;
+        returns the stored record, or None when there is no such key."""
         ...
 
     async def delete(self, ref: str) -> KeyRecord | None:

@@ -2,6 +2,7 @@
 
 import logging
 import resource
+import sys
 from types import FrameType
 
 import uvicorn
@@ -11,6 +12,7 @@ from prometheus_client import start_http_server
 from switchboard_common import logs
 from switchboard_edge import settings as edge_settings
 from switchboard_edge.app import create_app
+from switchboard_edge.callers import trusted_networks
 from switchboard_edge.http_limits import HttpLimits, protocol_for
 
 # Where the hard limit is "unlimited", the soft limit is raised this far (Linux refuses more than nr_open).
@@ -60,6 +62,11 @@ class EdgeServer(uvicorn.Server):
 def main() -> None:
     log = logs.setup("edge")
     settings = edge_settings.load()
+    try:
+        trusted_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        log.error("SWITCHBOARD_EDGE_TRUSTED_PROXIES: %s", exc)
+        sys.exit(2)
     open_files = raise_open_files_limit(log)
     if settings.metrics_port >= 0:
         start_http_server(settings.metrics_port, addr=settings.host)

@@ -42,6 +42,8 @@ _DENIALS: dict[int, type[SwitchboardError]] = {
     auth_pb2.REASON_KEY_EXPIRED: AuthenticationFailed,
     auth_pb2.REASON_PLATFORM_NOT_ALLOWED: PermissionDenied,
     auth_pb2.REASON_MODEL_NOT_ALLOWED: PermissionDenied,
+    auth_pb2.REASON_CLIENT_NOT_ALLOWED: PermissionDenied,
+    auth_pb2.REASON_SOURCE_NOT_ALLOWED: PermissionDenied,
     auth_pb2.REASON_RATE_LIMITED: RateLimited,
     auth_pb2.REASON_CONCURRENCY_LIMITED: RateLimited,
     auth_pb2.REASON_QUOTA_EXCEEDED: RateLimited,

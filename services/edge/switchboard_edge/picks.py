@@ -6,8 +6,9 @@ router answers in the order it is ready, and a reader task hands each answer to 
 
 - The stream opens on the first pick and again on the first pick after it ends (a router restart): the
   picks in flight when it broke fail as a unary call to a vanished router would (ServiceUnavailable).
-- A router without `PickStream` (an older one, mid-upgrade) answers UNIMPLEMENTED: from then on this edge
-  uses unary `Pick`, and the picks that were waiting are sent that way.
+- A router without `PickStream` (an older one, mid-upgrade) ends the stream before answering anything: the
+  picks that were waiting are sent as unary `Pick`s, and after UNIMPLEMENTED (or three refusals in a row: grpc
+  reports INTERNAL when the refusal races the first write) this edge uses unary `Pick` for good.
 - An answer nobody waits for any more (its pick timed out) still carries a lease: it is returned.
 """
 
@@ -24,13 +25,16 @@ from switchboard_edge.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 _UNAVAILABLE = "The gateway cannot choose an upstream right now; try again shortly."
+# This many streams in a row refused (INTERNAL) before any answer, and picks go unary for good (see `pick`).
+_UNANSWERED_LIMIT = 3
 
 
 class _StreamGone(Exception):
-    """The stream ended before this pick's answer; `unimplemented` when the router has no PickStream."""
+    """The stream ended before this pick's answer. `answered`: it had answered some pick before (so the
+    router speaks PickStream, and this pick may have been chosen there: its lease comes back by itself)."""
 
-    def __init__(self, unimplemented: bool) -> None:
-        self.unimplemented = unimplemented
+    def __init__(self, answered: bool) -> None:
+        self.answered = answered
 
 
 class _Expired(Exception):
@@ -55,6 +59,7 @@ class Picker:
         self._pending: dict[int, asyncio.Future[router_pb2.PickResponse]] = {}
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
+        self._unanswered_streams = 0  # streams in a row refused before answering anything
 
     async def pick(self, request: router_pb2.PickRequest) -> router_pb2.PickResponse:
         """The router's answer; raises `ServiceUnavailable` when the router cannot be asked."""
@@ -62,8 +67,10 @@ class Picker:
             try:
                 return await self._over_stream(request)
             except _StreamGone as gone:
-                if not gone.unimplemented:
+                if gone.answered:
                     raise ServiceUnavailable(_UNAVAILABLE) from None
+                # A stream that never answered: a router without PickStream (grpc reports UNIMPLEMENTED, or, when
+                # the refusal races the first write, INTERNAL), or one that is down. Unary finds out which.
         try:
             return await self._router.Pick(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
@@ -116,9 +123,11 @@ class Picker:
 
     async def _read(self, call: grpc.aio.StreamStreamCall, outbox: "asyncio.Queue[router_pb2.PickRequest | None]"
                     ) -> None:
-        unimplemented = False
+        answered = False
         try:
             async for response in call:
+                answered = True
+                self._unanswered_streams = 0
                 answer = self._pending.pop(response.call_id, None)
                 if answer is None or answer.done():
                     if response.lease_id:
@@ -126,9 +135,11 @@ class Picker:
                     continue
                 answer.set_result(response)
         except grpc.aio.AioRpcError as exc:
-            unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED
-            if unimplemented:
-                log.info("the router has no PickStream: picking with unary calls")
+            refused = exc.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL)
+            if refused and not answered:  # not UNAVAILABLE: a router that is down says nothing of its methods
+                self._unanswered_streams += 1
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED or self._unanswered_streams >= _UNANSWERED_LIMIT:
+                log.info("the router has no PickStream (%s): picking with unary calls", exc.code().name)
                 self._unary = True
             else:
                 log.warning("router pick stream ended: %s", exc.code().name)
@@ -140,4 +151,4 @@ class Picker:
             pending, self._pending = self._pending, {}
             for answer in pending.values():
                 if not answer.done():
-                    answer.set_exception(_StreamGone(unimplemented))
+                    answer.set_exception(_StreamGone(answered))

@@ -36,7 +36,7 @@ from yarl import URL
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
-from switchboard_edge import failover, inbound, metrics, wire
+from switchboard_edge import callers, failover, inbound, metrics, wire
 from switchboard_edge.admission import Admission
 from switchboard_edge.body import BodyBudget, ClientLeft, read_body
 from switchboard_edge.control import ControlPlane
@@ -112,6 +112,7 @@ class Drained(Exception):
 class Relay:
     def __init__(self, settings: EdgeSettings, control: ControlPlane, upstreams: Upstreams) -> None:
         self._settings = settings
+        self._trusted_proxies = callers.trusted_networks(settings.trusted_proxies)
         self._admission = control.admission
         self._catalog = control.catalog
         self._reports = control.reports
@@ -158,13 +159,18 @@ class Relay:
             headers, request.query_params.get("key", "") if endpoint.key_in_query else "")
         inbound.check_content_type(headers.get("content-type", ""))
         inbound.check_declared_length(headers.get("content-length"), self._settings.max_body_bytes)
-        client = auth_pb2.ClientMetadata(
-            remote_addr=request.client.host if request.client else "",
-            user_agent=headers.get("user-agent", ""),
-            request_id=exchange.request_id,
-            client_format=endpoint.client_format.value,
-        )
+        client = self.client_metadata(request.client.host if request.client else "", headers, endpoint)
+        client.request_id = exchange.request_id
         return credential, client
+
+    def client_metadata(self, peer: str, headers: Mapping[str, str], endpoint: Endpoint) -> auth_pb2.ClientMetadata:
+        """What auth is told of the caller (its key policies look at the address and the client program)."""
+        return auth_pb2.ClientMetadata(
+            remote_addr=callers.client_address(peer, headers, self._trusted_proxies),
+            user_agent=headers.get("user-agent", ""),
+            client_format=endpoint.client_format.value,
+            client_app=callers.client_app(headers),
+        )
 
     def _parse(self, exchange: Exchange, raw: bytes, request: Request) -> tuple[tuple[str, ...], dict[str, Any]]:
         endpoint = exchange.endpoint

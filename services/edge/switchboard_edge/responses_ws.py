@@ -28,7 +28,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from switchboard.auth.v1 import auth_pb2
 from switchboard_edge import inbound
 from switchboard_edge.admission import Admissions
 from switchboard_edge.errors import ClientFormat, InvalidRequest, ServiceUnavailable, SwitchboardError, render
@@ -103,12 +102,9 @@ class ResponsesSockets:
         self._open: set[ResponsesSocket] = set()
 
     async def serve(self, websocket: WebSocket, endpoint: Endpoint) -> None:
-        client = auth_pb2.ClientMetadata(
-            remote_addr=websocket.client.host if websocket.client else "",
-            user_agent=websocket.headers.get("user-agent", ""),
-            request_id=uuid.uuid4().hex,
-            client_format=endpoint.client_format.value,
-        )
+        client = self._relay.client_metadata(websocket.client.host if websocket.client else "", websocket.headers,
+                                             endpoint)
+        client.request_id = uuid.uuid4().hex
         try:
             if self._relay.draining:
                 raise ServiceUnavailable("The gateway is restarting; reconnect.", retry_after=1.0)

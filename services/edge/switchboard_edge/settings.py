@@ -35,6 +35,9 @@ class EdgeSettings:
     drain_seconds: float = 60.0
     # Usage records are appended here as they settle and deleted once auth has them; replayed on start.
     spool_dir: str = "./edge-spool"
+    # Proxies in front of the edge (the ingress, a load balancer), comma-separated CIDRs: from a request they
+    # pass on, the client's address is read from X-Forwarded-For (key IP allowlists); empty: the TCP peer's.
+    trusted_proxies: str = ""
     # This edge's name as a lease holder at the router; empty means "<hostname>:<port>".
     instance_id: str = ""
     # Distinct model names used as metric label values; past it (and for refused requests) "other".
