@@ -5,10 +5,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-import redis.asyncio as aioredis
 import yaml
-from redis.exceptions import RedisError
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_router.credential_overlay import CredentialOverlay
@@ -113,20 +110,3 @@ class Router:
     async def list_accounts(self, platform: str = "") -> dict[str, router_pb2.AccountStatus]:
         reply = await self.stub.ListAccounts(router_pb2.ListAccountsRequest(platform=platform), timeout=5)
         return {status.account.id: status for status in reply.accounts}
-
-
-REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-async def redis_client() -> aioredis.Redis:
-    """A client to a reachable Redis. Without one the test is skipped on a developer's machine and fails in
-    CI (CI=true): the Redis backend is never left untested there."""
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=1.0)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-    return client

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from ..redis_testing import REDIS_URL, redis_client
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 
-from .router_testing import REDIS_URL, account, redis_client, write_accounts, write_text
+from .router_testing import account, write_accounts, write_text
 
 
 def free_port() -> int:
