@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from ..redis_testing import REDIS_URL, redis_client
 
 from switchboard_auth.keys import KeyLimits
 from switchboard_auth.limits import (
@@ -26,6 +25,8 @@ from switchboard_auth.limits import (
     RedisLimiter,
     day_end,
 )
+
+from ..redis_testing import REDIS_URL, redis_client
 
 # A fixed moment a few hours into a UTC day, so a test's minutes never cross midnight.
 NOW = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0).timestamp()

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from ..redis_testing import REDIS_URL, redis_client
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 
+from ..redis_testing import REDIS_URL, redis_client
 from .router_testing import account, write_accounts, write_text
 
 

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from ..redis_testing import REDIS_URL, redis_client
 
 from switchboard_router.state import (
     Health,
@@ -26,6 +25,8 @@ from switchboard_router.state import (
     StateUnavailable,
     Window,
 )
+
+from ..redis_testing import REDIS_URL, redis_client
 
 SHORT = 0.3  # seconds: a TTL that runs out within the test
 
