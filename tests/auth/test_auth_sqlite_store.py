@@ -206,3 +206,33 @@ async def test_a_version_2_database_gains_the_cache_write_split_and_keeps_its_ro
         "SELECT request_id, cache_read_input_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens,"
         " cache_creation_1h_input_tokens, usage_estimated, end_reason FROM usage_records ORDER BY request_id",
     ) == [("new-1", 0, 40, 15, 25, 0, ""), ("old-1", 3, 40, 0, 0, 1, "client_closed")]
+
+
+async def test_a_version_4_database_gains_cost_and_failed_with_earlier_failures_marked(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:  # a file as the release before costs left it
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version in (1, 2, 3, 4):
+            for statement in _MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        for request_id, status, end_reason, input_tokens in (
+            ("ok-1", 200, "complete", 10), ("failed-1", 502, "error", 10), ("empty-1", 200, "upstream_error", 0),
+            ("closed-1", 499, "client_closed", 10),
+        ):
+            conn.execute(
+                "INSERT INTO usage_records VALUES (?, 'key_0123456789ab', 'openai', 'a', 'gpt-4o', 'gpt-4o',"
+                " ?, 0, 0, 0, 0, ?, 1, 0, '2026-01-01T00:00:00.000000Z', 1.5, NULL, 'openai', '', '',"
+                " '2026-01-01T00:00:01.000000Z', 0, ?, 0, 0)",
+                (request_id, input_tokens, status, end_reason),
+            )
+    ledger = await SqliteLedger.open(str(db_path))
+    try:
+        assert await ledger.append([entry("ok-1")]) == []  # still there, still idempotent
+        priced = entry("new-1", cost_micro_usd=1234)
+        assert await ledger.append([priced]) == [priced]
+    finally:
+        await ledger.close()
+    assert rows(db_path, "SELECT version FROM schema_version") == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+    assert rows(db_path, "SELECT request_id, failed, cost_micro_usd FROM usage_records ORDER BY request_id") == [
+        ("closed-1", 0, None), ("empty-1", 1, 0), ("failed-1", 1, 0), ("new-1", 0, 1234), ("ok-1", 0, None),
+    ]

@@ -1,15 +1,19 @@
 """Boot and shutdown of the auth service: `python -m switchboard_auth`.
 
-Opens the stores, serves AuthService (plus health, reflection and metrics via
-`switchboard_common.grpc_server`) until SIGTERM/SIGINT, then closes the stores.
+Loads the price table, opens the stores, serves AuthService (plus health,
+reflection and metrics via `switchboard_common.grpc_server`) until
+SIGTERM/SIGINT, then closes the stores. Exits with status 2 when the price file
+(`SWITCHBOARD_AUTH_PRICES_FILE`) cannot be used, every problem in it logged.
 """
 
 import asyncio
 import contextlib
 import logging
+import sys
 
 from switchboard_auth import settings as auth_settings
 from switchboard_auth.keys import KeyHasher
+from switchboard_auth.pricing import PriceFileError, PriceTable, load_prices
 from switchboard_auth.service import SERVICE_NAME, AuthServicer
 from switchboard_auth.sqlite_store import SqliteKeyStore, SqliteLedger
 from switchboard_common import grpc_server, logs
@@ -17,7 +21,7 @@ from switchboard_common import grpc_server, logs
 log = logging.getLogger("switchboard_auth")
 
 
-async def run(config: auth_settings.AuthSettings) -> None:
+async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
     async with contextlib.AsyncExitStack() as stores:
         keys = await SqliteKeyStore.open(config.db_path)
         stores.push_async_callback(keys.close)
@@ -30,6 +34,7 @@ async def run(config: auth_settings.AuthSettings) -> None:
             cache_ttl_seconds=config.cache_ttl_seconds,
             cache_max_entries=config.cache_max_entries,
             decision_reuse_seconds=config.decision_reuse_seconds,
+            prices=prices,
         )
         log.info("keys and usage ledger in %s", config.db_path)
         await grpc_server.serve(
@@ -41,9 +46,20 @@ async def run(config: auth_settings.AuthSettings) -> None:
         )
 
 
+def prices_or_exit(config: auth_settings.AuthSettings) -> PriceTable:
+    """The price table auth bills with; exits with status 2, every problem logged, when the file is unusable."""
+    try:
+        return load_prices(config.prices_file)
+    except PriceFileError as exc:
+        for problem in exc.problems:
+            log.error("price file %s: %s", exc.source, problem)
+        sys.exit(2)
+
+
 def main() -> None:
     logs.setup("auth")
-    asyncio.run(run(auth_settings.load()))
+    config = auth_settings.load()
+    asyncio.run(run(config, prices_or_exit(config)))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,14 @@ Rules owned here:
   gRPC statuses), so the caller keeps its batch and retries. A malformed
   usage record (no request_id, negative tokens) is dropped, logged and
   counted, never a batch error: a retried batch would fail forever.
+- Each usage record is priced as it arrives (`pricing`, the table loaded once at
+  start), at the model the vendor billed (`upstream_model`, else `model`); one the
+  upstream failed costs 0 (`usage.upstream_failed`), and one whose counts cannot
+  be priced is kept with no cost, never dropped.
 - The credential and its hash are never logged, echoed or put in a label.
 """
 
+import dataclasses
 import hmac
 import logging
 import time
@@ -28,8 +33,9 @@ from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyHasher
 from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
 from switchboard_auth.policy import KEY_MISSING, Caller, CompiledKey, Reason, Verdict, authenticate, decide
+from switchboard_auth.pricing import PriceTable, cost_micro_usd, default_prices
 from switchboard_auth.store import KeyStore, Ledger
-from switchboard_auth.usage import UsageEntry, last_used_by_key
+from switchboard_auth.usage import UsageEntry, last_used_by_key, upstream_failed
 
 SERVICE_NAME: str = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 # Real keys are 46 characters; anything this long is refused without a lookup.
@@ -51,10 +57,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         decision_reuse_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
+        prices: PriceTable | None = None,
     ) -> None:
-        """`clock` drives cache expiry, `now` (POSIX seconds) key expiry; tests swap both."""
+        """`clock` drives cache expiry, `now` (POSIX seconds) key expiry; tests swap both. `prices` prices the
+        usage records (None: the packaged list prices)."""
         self._keys = keys
         self._ledger = ledger
+        self._prices = default_prices() if prices is None else prices
         self._hash = hasher
         self._now = now
         self._reuse_seconds = decision_reuse_seconds
@@ -125,7 +134,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         entries: list[UsageEntry] = []
         for record in request.records:
             try:
-                entries.append(_entry(record, received))
+                entries.append(_entry(record, received, self._prices))
             except ValueError as exc:  # refusing the batch would make the edge resend it forever
                 log.warning("usage record dropped: %s", exc)
                 count_invalid_usage()
@@ -171,8 +180,8 @@ def _seconds(duration: duration_pb2.Duration) -> float:
     return duration.seconds + duration.nanos / 1e9
 
 
-def _entry(record: auth_pb2.UsageRecord, received: datetime) -> UsageEntry:
-    """One proto record as a ledger entry; ValueError names what is wrong with it."""
+def _entry(record: auth_pb2.UsageRecord, received: datetime, prices: PriceTable) -> UsageEntry:
+    """One proto record as a priced ledger entry; ValueError names what is wrong with it."""
     if not record.request_id:
         raise ValueError("every usage record needs a request_id")
     usage = record.usage
@@ -190,7 +199,7 @@ def _entry(record: auth_pb2.UsageRecord, received: datetime) -> UsageEntry:
     if counts[5] + counts[6] > counts[3]:
         raise ValueError(f"usage record {record.request_id!r} has more 5-minute and 1-hour cache writes than in all")
     started_at = record.started_at.ToDatetime(tzinfo=UTC) if record.HasField("started_at") else received
-    return UsageEntry(
+    entry = UsageEntry(
         request_id=record.request_id,
         key_id=record.key_id,
         platform=record.platform,
@@ -219,3 +228,11 @@ def _entry(record: auth_pb2.UsageRecord, received: datetime) -> UsageEntry:
         usage_estimated=record.usage_estimated,
         end_reason=record.end_reason,
     )
+    if upstream_failed(entry.status_code, entry.end_reason, entry.has_tokens()):
+        return dataclasses.replace(entry, failed=True, cost_micro_usd=0)  # never charged; the tokens stay
+    try:
+        cost = cost_micro_usd(prices, entry.platform, entry.upstream_model or entry.model, entry)
+    except ValueError as exc:  # counts no price can apply to: keep the record, without a cost
+        log.warning("usage record %r kept without a cost: %s", entry.request_id, exc)
+        cost = None
+    return dataclasses.replace(entry, cost_micro_usd=cost)

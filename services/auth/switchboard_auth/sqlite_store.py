@@ -84,6 +84,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX api_keys_previous_hash ON api_keys (previous_key_hash)"
         " WHERE previous_key_hash IS NOT NULL",
     ),
+    (
+        "ALTER TABLE usage_records ADD COLUMN failed INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_records ADD COLUMN cost_micro_usd INTEGER",
+        # Earlier rows as usage.upstream_failed judged them when this shipped; the others stay unpriced (NULL).
+        "UPDATE usage_records SET failed = 1, cost_micro_usd = 0 WHERE end_reason NOT IN ('client_closed', 'shutdown')"
+        " AND (status_code >= 400 OR (end_reason IN ('upstream_error', 'error') AND input_tokens + output_tokens"
+        " + cache_read_input_tokens + cache_creation_input_tokens + reasoning_tokens = 0))",
+        "CREATE INDEX usage_records_started ON usage_records (started_at)",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -308,8 +317,10 @@ _USAGE_COLUMNS = (
     "end_reason",
     "cache_creation_5m_input_tokens",
     "cache_creation_1h_input_tokens",
+    "failed",
+    "cost_micro_usd",
 )
-# 25 parameters a row; SQLite >= 3.32 allows 32766 per statement.
+# 27 parameters a row; SQLite >= 3.32 allows 32766 per statement.
 _ROWS_PER_STATEMENT = 500
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(_USAGE_COLUMNS)) + ")"
 
@@ -341,6 +352,8 @@ def _usage_params(entry: UsageEntry) -> tuple[Any, ...]:
         entry.end_reason,
         entry.cache_creation_5m_input_tokens,
         entry.cache_creation_1h_input_tokens,
+        int(entry.failed),
+        entry.cost_micro_usd,
     )
 
 

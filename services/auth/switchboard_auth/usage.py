@@ -14,6 +14,15 @@ Rules owned here:
   "upstream_broke", "upstream_ended", "upstream_error", "timeout", "shutdown",
   "error"; "" from edges older than the field): an unknown value is kept, not
   dropped, since dropping would lose the tokens.
+- A request the upstream failed is recorded as `failed` and never charged
+  (`cost_micro_usd` 0), but keeps whatever tokens the vendor reported: it failed
+  when it ended with an error status (>= 400) or as an error (`upstream_error`,
+  `error`) without a token. A request the client or the gateway ended
+  (`client_closed`, 499; `shutdown`, 503) did not fail upstream: the vendor bills
+  what it did, so it is charged like any other. `upstream_failed` is that rule's
+  one home.
+- `cost_micro_usd` is what the vendor charges for the record's tokens at list
+  price (`pricing`), in whole micro-dollars; None when no price is known.
 """
 
 import dataclasses
@@ -50,6 +59,11 @@ class UsageEntry:
     end_reason: str = ""
     cache_creation_5m_input_tokens: int = 0  # of cache_creation_input_tokens
     cache_creation_1h_input_tokens: int = 0  # of cache_creation_input_tokens
+    failed: bool = False  # the upstream failed it (`upstream_failed`): never charged
+    cost_micro_usd: int | None = None  # None: no price known
+
+    def has_tokens(self) -> bool:
+        return any(True for _ in self.token_counts())
 
     def token_counts(self) -> Iterator[tuple[str, int]]:
         """(token_type, count) for every non-zero count."""
@@ -62,6 +76,19 @@ class UsageEntry:
         ):
             if count > 0:
                 yield token_type, count
+
+
+# How requests end that the client or the gateway, not the upstream, cut short (statuses 499 and 503).
+_ENDED_BY_CALLER = frozenset({"client_closed", "shutdown"})
+# How requests end that failed, when they ended before the vendor reported a token.
+_ERROR_ENDS = frozenset({"upstream_error", "error"})
+
+
+def upstream_failed(status_code: int, end_reason: str, has_tokens: bool) -> bool:
+    """Whether the upstream failed the request (so it is never charged)."""
+    if end_reason in _ENDED_BY_CALLER:
+        return False
+    return status_code >= 400 or (end_reason in _ERROR_ENDS and not has_tokens)
 
 
 def last_used_by_key(entries: Iterable[UsageEntry]) -> dict[str, datetime]:
