@@ -13,6 +13,7 @@ import sys
 
 from switchboard_auth import settings as auth_settings
 from switchboard_auth.keys import KeyHasher
+from switchboard_auth.limits import MemoryLimiter, RedisLimiter
 from switchboard_auth.pricing import PriceFileError, PriceTable, load_prices
 from switchboard_auth.service import SERVICE_NAME, AuthServicer
 from switchboard_auth.sqlite_store import SqliteKeyStore, SqliteLedger
@@ -27,6 +28,8 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
         stores.push_async_callback(keys.close)
         ledger = await SqliteLedger.open(config.db_path)
         stores.push_async_callback(ledger.close)
+        limiter = RedisLimiter(config.redis_url, config.redis_namespace) if config.redis_url else MemoryLimiter()
+        stores.push_async_callback(limiter.close)
         servicer = AuthServicer(
             keys,
             ledger,
@@ -35,6 +38,7 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
             cache_max_entries=config.cache_max_entries,
             decision_reuse_seconds=config.decision_reuse_seconds,
             prices=prices,
+            limiter=limiter,
         )
         log.info("keys and usage ledger in %s", config.db_path)
         await grpc_server.serve(

@@ -39,6 +39,9 @@ class Reason(enum.StrEnum):
     MODEL_NOT_ALLOWED = "model_not_allowed"
     CLIENT_NOT_ALLOWED = "client_not_allowed"
     SOURCE_NOT_ALLOWED = "source_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    CONCURRENCY_LIMITED = "concurrency_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -182,3 +185,28 @@ def _caller_refused(key: CompiledKey, caller: Caller) -> Verdict | None:
             return Verdict(Reason.CLIENT_NOT_ALLOWED,
                            f"This API key may be used only on {caller.app}'s own routes.", key)
     return None
+
+
+# How a refusing limit is named to the client, and the reason it gives.
+_LIMITS: dict[str, tuple[Reason, str]] = {
+    "requests_per_minute": (Reason.RATE_LIMITED, "{limit} requests per minute"),
+    "tokens_per_minute": (Reason.RATE_LIMITED, "{limit} tokens per minute"),
+    "tokens_per_day": (Reason.RATE_LIMITED, "{limit} tokens per day (UTC)"),
+    "concurrency": (Reason.CONCURRENCY_LIMITED, "{limit} requests at once"),
+    "daily_budget_micro_usd": (Reason.QUOTA_EXCEEDED, "daily budget of {usd} USD"),
+    "monthly_budget_micro_usd": (Reason.QUOTA_EXCEEDED, "monthly budget of {usd} USD"),
+    "total_budget_micro_usd": (Reason.QUOTA_EXCEEDED, "total budget of {usd} USD"),
+}
+
+
+def limit_refusal(key: CompiledKey, refused_by: str) -> Verdict:
+    """The refusal of a request a key's limit stopped (429 at the edge), naming the limit."""
+    reason, text = _LIMITS[refused_by]
+    limit = getattr(key.record.limits, refused_by)
+    usd = f"{limit / 1_000_000:.2f}" if limit is not None else "?"
+    described = text.format(limit=limit, usd=usd)
+    if reason is Reason.QUOTA_EXCEEDED:
+        message = f"This API key has used up its {described}."
+    else:
+        message = f"This API key has reached its limit of {described}; retry after the time given."
+    return Verdict(reason, message, key)

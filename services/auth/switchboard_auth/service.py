@@ -30,9 +30,19 @@ from google.protobuf import duration_pb2
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard_auth.cache import KeyCache
 from switchboard_auth.errors import StoreError
-from switchboard_auth.keys import KeyHasher
+from switchboard_auth.keys import KeyHasher, KeyLimits
+from switchboard_auth.limits import Limiter, LimitsUnavailable, MemoryLimiter
 from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
-from switchboard_auth.policy import KEY_MISSING, Caller, CompiledKey, Reason, Verdict, authenticate, decide
+from switchboard_auth.policy import (
+    KEY_MISSING,
+    Caller,
+    CompiledKey,
+    Reason,
+    Verdict,
+    authenticate,
+    decide,
+    limit_refusal,
+)
 from switchboard_auth.pricing import PriceTable, cost_micro_usd, default_prices
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import UsageEntry, last_used_by_key, upstream_failed
@@ -43,6 +53,8 @@ _MAX_CREDENTIAL_LENGTH = 512
 _PROTO_REASON = {reason: auth_pb2.Reason.Value(f"REASON_{reason.name}") for reason in Reason}
 
 log = logging.getLogger(__name__)
+# Keys whose limits are remembered for settling usage; a bound (the map is rebuilt as requests come).
+_MAX_LIMITED_KEYS = 100_000
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -58,6 +70,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
         prices: PriceTable | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         """`clock` drives cache expiry, `now` (POSIX seconds) key expiry; tests swap both. `prices` prices the
         usage records (None: the packaged list prices)."""
@@ -67,6 +80,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._hash = hasher
         self._now = now
         self._reuse_seconds = decision_reuse_seconds
+        self._limiter: Limiter = limiter or MemoryLimiter()
+        # key_id → (until, its limits or None): usage settles against them without a store read per record.
+        self._limited: dict[str, tuple[float, KeyLimits | None]] = {}
+        self._limits_ttl = cache_ttl_seconds
+        self._clock = clock
         self._cache = KeyCache(
             self._load, ttl_seconds=cache_ttl_seconds, max_entries=cache_max_entries, clock=clock
         )
@@ -105,9 +123,34 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             client = request.client
             verdict = decide(key, request.platforms, request.model, self._now(),
                              Caller(client.remote_addr, client.client_app, client.client_format))
+            if verdict.allowed and verdict.key is not None and verdict.key.record.limits.any():
+                return await self._admit(verdict, context)
         response = _answer(verdict)
         if verdict.allowed and self._reuse_seconds > 0:
             response.reuse_for.FromNanoseconds(int(self._reuse_for(verdict) * 1e9))
+        return response
+
+    async def _admit(self, verdict: Verdict, context: grpc.aio.ServicerContext) -> auth_pb2.AuthorizeResponse:
+        """A limited key's request: admitted against its limits now (no `reuse_for`: every request asks)."""
+        assert verdict.key is not None
+        record = verdict.key.record
+        self._remember_limits(record.key_id, record.limits)
+        try:
+            check = await self._limiter.admit(record.key_id, record.limits, self._now())
+        except LimitsUnavailable as exc:
+            log.error("limits unavailable: %s", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "limits store unavailable")
+            raise  # not reached
+        if not check.allowed:
+            verdict = limit_refusal(verdict.key, check.refused_by)
+        response = _answer(verdict)
+        response.admission_id = check.admission_id
+        response.refused_by = check.refused_by
+        if check.retry_after is not None:
+            response.retry_after.FromNanoseconds(int(check.retry_after * 1e9))
+        for status in check.statuses:
+            limit = response.limits.add(name=status.name, limit=status.limit, remaining=status.remaining)
+            limit.reset.FromNanoseconds(int(status.reset_seconds * 1e9))
         return response
 
     async def Authenticate(
@@ -144,11 +187,61 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             log.error("usage append failed: %s", exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "usage ledger unavailable")
         count_usage(len(entries), new)
+        await self._settle(new)
         try:
             await self._keys.touch(last_used_by_key(new))
         except StoreError as exc:  # the ledger has the records; last_used_at is best effort
             log.warning("last_used_at update failed: %s", exc)
         return auth_pb2.RecordUsageResponse(accepted=len(new))
+
+
+    async def ReleaseAdmissions(
+        self, request: auth_pb2.ReleaseAdmissionsRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ReleaseAdmissionsResponse:
+        for admission in request.admissions:
+            limits = await self._limits_of(admission.key_id)
+            if limits is None or not admission.admission_id:
+                continue
+            try:
+                await self._limiter.settle(admission.key_id, limits, admission.admission_id, 0, 0, self._now())
+            except LimitsUnavailable as exc:  # the admission expires by itself
+                log.warning("admission of %s not released: %s", admission.key_id, exc)
+        return auth_pb2.ReleaseAdmissionsResponse()
+
+    async def _limits_of(self, key_id: str) -> KeyLimits | None:
+        """The key's limits (None: it has none), as this replica last admitted it or, when another replica did,
+        read from the store and kept for a cache TTL."""
+        known = self._limited.get(key_id)
+        if known is not None and known[0] > self._clock():
+            return known[1]
+        try:
+            record = await self._keys.get(key_id)
+        except StoreError as exc:
+            log.warning("limits of %s unknown, usage not charged to them: %s", key_id, exc)
+            return None
+        limits = record.limits if record is not None and record.limits.any() else None
+        self._remember_limits(key_id, limits)
+        return limits
+
+    def _remember_limits(self, key_id: str, limits: KeyLimits | None) -> None:
+        if len(self._limited) >= _MAX_LIMITED_KEYS:
+            self._limited.clear()
+        self._limited[key_id] = (self._clock() + self._limits_ttl, limits)
+
+    async def _settle(self, entries: list[UsageEntry]) -> None:
+        """Charges each new record's tokens and cost to its key's limits and ends its concurrency admission.
+        Best effort once the ledger has the records: a limits store that cannot be reached is logged."""
+        for entry in entries:
+            limits = await self._limits_of(entry.key_id)
+            if limits is None:
+                continue
+            tokens = (entry.input_tokens + entry.output_tokens + entry.cache_read_input_tokens
+                      + entry.cache_creation_input_tokens)
+            try:
+                await self._limiter.settle(entry.key_id, limits, entry.admission_id, tokens,
+                                           entry.cost_micro_usd or 0, entry.started_at.timestamp())
+            except LimitsUnavailable as exc:
+                log.warning("usage of %s not charged to its limits: %s", entry.key_id, exc)
 
 
 def _answer(verdict: Verdict) -> auth_pb2.AuthorizeResponse:

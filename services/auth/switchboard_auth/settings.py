@@ -28,6 +28,10 @@ class AuthSettings:
     # YAML file of model prices (USD per million tokens, the format of the packaged switchboard_auth/prices.yaml)
     # whose entries replace or add to the packaged defaults; empty: the defaults alone. Read once at start.
     prices_file: str = ""
+    # Redis shared by many auth replicas for per-key limits (requests, tokens, concurrency, budgets); empty: in
+    # this process's memory (one auth replica).
+    redis_url: str = dataclasses.field(default="", repr=False)  # may hold a password
+    redis_namespace: str = "switchboard"
 
 
 def load(environ: Mapping[str, str] | None = None) -> AuthSettings:

@@ -26,10 +26,12 @@ from switchboard_edge.errors import (
     ModelNotFound,
     NoAvailableAccount,
     PermissionDenied,
+    QuotaExceeded,
     RateLimited,
     ServiceUnavailable,
     SwitchboardError,
 )
+from switchboard_edge.limit_headers import limit_headers
 from switchboard_edge.picks import Picker
 from switchboard_edge.reports import Reports
 
@@ -46,7 +48,7 @@ _DENIALS: dict[int, type[SwitchboardError]] = {
     auth_pb2.REASON_SOURCE_NOT_ALLOWED: PermissionDenied,
     auth_pb2.REASON_RATE_LIMITED: RateLimited,
     auth_pb2.REASON_CONCURRENCY_LIMITED: RateLimited,
-    auth_pb2.REASON_QUOTA_EXCEEDED: RateLimited,
+    auth_pb2.REASON_QUOTA_EXCEEDED: QuotaExceeded,
 }
 _IDENTITY_CACHE_SIZE = 10_000
 # How long a key seen valid may send bodies without being authenticated again.
@@ -57,7 +59,9 @@ def denial(response: auth_pb2.AuthorizeResponse) -> SwitchboardError:
     """The client-facing error for a DENY decision (401 / 403 / 429)."""
     error_class = _DENIALS.get(response.reason, AuthenticationFailed)
     retry_after = response.retry_after.ToTimedelta().total_seconds() if response.HasField("retry_after") else None
-    return error_class(response.message or "Request not authorized.", retry_after=retry_after)
+    error = error_class(response.message or "Request not authorized.", retry_after=retry_after)
+    error.headers = limit_headers(response.limits)
+    return error
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,9 @@ class Admission:
     pick: router_pb2.PickResponse
     # How many of `platforms`, from the front, speak the client's own format (ranked first by the router).
     preferred: int = 0
+    # A limited key's concurrency admission (returned with the usage record) and its limits as they stand.
+    admission_id: str = ""
+    limits: tuple[auth_pb2.LimitStatus, ...] = ()
 
 
 def preferred_count(platforms: Sequence[str], natives: frozenset[str]) -> int:
@@ -165,8 +172,13 @@ class Admissions:
                     preferred=preferred_count(auth.allowed_platforms, natives),
                 )
         self._reuse(digest, platforms, model, auth)
-        return Admission(auth.identity, tuple(auth.allowed_platforms), checked(pick),
-                         preferred_count(auth.allowed_platforms, natives))
+        try:
+            found = checked(pick)
+        except SwitchboardError:
+            self._reports.release_admission(auth.identity.key_id, auth.admission_id)
+            raise
+        return Admission(auth.identity, tuple(auth.allowed_platforms), found,
+                         preferred_count(auth.allowed_platforms, natives), auth.admission_id, tuple(auth.limits))
 
     async def _authorize_and_pick(
         self, request: auth_pb2.AuthorizeRequest, identity: auth_pb2.KeyIdentity, preferred: int

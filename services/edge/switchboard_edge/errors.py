@@ -50,6 +50,8 @@ class SwitchboardError(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        # More response headers (a limited key's x-ratelimit-*).
+        self.headers: dict[str, str] = {}
 
 
 class ClientError(SwitchboardError):
@@ -131,6 +133,13 @@ class RateLimited(ClientError):
     openai_code = "rate_limit_exceeded"
 
 
+class QuotaExceeded(RateLimited):
+    """A key's budget is spent: waiting a moment does not help (OpenAI's `insufficient_quota`)."""
+
+    openai_type = "insufficient_quota"
+    openai_code = "insufficient_quota"
+
+
 class RequestHeaderFieldsTooLarge(ClientError):
     """Too many request headers, one too long, or all of them together too large."""
 
@@ -203,14 +212,15 @@ def error_payload(error: SwitchboardError, client_format: ClientFormat) -> dict[
 
 def render(error: SwitchboardError, client_format: ClientFormat) -> tuple[int, bytes, dict[str, str]]:
     """Status, body and headers for an error response."""
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **error.headers}
     retry_after = error.retry_after
-    if retry_after is None and error.status in (429, 503):
+    hopeless = isinstance(error, QuotaExceeded) and retry_after is None  # a spent total budget
+    if retry_after is None and error.status in (429, 503) and not hopeless:
         retry_after = 1.0
     if retry_after is not None:
         headers["retry-after"] = str(max(1, round(retry_after)))
     if error.status in (429, 502, 503, 504):
-        headers["x-should-retry"] = "true"
+        headers["x-should-retry"] = "false" if hopeless else "true"
     if isinstance(error, MethodNotAllowed):
         headers["allow"] = ", ".join(error.allow)
     return error.status, orjson.dumps(error_payload(error, client_format)), headers

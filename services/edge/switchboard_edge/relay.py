@@ -63,6 +63,7 @@ from switchboard_edge.exchange import (
     Endpoint,
     Exchange,
 )
+from switchboard_edge.limit_headers import limit_headers
 from switchboard_edge.oauth import OAuthTokens, RefreshFailed, TokenEndpoint, token_endpoints
 from switchboard_edge.settings import EdgeSettings
 from switchboard_edge.sse import SSEEvent
@@ -323,7 +324,7 @@ class Relay:
                         return failed.response
                     raise failed.error from None
                 metrics.UPSTREAM_FAILOVERS.labels(pick.account.platform, failed.reason).inc()
-                admission = Admission(admission.identity, admission.platforms, retry, admission.preferred)
+                admission = dataclasses.replace(admission, pick=retry)
 
     def _budget_left(self, exchange: Exchange, first_attempt: float, tried: int) -> bool:
         """Whether the failover budget leaves time for another attempt (`failover.within_budget`)."""
@@ -417,7 +418,7 @@ class Relay:
         self._report(exchange, router_pb2.OUTCOME_SUCCESS, status)
         exchange.end_reason = COMPLETE
         self._settle(exchange, status, None, record=True)
-        headers = response_headers(upstream.headers.items())
+        headers = _client_headers(exchange, upstream)
         if content_type:
             headers["content-type"] = content_type
         return Response(payload, status, headers)
@@ -499,7 +500,7 @@ class Relay:
             upstream.release()
         exchange.upstream_time = time.perf_counter() - exchange.upstream_started
         vendor_error = upstream_error(payload, secrets)
-        headers = response_headers(upstream.headers.items())
+        headers = _client_headers(exchange, upstream)
         reshaped = platform.client_error(status, upstream.headers, payload)
         if reshaped is not None:
             payload, headers["content-type"] = reshaped, "application/json"
@@ -542,7 +543,7 @@ class Relay:
         """`body` is the request as the upstream got it (its tap reads the answer in that light); `secrets`
         are the account's, masked in what the router is told of a vendor's in-stream error."""
         tap = platform.tap(body)
-        headers = response_headers(upstream.headers.items())
+        headers = _client_headers(exchange, upstream)
         headers.update(_STREAM_HEADERS)
         exchange.upstream = upstream
         if exchange.framing.content_type is not None:
@@ -686,7 +687,12 @@ class Relay:
                 if count:
                     metrics.TOKEN_USAGE.labels(endpoint.operation, platform, model, response_model,
                                                token_type).observe(count)
-        if record and exchange.admission is not None:
+        admission = exchange.admission
+        if admission is not None and admission.admission_id:
+            # A concurrency admission ends with its request, not with the next usage batch (the record still
+            # names it: either is enough).
+            self._reports.release_admission(admission.identity.key_id, admission.admission_id)
+        if record and admission is not None:
             self._reports.record_usage(wire.usage_record(exchange, status, truncated, elapsed))
 
 
@@ -723,3 +729,11 @@ async def _watch_disconnect(receive: Receive, exchange: Exchange) -> None:
     if not exchange.end_reason and exchange.task is not None:
         exchange.end_reason = CLIENT_CLOSED
         exchange.task.cancel()
+
+
+def _client_headers(exchange: Exchange, upstream: aiohttp.ClientResponse) -> dict[str, str]:
+    """The upstream's headers the client may see, plus a limited key's x-ratelimit-* (its own limits)."""
+    headers = response_headers(upstream.headers.items())
+    if exchange.admission is not None and exchange.admission.limits:
+        headers.update(limit_headers(exchange.admission.limits))
+    return headers

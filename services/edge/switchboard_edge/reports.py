@@ -56,6 +56,23 @@ class Reports:
                 lease_id=pick.lease_id, account_id=pick.account.id, outcome=router_pb2.OUTCOME_CANCELLED
             ))
 
+    def release_admission(self, key_id: str, admission_id: str) -> None:
+        """Ends a concurrency admission auth granted to a request that brings no usage record (off the request
+        path; a lost call costs only the admission's expiry)."""
+        if not admission_id or self._closed:
+            return
+        request = auth_pb2.ReleaseAdmissionsRequest(
+            admissions=[auth_pb2.ReleaseAdmissionsRequest.Admission(key_id=key_id, admission_id=admission_id)])
+        task = asyncio.get_running_loop().create_task(self._release_admissions(request))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _release_admissions(self, request: auth_pb2.ReleaseAdmissionsRequest) -> None:
+        try:
+            await self._auth.ReleaseAdmissions(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("admission release failed (it expires by itself): %s", exc.code().name)
+
     def report(self, outcome: router_pb2.ReportOutcomeRequest) -> None:
         if self._closed:  # too late to send; the router returns the lease when this holder goes silent
             return

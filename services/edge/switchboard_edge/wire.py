@@ -64,4 +64,5 @@ def usage_record(exchange: Exchange, status: int, truncated: bool, elapsed: floa
         session_id=exchange.session,
         usage_estimated=exchange.usage_estimated,
         end_reason=exchange.end_reason or ERROR,
+        admission_id=admission.admission_id,
     )
