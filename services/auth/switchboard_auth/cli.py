@@ -19,10 +19,11 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from switchboard_auth import settings as auth_settings
 from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
+from switchboard_auth.key_views import iso as _iso
+from switchboard_auth.key_views import public as _public
 from switchboard_auth.keys import CLIENTS, KeyLimits, KeyPolicy, KeyRecord, KeyState, create_key, rotate_key
 from switchboard_auth.sqlite_store import SqliteKeyStore
 from switchboard_common import platforms
@@ -52,10 +53,6 @@ def _timestamp(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid timestamp {text!r}; use e.g. 2027-01-01T00:00:00Z") from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # naive means UTC
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,26 +128,6 @@ def _usd(text: str) -> int:
     if not amount.is_finite() or amount <= 0 or amount != amount.quantize(_MICRO):
         raise argparse.ArgumentTypeError(f"expected a positive amount in USD (e.g. 25 or 12.50), got {text!r}")
     return int(amount * 1_000_000)
-
-
-def _public(record: KeyRecord, now: datetime) -> dict[str, Any]:
-    """Everything an operator may see about a key: no key, no hash."""
-    details = record.details()
-    return {
-        "key_id": record.key_id,
-        "name": record.name,
-        "key_prefix": record.key_prefix,
-        "state": record.state.value,
-        "expired": record.is_expired(now),
-        "expires_at": _iso(record.expires_at),
-        "allowed_platforms": list(record.allowed_platforms),
-        "allowed_models": list(record.allowed_models),
-        "groups": list(record.groups),
-        "created_at": _iso(record.created_at),
-        "last_used_at": _iso(record.last_used_at),
-        "previous_secret_valid_until": _iso(record.previous_valid_until),
-        **details,
-    }
 
 
 def _table(records: Sequence[KeyRecord], now: datetime) -> str:
