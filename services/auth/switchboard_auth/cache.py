@@ -8,11 +8,12 @@ Rules owned here:
   flood of made-up keys cannot push real keys out of the found side.
 - Concurrent misses for one hash share a single store lookup.
 - Store failures are never cached.
+- A key's change (`forget`, pushed by `key_changes`) drops its entries at once, whatever their TTL.
 """
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from switchboard_auth.policy import CompiledKey
 
@@ -47,6 +48,13 @@ class _ExpiringMap:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def drop(self, doomed: Callable[[CompiledKey | None], bool]) -> None:
+        for key in [key for key, (_, value) in self._entries.items() if doomed(value)]:
+            del self._entries[key]
+
 
 class KeyCache:
     def __init__(
@@ -65,6 +73,7 @@ class KeyCache:
         self._found = _ExpiringMap(max_entries)
         self._missing = _ExpiringMap(max_entries)
         self._inflight: dict[str, asyncio.Future[CompiledKey | None]] = {}
+        self._generation = 0  # moves on every `forget`
 
     def __len__(self) -> int:
         return len(self._found) + len(self._missing)
@@ -78,20 +87,32 @@ class KeyCache:
             return hit  # type: ignore[return-value]
         pending = self._inflight.get(key_hash)
         if pending is None:
-            pending = asyncio.ensure_future(self._fill(key_hash))
+            pending = asyncio.ensure_future(self._fill(key_hash, self._generation))
             self._inflight[key_hash] = pending
             pending.add_done_callback(lambda done: self._settled(key_hash, done))
         # shield: one caller giving up (RPC cancelled) must not cancel the lookup others wait on
         return await asyncio.shield(pending)
 
     def _settled(self, key_hash: str, done: asyncio.Future[CompiledKey | None]) -> None:
-        self._inflight.pop(key_hash, None)
+        if self._inflight.get(key_hash) is done:
+            del self._inflight[key_hash]
         if not done.cancelled():
             done.exception()  # retrieved: every waiter that is still there re-raises it
 
-    async def _fill(self, key_hash: str) -> CompiledKey | None:
+    def forget(self, key_ids: Collection[str] | None) -> None:
+        """Drops what is cached of these keys (None: of every key) and every not-found answer (a new or
+        rotated key may have been one); lookups already under way do not store what they find."""
+        self._generation += 1
+        self._inflight.clear()  # later callers look again rather than share an answer from before the change
+        self._missing.clear()
+        if key_ids is None:
+            self._found.clear()
+        else:
+            self._found.drop(lambda value: value is not None and value.record.key_id in key_ids)
+
+    async def _fill(self, key_hash: str, generation: int) -> CompiledKey | None:
         value = await self._load(key_hash)
-        if self._ttl > 0:
+        if self._ttl > 0 and generation == self._generation:
             side = self._missing if value is None else self._found
             side.put(key_hash, value, self._clock() + self._ttl)
         return value

@@ -21,7 +21,7 @@ import dataclasses
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -30,6 +30,7 @@ from google.protobuf import duration_pb2
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard_auth.cache import KeyCache
 from switchboard_auth.errors import StoreError
+from switchboard_auth.key_changes import Change, KeyChanges
 from switchboard_auth.keys import KeyHasher, KeyLimits
 from switchboard_auth.limits import Limiter, LimitsUnavailable, MemoryLimiter
 from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
@@ -88,9 +89,28 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._cache = KeyCache(
             self._load, ttl_seconds=cache_ttl_seconds, max_entries=cache_max_entries, clock=clock
         )
+        self.key_changes = KeyChanges(self._forget)
 
     def register(self, server: grpc.aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self, server)
+
+    def _forget(self, change: Change) -> None:
+        """A key changed: this replica stops using what it cached of it."""
+        self._cache.forget(change)
+        if change is None:
+            self._limited.clear()
+        else:
+            for key_id in change:
+                self._limited.pop(key_id, None)
+
+    async def WatchKeyChanges(
+        self, request: auth_pb2.WatchKeyChangesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[auth_pb2.KeyChangesEvent]:
+        async for change in self.key_changes.watch():
+            if change is None:
+                yield auth_pb2.KeyChangesEvent(everything=True)
+            else:
+                yield auth_pb2.KeyChangesEvent(key_ids=sorted(change))
 
     async def _load(self, key_hash: str) -> CompiledKey | None:
         record = await self._keys.get_by_hash(key_hash)

@@ -7,14 +7,15 @@ Pick is called (over one long-lived stream, `picks`). Otherwise Authorize and Pi
 key's identity and groups, which the edge remembers (by key digest, never the
 key), and it re-picks in the rare case they changed. Every Pick names this
 edge as the lease holder. A lease whose Pick answered after its request was
-given up (the client left, auth failed) is returned when it lands.
+given up (the client left, auth failed) is returned when it lands. Auth pushes key changes
+(`follow_key_changes`): a changed key's remembered identity and decisions are dropped at once.
 """
 
 import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -275,6 +276,33 @@ class Admissions:
 
     def release(self, pick: router_pb2.PickResponse) -> None:
         self._reports.release(pick)
+
+    def forget(self, key_ids: Collection[str] | None) -> None:
+        """Auth says these keys changed (None: any may have): what is remembered of them is dropped, so the next
+        request of a disabled, deleted or rotated key is asked about again."""
+        if key_ids is None:
+            self._identities.clear()
+            self._decisions.clear()
+            return
+        for digest in [d for d, (_, identity) in self._identities.items() if identity.key_id in key_ids]:
+            del self._identities[digest]
+        for decided in [k for k, (_, auth) in self._decisions.items() if auth.identity.key_id in key_ids]:
+            del self._decisions[decided]
+
+    async def follow_key_changes(self, retry_seconds: float = 1.0) -> None:
+        """Runs until cancelled: listens to auth's key changes, again after any break (forgetting everything
+        then, as changes may have been missed)."""
+        while True:
+            try:
+                async for event in self._auth.WatchKeyChanges(auth_pb2.WatchKeyChangesRequest()):
+                    self.forget(None if event.everything else frozenset(event.key_ids))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older auth: its caches' TTLs are all there is
+                    log.info("auth does not push key changes")
+                    return
+                log.warning("auth key changes stream ended: %s", exc.code().name)
+            self.forget(None)
+            await asyncio.sleep(retry_seconds)
 
     async def close(self) -> None:
         await self._picker.close()

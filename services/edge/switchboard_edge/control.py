@@ -43,17 +43,18 @@ class ControlPlane:
         self.admission = Admissions(auth, router, self.reports, rpc_timeout=rpc_timeout, holder=holder)
         self.catalog = ModelCatalog()
         self._catalog_refresh = catalog_refresh_seconds
-        self._following: asyncio.Task[None] | None = None
+        self._following: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self.reports.start()
-        self._following = asyncio.get_running_loop().create_task(
-            self.catalog.follow(self.admission.accounts, self._catalog_refresh))
+        loop = asyncio.get_running_loop()
+        self._following = [loop.create_task(self.catalog.follow(self.admission.accounts, self._catalog_refresh)),
+                           loop.create_task(self.admission.follow_key_changes())]
 
     async def close(self) -> None:
         """Hands over every outcome and usage record still held, then closes the channels."""
-        if self._following is not None:
-            self._following.cancel()
+        for task in self._following:
+            task.cancel()
         await self.admission.close()
         await self.reports.close()
         await self.auth_channel.close()
