@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from switchboard_stack import conversion_bench, router_bench
+from switchboard_stack import auth_bench, conversion_bench, router_bench
 from switchboard_stack.demo import create_demo_key
 from switchboard_stack.launcher import SIMULATOR_ANTHROPIC_KEY, SIMULATOR_OPENAI_KEY, Ports, Stack
 
@@ -182,6 +182,7 @@ def main() -> None:
     args = parser.parse_args()
     conversion_bench.report()
     router = router_bench.report()
+    auth_bench.report()
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as workdir:
         stack = Stack(Path(workdir), Ports.free(), simulator_args=["--latency-ms", "0", "--tokens-per-second", "0"],
                       env={"SWITCHBOARD_LOG_LEVEL": "WARNING"})

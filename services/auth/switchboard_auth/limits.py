@@ -295,6 +295,7 @@ class RedisLimiter:
 
     def __init__(self, url: str, namespace: str = "switchboard") -> None:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        self.namespace = namespace
         self._prefix = f"{namespace}:auth:limits:"
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
