@@ -1,13 +1,13 @@
-"""The SQLite backend (sqlite_store): schema versioning, key admin by ref, idempotent ledger."""
+"""What only the SQLite backend (sqlite_store) has: its file, WAL, schema versions and in-place upgrades of files
+earlier releases left. What both backends do is in test_auth_stores.py."""
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from switchboard_auth.errors import StoreError
-from switchboard_auth.keys import KeyState, create_key
 from switchboard_auth.sqlite_store import _MIGRATIONS, SCHEMA_VERSION, SqliteKeyStore, SqliteLedger
 from switchboard_auth.usage import UsageEntry
 
@@ -49,105 +49,6 @@ async def test_a_database_from_a_newer_build_is_refused(db_path: Path) -> None:
 async def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open database"):
         await SqliteKeyStore.open(str(tmp_path / "missing-dir" / "x.db"))
-
-
-async def test_keys_are_addressed_by_name_or_key_id(db_path: Path) -> None:
-    store = await SqliteKeyStore.open(str(db_path))
-    try:
-        _, record = await create_key(store, "alpha")
-        await create_key(store, "beta")
-        assert await store.get("alpha") == record
-        assert await store.get(record.key_id) == record
-        assert await store.get("gamma") is None
-        disabled = await store.set_state(record.key_id, KeyState.DISABLED)
-        assert disabled is not None and disabled.state is KeyState.DISABLED
-        assert (await store.get("alpha")).state is KeyState.DISABLED  # type: ignore[union-attr]
-        assert await store.set_state("gamma", KeyState.ACTIVE) is None
-        assert [r.name for r in await store.list_all()] == ["alpha", "beta"]
-        assert await store.delete("alpha") == disabled
-        assert await store.delete("alpha") is None
-        assert [r.name for r in await store.list_all()] == ["beta"]
-    finally:
-        await store.close()
-
-
-async def test_touch_only_moves_last_used_forward(db_path: Path) -> None:
-    store = await SqliteKeyStore.open(str(db_path))
-    try:
-        _, record = await create_key(store, "alpha")
-        await store.touch({record.key_id: T0})
-        await store.touch({record.key_id: T0 - timedelta(hours=1), "key_ffffffffffff": T0})
-        assert (await store.get("alpha")).last_used_at == T0  # type: ignore[union-attr]
-        await store.touch({record.key_id: T0 + timedelta(microseconds=1)})
-        assert (await store.get("alpha")).last_used_at == T0 + timedelta(microseconds=1)  # type: ignore[union-attr]
-    finally:
-        await store.close()
-
-
-async def test_ledger_writes_each_request_id_once_even_within_a_batch(db_path: Path) -> None:
-    ledger = await SqliteLedger.open(str(db_path))
-    try:
-        first = await ledger.append([entry("r1"), entry("r2"), entry("r1", input_tokens=99)])
-        assert [e.request_id for e in first] == ["r1", "r2"]
-        assert first[0].input_tokens == 10
-        again = await ledger.append([entry("r2"), entry("r3")])
-        assert [e.request_id for e in again] == ["r3"]
-    finally:
-        await ledger.close()
-    assert rows(db_path, "SELECT request_id, input_tokens FROM usage_records ORDER BY request_id") == [
-        ("r1", 10), ("r2", 10), ("r3", 10),
-    ]
-
-
-async def test_ledger_persists_across_reopen_and_stays_idempotent(db_path: Path) -> None:
-    ledger = await SqliteLedger.open(str(db_path))
-    await ledger.append([entry("r1", truncated=True, stream=True, time_to_first_token_seconds=0.25)])
-    await ledger.close()
-    ledger = await SqliteLedger.open(str(db_path))
-    try:
-        assert await ledger.append([entry("r1")]) == []
-    finally:
-        await ledger.close()
-    assert rows(db_path, "SELECT request_id, stream, truncated, time_to_first_token_seconds FROM usage_records") == [
-        ("r1", 1, 1, 0.25),
-    ]
-
-
-async def test_large_batches_span_several_statements_in_one_transaction(db_path: Path) -> None:
-    ledger = await SqliteLedger.open(str(db_path))
-    try:
-        batch = [entry(f"r{i}") for i in range(1200)]
-        assert len(await ledger.append(batch)) == 1200
-        assert len(await ledger.append(batch[600:] + [entry("new")])) == 1
-    finally:
-        await ledger.close()
-    assert rows(db_path, "SELECT COUNT(*) FROM usage_records") == [(1201,)]
-
-
-async def test_closed_stores_raise_store_errors(db_path: Path) -> None:
-    store = await SqliteKeyStore.open(str(db_path))
-    ledger = await SqliteLedger.open(str(db_path))
-    await store.close()
-    await ledger.close()
-    with pytest.raises(StoreError):
-        await store.get_by_hash("x")
-    with pytest.raises(StoreError):
-        await ledger.append([entry("r1")])
-
-
-async def test_estimate_flag_and_end_reason_are_stored(db_path: Path) -> None:
-    ledger = await SqliteLedger.open(str(db_path))
-    try:
-        await ledger.append([
-            entry("r1", usage_estimated=True, end_reason="client_closed"),
-            entry("r2", end_reason="complete"),
-            entry("r3"),
-        ])
-    finally:
-        await ledger.close()
-    assert rows(db_path, "SELECT request_id, usage_estimated, end_reason FROM usage_records ORDER BY request_id") == [
-        ("r1", 1, "client_closed"), ("r2", 0, "complete"), ("r3", 0, ""),
-    ]
 
 
 async def test_a_version_1_database_is_upgraded_in_place_and_keeps_its_rows(db_path: Path) -> None:

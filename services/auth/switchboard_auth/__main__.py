@@ -2,8 +2,12 @@
 
 Loads the price table, opens the stores, serves AuthService (plus health,
 reflection and metrics via `switchboard_common.grpc_server`) until
-SIGTERM/SIGINT, then closes the stores. Exits with status 2 when the price file
-(`SWITCHBOARD_AUTH_PRICES_FILE`) cannot be used, every problem in it logged.
+SIGTERM/SIGINT, then closes the stores. The stores are PostgreSQL when
+`SWITCHBOARD_AUTH_DATABASE_URL` is set, else the SQLite file at
+`SWITCHBOARD_AUTH_DB_PATH` (`store.open_stores`); either schema is migrated on
+start. Exits with status 2 when the price file (`SWITCHBOARD_AUTH_PRICES_FILE`)
+cannot be used, every problem in it logged, and with status 3 when the database
+cannot be (unreachable, or written by a newer build).
 """
 
 import asyncio
@@ -12,11 +16,13 @@ import logging
 import sys
 
 from switchboard_auth import settings as auth_settings
+from switchboard_auth.admin import ADMIN_SERVICE_NAME, AdminServicer
+from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyHasher
 from switchboard_auth.limits import MemoryLimiter, RedisLimiter
 from switchboard_auth.pricing import PriceFileError, PriceTable, load_prices
 from switchboard_auth.service import SERVICE_NAME, AuthServicer
-from switchboard_auth.sqlite_store import SqliteKeyStore, SqliteLedger
+from switchboard_auth.store import open_stores
 from switchboard_common import grpc_server, logs
 
 log = logging.getLogger("switchboard_auth")
@@ -24,15 +30,13 @@ log = logging.getLogger("switchboard_auth")
 
 async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
     async with contextlib.AsyncExitStack() as stores:
-        keys = await SqliteKeyStore.open(config.db_path)
-        stores.push_async_callback(keys.close)
-        ledger = await SqliteLedger.open(config.db_path)
-        stores.push_async_callback(ledger.close)
+        opened = await open_stores(config.database_url, config.db_path)
+        stores.push_async_callback(opened.close)
         limiter = RedisLimiter(config.redis_url, config.redis_namespace) if config.redis_url else MemoryLimiter()
         stores.push_async_callback(limiter.close)
         servicer = AuthServicer(
-            keys,
-            ledger,
+            opened.keys,
+            opened.ledger,
             hasher=KeyHasher(config.key_pepper),
             cache_ttl_seconds=config.cache_ttl_seconds,
             cache_max_entries=config.cache_max_entries,
@@ -40,10 +44,14 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
             prices=prices,
             limiter=limiter,
         )
-        log.info("keys and usage ledger in %s", config.db_path)
+        if opened.migrated:
+            log.info("schema migrated to version %d (applied %s)", opened.schema_version,
+                     ", ".join(map(str, opened.migrated)))
+        log.info("keys and usage ledger in %s", opened.location)
         await grpc_server.serve(
-            registrars=[servicer.register],
-            service_names=[SERVICE_NAME],
+            registrars=[servicer.register,
+                        AdminServicer(opened.keys, opened.ledger, pepper=config.key_pepper).register],
+            service_names=[SERVICE_NAME, ADMIN_SERVICE_NAME],
             address=config.listen,
             metrics_port=config.metrics_port,
             on_stop=stores.aclose,  # also closed on leaving the block, e.g. when the bind fails
@@ -63,7 +71,12 @@ def prices_or_exit(config: auth_settings.AuthSettings) -> PriceTable:
 def main() -> None:
     logs.setup("auth")
     config = auth_settings.load()
-    asyncio.run(run(config, prices_or_exit(config)))
+    prices = prices_or_exit(config)
+    try:
+        asyncio.run(run(config, prices))
+    except StoreError as exc:
+        log.error("keys and usage ledger unusable: %s", exc)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""`switchboard keys …`: administer API keys in the auth database from a shell.
+"""`switchboard keys …`, `switchboard db migrate`: administer API keys and the auth database from a shell.
 
 Rules owned here:
 - `create` prints the new key exactly once, alone on the first line of stdout
   (the key_id follows); nothing else ever prints a key or a key hash.
 - Exit codes: 0 ok, 1 no such key, 2 usage error (bad arguments, invalid
   name/platform/expiry, name taken), 3 the database cannot be used.
-- The database is `--db`, else `SWITCHBOARD_AUTH_DB_PATH`, else `./switchboard.db`;
-  the hash pepper is `SWITCHBOARD_AUTH_KEY_PEPPER`, as for the service.
+- The database is `--database-url` (PostgreSQL) or `--db` (SQLite), else
+  `SWITCHBOARD_AUTH_DATABASE_URL`, else `SWITCHBOARD_AUTH_DB_PATH`, else
+  `./switchboard.db`, as for the service (`store.open_stores`), whose schema is
+  migrated on opening; the hash pepper is `SWITCHBOARD_AUTH_KEY_PEPPER`.
 
 Changes reach a running auth service within its cache TTL (2 s by default).
 """
@@ -25,7 +27,7 @@ from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, Key
 from switchboard_auth.key_views import iso as _iso
 from switchboard_auth.key_views import public as _public
 from switchboard_auth.keys import CLIENTS, KeyLimits, KeyPolicy, KeyRecord, KeyState, create_key, rotate_key
-from switchboard_auth.sqlite_store import SqliteKeyStore
+from switchboard_auth.store import Stores, open_stores
 from switchboard_common import platforms
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
@@ -56,14 +58,20 @@ def _timestamp(text: str) -> datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", default=argparse.SUPPRESS, help="SQLite file (default: $SWITCHBOARD_AUTH_DB_PATH)")
+    backend = argparse.ArgumentParser(add_help=False)
     parser = argparse.ArgumentParser(prog="switchboard", description="Switchboard administration.")
-    parser.add_argument("--db", default=None, help="SQLite file (default: $SWITCHBOARD_AUTH_DB_PATH)")
+    for where, default in ((backend, argparse.SUPPRESS), (parser, None)):
+        where.add_argument("--db", default=default, metavar="PATH",
+                           help="SQLite file (default: $SWITCHBOARD_AUTH_DB_PATH)")
+        where.add_argument("--database-url", default=default, metavar="URL",
+                           help="PostgreSQL, postgresql://USER:PASSWORD@HOST:PORT/DB (default: "
+                                "$SWITCHBOARD_AUTH_DATABASE_URL; when neither is set, the SQLite file)")
     area = parser.add_subparsers(dest="area", required=True)
+    database = area.add_parser("db", help="the auth database").add_subparsers(dest="command", required=True)
+    database.add_parser("migrate", parents=[backend], help="bring the schema up to date (auth also does on start)")
     keys = area.add_parser("keys", help="manage API keys").add_subparsers(dest="command", required=True)
 
-    create = keys.add_parser("create", parents=[db], help="create a key and print it once")
+    create = keys.add_parser("create", parents=[backend], help="create a key and print it once")
     create.add_argument("name")
     create.add_argument(
         "--platform", action="append", default=[], metavar="P", help=f"allow platform P; one of {platforms.ALL}"
@@ -92,19 +100,19 @@ def _parser() -> argparse.ArgumentParser:
                        ("--total-budget", "USD in all")):
         create.add_argument(flag, type=_usd, default=None, metavar="USD", help=what)
 
-    show = keys.add_parser("show", parents=[db], help="one key's record (never the key itself)")
+    show = keys.add_parser("show", parents=[backend], help="one key's record (never the key itself)")
     show.add_argument("ref", metavar="NAME|KEY_ID")
     show.add_argument("--json", action="store_true")
-    rotate = keys.add_parser("rotate", parents=[db], help="a new secret for the key, printed once")
+    rotate = keys.add_parser("rotate", parents=[backend], help="a new secret for the key, printed once")
     rotate.add_argument("ref", metavar="NAME|KEY_ID")
     rotate.add_argument("--grace", type=_expires_in, default=None, metavar="DURATION",
                         help="the old secret keeps working this long (e.g. 1h, 7d); default: it stops now")
     rotate.add_argument("--json", action="store_true")
 
-    listing = keys.add_parser("list", parents=[db], help="list keys (never the keys themselves)")
+    listing = keys.add_parser("list", parents=[backend], help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true")
     for command, text in (("disable", "disable"), ("enable", "re-enable"), ("delete", "delete")):
-        sub = keys.add_parser(command, parents=[db], help=f"{text} a key")
+        sub = keys.add_parser(command, parents=[backend], help=f"{text} a key")
         sub.add_argument("ref", metavar="NAME|KEY_ID")
     return parser
 
@@ -154,79 +162,95 @@ def _table(records: Sequence[KeyRecord], now: datetime) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-async def _run(args: argparse.Namespace, db_path: str, pepper: str) -> int:
-    store = await SqliteKeyStore.open(db_path)
+async def _run(args: argparse.Namespace, database_url: str, db_path: str, pepper: str) -> int:
+    stores = await open_stores(database_url, db_path)
     try:
-        now = datetime.now(UTC)
-        if args.command == "create":
-            expires_at = args.expires or (now + args.expires_in if args.expires_in else None)
-            plaintext, record = await create_key(
-                store,
-                args.name,
-                pepper=pepper,
-                platforms=args.platform,
-                models=args.model,
-                groups=args.group,
-                expires_at=expires_at,
-                replace=args.replace,
-                owner=args.owner,
-                description=args.description,
-                tags=args.tag,
-                policy=KeyPolicy(denied_platforms=tuple(args.deny_platform), denied_models=tuple(args.deny_model),
-                                 allowed_clients=tuple(args.allow_client), allowed_ips=tuple(args.allow_ip)),
-                limits=KeyLimits(requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
-                                 tokens_per_day=args.tokens_per_day, concurrency=args.concurrency,
-                                 daily_budget_micro_usd=args.daily_budget, monthly_budget_micro_usd=args.monthly_budget,
-                                 total_budget_micro_usd=args.total_budget),
-            )
-            if args.json:
-                print(json.dumps({"key": plaintext, **_public(record, now)}))
-            else:
-                print(plaintext)
-                print(f"key_id: {record.key_id}  name: {record.name}")
-                print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
-        elif args.command == "show":
-            found = await store.get(args.ref)
-            if found is None:
-                raise KeyNotFound(args.ref)
-            shown = _public(found, now)
-            print(json.dumps(shown, indent=2) if args.json else "\n".join(
-                f"{field}: {value}" for field, value in shown.items()))
-        elif args.command == "rotate":
-            plaintext, record = await rotate_key(store, args.ref, pepper=pepper, grace=args.grace)
-            if args.json:
-                print(json.dumps({"key": plaintext, **_public(record, now)}))
-            else:
-                print(plaintext)
-                until = _iso(record.previous_valid_until)
-                print(f"key_id: {record.key_id}  name: {record.name}  old secret: "
-                      + (f"valid until {until}" if until else "refused from now"))
-                print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
-        elif args.command == "list":
-            records = await store.list_all()
-            if args.json:
-                print(json.dumps([_public(r, now) for r in records], indent=2))
-            else:
-                print(_table(records, now))
-        else:
-            changed = await (
-                store.delete(args.ref)
-                if args.command == "delete"
-                else store.set_state(args.ref, KeyState.DISABLED if args.command == "disable" else KeyState.ACTIVE)
-            )
-            if changed is None:
-                raise KeyNotFound(args.ref)
-            print(f"{args.command}d key {changed.name} ({changed.key_id})")
+        return await _command(args, stores, pepper)
     finally:
-        await store.close()
+        await stores.close()
+
+
+async def _command(args: argparse.Namespace, stores: Stores, pepper: str) -> int:
+    store = stores.keys
+    now = datetime.now(UTC)
+    if args.area == "db":
+        applied = ", ".join(map(str, stores.migrated))
+        print(f"{stores.location}: schema version {stores.schema_version} "
+              + (f"(applied {applied})" if applied else "(up to date)"))
+    elif args.command == "create":
+        expires_at = args.expires or (now + args.expires_in if args.expires_in else None)
+        plaintext, record = await create_key(
+            store,
+            args.name,
+            pepper=pepper,
+            platforms=args.platform,
+            models=args.model,
+            groups=args.group,
+            expires_at=expires_at,
+            replace=args.replace,
+            owner=args.owner,
+            description=args.description,
+            tags=args.tag,
+            policy=KeyPolicy(denied_platforms=tuple(args.deny_platform), denied_models=tuple(args.deny_model),
+                             allowed_clients=tuple(args.allow_client), allowed_ips=tuple(args.allow_ip)),
+            limits=KeyLimits(requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
+                             tokens_per_day=args.tokens_per_day, concurrency=args.concurrency,
+                             daily_budget_micro_usd=args.daily_budget, monthly_budget_micro_usd=args.monthly_budget,
+                             total_budget_micro_usd=args.total_budget),
+        )
+        if args.json:
+            print(json.dumps({"key": plaintext, **_public(record, now)}))
+        else:
+            print(plaintext)
+            print(f"key_id: {record.key_id}  name: {record.name}")
+            print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
+    elif args.command == "show":
+        found = await store.get(args.ref)
+        if found is None:
+            raise KeyNotFound(args.ref)
+        shown = _public(found, now)
+        print(json.dumps(shown, indent=2) if args.json else "\n".join(
+            f"{field}: {value}" for field, value in shown.items()))
+    elif args.command == "rotate":
+        plaintext, record = await rotate_key(store, args.ref, pepper=pepper, grace=args.grace)
+        if args.json:
+            print(json.dumps({"key": plaintext, **_public(record, now)}))
+        else:
+            print(plaintext)
+            until = _iso(record.previous_valid_until)
+            print(f"key_id: {record.key_id}  name: {record.name}  old secret: "
+                  + (f"valid until {until}" if until else "refused from now"))
+            print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
+    elif args.command == "list":
+        records = await store.list_all()
+        if args.json:
+            print(json.dumps([_public(r, now) for r in records], indent=2))
+        else:
+            print(_table(records, now))
+    else:
+        changed = await (
+            store.delete(args.ref)
+            if args.command == "delete"
+            else store.set_state(args.ref, KeyState.DISABLED if args.command == "disable" else KeyState.ACTIVE)
+        )
+        if changed is None:
+            raise KeyNotFound(args.ref)
+        print(f"{args.command}d key {changed.name} ({changed.key_id})")
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     config = auth_settings.load()
+    if args.db and args.database_url:
+        parser.error("give --db (SQLite) or --database-url (PostgreSQL), not both")
+    if args.database_url or args.db:
+        database_url, db_path = args.database_url or "", args.db or ""
+    else:  # the service's own settings
+        database_url, db_path = config.database_url, config.db_path
     try:
-        return asyncio.run(_run(args, args.db or config.db_path, config.key_pepper))
+        return asyncio.run(_run(args, database_url, db_path, config.key_pepper))
     except AuthError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return EXIT_CODES.get(type(exc), EXIT_USAGE)

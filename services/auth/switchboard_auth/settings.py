@@ -14,8 +14,12 @@ class AuthSettings:
     listen: str = "127.0.0.1:50051"
     # Prometheus endpoint on its own port; -1 disables it.
     metrics_port: int = 9101
-    # SQLite file holding keys and the usage ledger; shared with the `switchboard` CLI.
+    # SQLite file holding keys and the usage ledger; shared with the `switchboard` CLI. Unused when database_url
+    # is set.
     db_path: str = "./switchboard.db"
+    # PostgreSQL holding keys and the usage ledger for every auth replica (postgresql://USER:PASSWORD@HOST:PORT/DB,
+    # `?search_path=SCHEMA` for a schema of its own); empty: the SQLite file at db_path.
+    database_url: str = dataclasses.field(default="", repr=False)  # may hold a password
     # How long a key lookup (found or not) is reused; bounds how late a CLI change takes effect.
     cache_ttl_seconds: float = 2.0
     # How long the edge may reuse an ALLOW without asking again (0: ask on every request). A disabled

@@ -121,8 +121,9 @@ def _store_errors(action: str) -> Iterator[None]:
         raise StoreError(f"{action} failed: {exc}") from exc
 
 
-async def _connect(path: str) -> aiosqlite.Connection:
-    """Opens `path` in autocommit mode (transactions are explicit) and brings the schema up to date."""
+async def _connect(path: str, applied: list[int] | None = None) -> aiosqlite.Connection:
+    """Opens `path` in autocommit mode (transactions are explicit) and brings the schema up to date (the versions
+    it applied are added to `applied`)."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         # Checked up front: a failed aiosqlite.connect leaves its worker thread posting to the loop.
@@ -135,7 +136,9 @@ async def _connect(path: str) -> aiosqlite.Connection:
         await conn.execute("PRAGMA busy_timeout = 5000")
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
-        await _migrate(conn)
+        migrated = await _migrate(conn)
+        if applied is not None:
+            applied.extend(migrated)
     except BaseException as exc:
         await conn.close()
         if isinstance(exc, sqlite3.Error):
@@ -144,7 +147,16 @@ async def _connect(path: str) -> aiosqlite.Connection:
     return conn
 
 
-async def _migrate(conn: aiosqlite.Connection) -> None:
+async def migrate(path: str) -> list[int]:
+    """Brings the schema of the file at `path` up to date; returns the versions it applied (none: it was)."""
+    migrated: list[int] = []
+    conn = await _connect(path, migrated)
+    await conn.close()
+    return migrated
+
+
+async def _migrate(conn: aiosqlite.Connection) -> list[int]:
+    applied: list[int] = []
     await conn.execute("BEGIN IMMEDIATE")
     try:
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -156,10 +168,12 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
             for statement in _MIGRATIONS[version - 1]:
                 await conn.execute(statement)
             await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            applied.append(version)
         await conn.execute("COMMIT")
     except BaseException:
         await conn.execute("ROLLBACK")
         raise
+    return applied
 
 
 _KEY_COLUMNS = (

@@ -9,10 +9,12 @@ Rules owned here:
 - Timestamps cross this boundary as aware UTC datetimes; each backend picks
   its own column types.
 
-One backend today (`sqlite_store`); PostgreSQL implements the same protocols later.
+Two backends implement them: `sqlite_store` (one local file, the embedded default) and `postgres_store`
+(shared by many auth replicas). `open_stores` is the one place that opens the configured one.
 """
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -61,3 +63,58 @@ class Ledger(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Stores:
+    """The key store and ledger of one database, open, with what opening them did."""
+
+    keys: KeyStore
+    ledger: Ledger
+    location: str  # which database, safe to log or print (no password)
+    schema_version: int  # this build's, which the database is now at
+    migrated: tuple[int, ...]  # the schema versions applied while opening (empty: it was up to date)
+    _close: Callable[[], Awaitable[None]] = dataclasses.field(repr=False)
+
+    async def close(self) -> None:
+        await self._close()
+
+
+async def open_stores(database_url: str, db_path: str) -> Stores:
+    """PostgreSQL at `database_url` (postgresql://…) when it is set, else the SQLite file at `db_path`; the
+    schema is brought up to date first. StoreError when the database cannot be used."""
+    if database_url:
+        from switchboard_auth import postgres_store
+
+        pool = await postgres_store.connect(database_url)
+        try:
+            applied = await postgres_store.migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        pg_keys, pg_ledger = postgres_store.PostgresKeyStore(pool), postgres_store.PostgresLedger(pool)
+
+        async def close_postgres() -> None:
+            await pg_ledger.close()
+            await pg_keys.close()
+            await pool.close()
+
+        return Stores(pg_keys, pg_ledger, f"PostgreSQL {postgres_store.display_url(database_url)}",
+                      postgres_store.SCHEMA_VERSION, tuple(applied), close_postgres)
+
+    from switchboard_auth import sqlite_store
+
+    applied = await sqlite_store.migrate(db_path)
+    sqlite_keys = await sqlite_store.SqliteKeyStore.open(db_path)
+    try:
+        sqlite_ledger = await sqlite_store.SqliteLedger.open(db_path)
+    except BaseException:
+        await sqlite_keys.close()
+        raise
+
+    async def close_sqlite() -> None:
+        await sqlite_ledger.close()
+        await sqlite_keys.close()
+
+    return Stores(sqlite_keys, sqlite_ledger, f"SQLite {db_path}", sqlite_store.SCHEMA_VERSION, tuple(applied),
+                  close_sqlite)
