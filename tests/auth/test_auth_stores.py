@@ -4,7 +4,7 @@ moves back, key details, and the idempotent ledger. Each test runs once per back
 `[postgres]`)."""
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -18,9 +18,13 @@ from switchboard_auth.keys import (
     create_key,
     rotate_key,
 )
-from switchboard_auth.usage import UsageEntry
+from switchboard_auth.store import Ledger
+from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary
 
-from .store_backends import Backend, backend_fixture  # noqa: F401
+from .store_backends import (
+    Backend,
+    backend_fixture,  # noqa: F401
+)
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -316,3 +320,94 @@ async def test_text_from_the_network_with_a_nul_is_kept_not_refused_forever(back
     assert await ledger.append([odd, entry("after")]) == [odd, entry("after")]
     assert await ledger.append([odd]) == []
     assert await backend.rows("SELECT COUNT(*) FROM usage_records") == [(2,)]
+
+
+# ------------------------------------------------------------------------------------------------ summaries
+
+KEY_A, KEY_B = "key_aaaaaaaaaaaa", "key_bbbbbbbbbbbb"
+MAY_1, MAY_2, MAY_3 = date(2026, 5, 1), date(2026, 5, 2), date(2026, 5, 3)
+
+
+def at(day: date, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0, offset_hours: int = 0) -> datetime:
+    zone = timezone(timedelta(hours=offset_hours))
+    return datetime(day.year, day.month, day.day, hour, minute, second, micro, tzinfo=zone)
+
+
+LEDGER = [
+    entry("a1", KEY_A, upstream_model="gpt-4o-2024", account_id="openai/one", started_at=at(MAY_1, 23, 59, 59, 999_999),
+          input_tokens=100, output_tokens=20, cache_read_input_tokens=5, reasoning_tokens=3, cost_micro_usd=1_000),
+    entry("a2", KEY_A, account_id="openai/two", started_at=at(MAY_2), input_tokens=10, output_tokens=1,
+          cost_micro_usd=None),
+    entry("a3", KEY_A, platform="claude-console", model="claude-x", upstream_model="claude-x-2026",
+          account_id="claude/one", started_at=at(MAY_2, 10, offset_hours=2), input_tokens=7, output_tokens=0,
+          cache_creation_input_tokens=40, status_code=502, end_reason="error", failed=True, cost_micro_usd=0),
+    entry("a4", KEY_A, upstream_model="gpt-4o-2024", account_id="openai/one", started_at=at(MAY_1, 22, offset_hours=-4),
+          input_tokens=1, output_tokens=0, cost_micro_usd=5),  # 2026-05-02T02:00Z
+    entry("a5", KEY_A, account_id="openai/two", started_at=at(MAY_3), input_tokens=999, cost_micro_usd=9),
+    entry("b1", KEY_B, model="a-model", account_id="openai/one", started_at=at(MAY_1, 12), input_tokens=50,
+          cost_micro_usd=50),
+    entry("b2", KEY_B, model="Z-model", account_id="openai/one", started_at=at(MAY_1, 13), input_tokens=60,
+          cost_micro_usd=None),
+]
+
+
+def totals(summary: UsageSummary) -> tuple[int, ...]:
+    """requests, failed, input, output, cache read, cache write, reasoning, cost, unpriced."""
+    return (summary.requests, summary.failed_requests, summary.input_tokens, summary.output_tokens,
+            summary.cache_read_input_tokens, summary.cache_creation_input_tokens, summary.reasoning_tokens,
+            summary.cost_micro_usd, summary.unpriced_requests)
+
+
+async def summarised(backend: Backend) -> Ledger:
+    ledger = (await backend.stores()).ledger
+    assert len(await ledger.append(LEDGER)) == len(LEDGER)
+    return ledger
+
+
+async def test_a_summary_by_utc_day_counts_a_range_of_one_key(backend: Backend) -> None:
+    ledger = await summarised(backend)
+    days = await ledger.summary(key_id=KEY_A, since=at(MAY_1), until=at(MAY_3), by=[Dimension.DAY])
+    assert [(s.day, s.key_id, s.model) for s in days] == [(MAY_1, None, None), (MAY_2, None, None)]
+    assert [totals(s) for s in days] == [
+        (1, 0, 100, 20, 5, 0, 3, 1_000, 0),  # a1, the last microsecond of May 1st
+        (3, 1, 18, 1, 0, 40, 0, 5, 1),  # a2, a3 (08:00Z, failed), a4 (02:00Z): one unpriced
+    ]
+    edge = await ledger.summary(key_id=KEY_A, since=at(MAY_1, 23, 59, 59, 999_999), until=at(MAY_2), by=[])
+    assert [totals(s) for s in edge] == [(1, 0, 100, 20, 5, 0, 3, 1_000, 0)]  # since is in, until is out
+
+
+async def test_a_summary_by_model_groups_by_platform_and_the_model_billed(backend: Backend) -> None:
+    ledger = await summarised(backend)
+    models = await ledger.summary(key_id=KEY_A, by=[Dimension.MODEL])
+    assert [(s.platform, s.model, s.requests, s.input_tokens, s.cost_micro_usd) for s in models] == [
+        ("claude-console", "claude-x-2026", 1, 7, 0),
+        ("openai", "gpt-4o", 2, 1_009, 9),  # a2 and a5: no upstream model, so the one asked for
+        ("openai", "gpt-4o-2024", 2, 101, 1_005),
+    ]
+    bytewise = await ledger.summary(key_id=KEY_B, by=[Dimension.MODEL])
+    assert [(s.model, s.unpriced_requests) for s in bytewise] == [("Z-model", 1), ("a-model", 0)]
+
+
+async def test_a_summary_by_account_and_by_key_and_day_across_keys(backend: Backend) -> None:
+    ledger = await summarised(backend)
+    accounts = await ledger.summary(key_id=KEY_A, until=at(MAY_3), by=[Dimension.ACCOUNT])
+    assert [(s.account_id, s.requests, s.failed_requests, s.cost_micro_usd, s.unpriced_requests)
+            for s in accounts] == [
+        ("claude/one", 1, 1, 0, 0), ("openai/one", 2, 0, 1_005, 0), ("openai/two", 1, 0, 0, 1)]
+    by_key_day = await ledger.summary(since=at(MAY_1), by=[Dimension.KEY, Dimension.DAY])
+    assert [(s.key_id, s.day, s.requests, s.input_tokens) for s in by_key_day] == [
+        (KEY_A, MAY_1, 1, 100), (KEY_A, MAY_2, 3, 18), (KEY_A, MAY_3, 1, 999), (KEY_B, MAY_1, 2, 110),
+    ]
+
+
+async def test_a_summary_without_groups_is_one_row_or_none(backend: Backend) -> None:
+    ledger = (await backend.stores()).ledger
+    assert await ledger.summary() == []
+    await ledger.append(LEDGER)
+    (everything,) = await ledger.summary()
+    assert totals(everything) == (7, 1, 1_227, 36, 5, 40, 3, 1_064, 2)
+    assert (everything.key_id, everything.day, everything.platform) == (None, None, None)
+    assert await ledger.summary(key_id="key_000000000000") == []
+    assert await ledger.summary(since=at(MAY_3), until=at(MAY_1)) == []
+    with pytest.raises(ValueError, match="at most once"):
+        await ledger.summary(by=[Dimension.DAY, Dimension.DAY])

@@ -1,5 +1,9 @@
 """`switchboard keys …`, `switchboard db migrate`: administer API keys and the auth database from a shell.
 
+`keys usage NAME|KEY_ID` totals a key's ledger per UTC day, model or account
+(`Ledger.summary`), as a table or JSON; costs are printed in USD from the
+ledger's micro-dollars, with how many requests had no price.
+
 Rules owned here:
 - `create` prints the new key exactly once, alone on the first line of stdout
   (the key_id follows); nothing else ever prints a key or a key hash.
@@ -19,15 +23,26 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from switchboard_auth import settings as auth_settings
 from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
 from switchboard_auth.key_views import iso as _iso
 from switchboard_auth.key_views import public as _public
-from switchboard_auth.keys import CLIENTS, KeyLimits, KeyPolicy, KeyRecord, KeyState, create_key, rotate_key
+from switchboard_auth.keys import (
+    CLIENTS,
+    KEY_ID_PATTERN,
+    KeyLimits,
+    KeyPolicy,
+    KeyRecord,
+    KeyState,
+    create_key,
+    rotate_key,
+)
 from switchboard_auth.store import Stores, open_stores
+from switchboard_auth.usage import DIMENSION_FIELDS, SUMMARY_TOTALS, Dimension, UsageSummary
 from switchboard_common import platforms
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_STORE = 0, 1, 2, 3
@@ -109,12 +124,43 @@ def _parser() -> argparse.ArgumentParser:
                         help="the old secret keeps working this long (e.g. 1h, 7d); default: it stops now")
     rotate.add_argument("--json", action="store_true")
 
+    usage = keys.add_parser("usage", parents=[backend], help="a key's requests, tokens and cost (UTC)")
+    usage.add_argument("ref", metavar="NAME|KEY_ID", help="a key, or the key_id of a deleted one")
+    usage.add_argument("--since", type=_since, metavar="DATE",
+                       help="from this UTC day (2026-05-01) or time (2026-05-01T12:00:00Z) on")
+    usage.add_argument("--until", type=_until, metavar="DATE",
+                       help="through this UTC day (2026-05-31), or up to this time (excluded)")
+    usage.add_argument("--by", choices=("day", "model", "account"), default="day",
+                       help="one row per UTC day (the default), platform and model billed, or account")
+    usage.add_argument("--json", action="store_true")
     listing = keys.add_parser("list", parents=[backend], help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true")
     for command, text in (("disable", "disable"), ("enable", "re-enable"), ("delete", "delete")):
         sub = keys.add_parser(command, parents=[backend], help=f"{text} a key")
         sub.add_argument("ref", metavar="NAME|KEY_ID")
     return parser
+
+
+def _bound(text: str, day_end: bool) -> datetime:
+    """A UTC day (its start, or with `day_end` the start of the next) or a time (naive means UTC)."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            start = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+            return start + timedelta(days=1) if day_end else start
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid day or time {text!r}; use e.g. 2026-05-01 or "
+                                         "2026-05-01T12:00:00Z") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _since(text: str) -> datetime:
+    return _bound(text, day_end=False)
+
+
+def _until(text: str) -> datetime:
+    return _bound(text, day_end=True)
 
 
 def _positive(text: str) -> int:
@@ -221,6 +267,8 @@ async def _command(args: argparse.Namespace, stores: Stores, pepper: str) -> int
             print(f"key_id: {record.key_id}  name: {record.name}  old secret: "
                   + (f"valid until {until}" if until else "refused from now"))
             print("Save this key now: it is not stored and cannot be shown again.", file=sys.stderr)
+    elif args.command == "usage":
+        await _usage(args, stores)
     elif args.command == "list":
         records = await store.list_all()
         if args.json:
@@ -237,6 +285,57 @@ async def _command(args: argparse.Namespace, stores: Stores, pepper: str) -> int
             raise KeyNotFound(args.ref)
         print(f"{args.command}d key {changed.name} ({changed.key_id})")
     return EXIT_OK
+
+
+_USAGE_COLUMNS = {
+    "requests": "REQUESTS", "failed_requests": "FAILED", "input_tokens": "INPUT", "output_tokens": "OUTPUT",
+    "cache_read_input_tokens": "CACHE_READ", "cache_creation_input_tokens": "CACHE_WRITE",
+    "reasoning_tokens": "REASONING", "cost_micro_usd": "COST_USD", "unpriced_requests": "UNPRICED",
+}
+
+
+def _dollars(micro: int) -> str:
+    return f"{Decimal(micro) / 1_000_000:.6f}"
+
+
+def _usage_totals(summary: UsageSummary) -> dict[str, Any]:
+    totals: dict[str, Any] = {name: getattr(summary, name) for name in SUMMARY_TOTALS}
+    totals["cost_usd"] = _dollars(summary.cost_micro_usd)
+    return totals
+
+
+async def _usage(args: argparse.Namespace, stores: Stores) -> None:
+    """Prints one key's usage totals, one row per day, model or account, and their sum."""
+    record = await stores.keys.get(args.ref)
+    if record is None and not KEY_ID_PATTERN.fullmatch(args.ref):  # a deleted key's usage stays in the ledger
+        raise KeyNotFound(args.ref)
+    key_id, name = (record.key_id, record.name) if record is not None else (args.ref, None)
+    by = Dimension(args.by)
+    rows = await stores.ledger.summary(key_id=key_id, since=args.since, until=args.until, by=[by])
+    total = UsageSummary(**{field: sum(getattr(row, field) for row in rows) for field in SUMMARY_TOTALS})
+    fields = DIMENSION_FIELDS[by]
+    if args.json:
+        print(json.dumps({
+            "key_id": key_id, "name": name, "since": _iso(args.since), "until": _iso(args.until), "by": by.value,
+            "rows": [{**{field: str(getattr(row, field)) for field in fields}, **_usage_totals(row)} for row in rows],
+            "total": _usage_totals(total),
+        }, indent=2))
+        return
+    span = " ".join(f"{word} {_iso(bound)}" for word, bound in (("from", args.since), ("until", args.until)) if bound)
+    print(f"usage of key {name or '(deleted)'} ({key_id}), {span or 'all time'}, by {by.value} (UTC)")
+
+    def numbers(summary: UsageSummary) -> list[str]:
+        return [_dollars(summary.cost_micro_usd) if column == "cost_micro_usd" else str(getattr(summary, column))
+                for column in _USAGE_COLUMNS]
+
+    table = [[field.upper() for field in fields] + list(_USAGE_COLUMNS.values())]
+    table += [[str(getattr(row, field)) for field in fields] + numbers(row) for row in rows]
+    table.append(["TOTAL"] + [""] * (len(fields) - 1) + numbers(total))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        cells = [cell.ljust(w) if i < len(fields) else cell.rjust(w)
+                 for i, (cell, w) in enumerate(zip(line, widths, strict=True))]
+        print("  ".join(cells).rstrip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

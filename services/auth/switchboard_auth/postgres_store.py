@@ -30,7 +30,7 @@ import asyncpg
 from switchboard_auth import postgres_migrations
 from switchboard_auth.errors import KeyNameTaken, StoreError
 from switchboard_auth.keys import KeyRecord, KeyState, details_fields
-from switchboard_auth.usage import UsageEntry
+from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary, check_dimensions, summary_of
 
 SCHEMA_VERSION = postgres_migrations.SCHEMA_VERSION
 _POOL_MIN, _POOL_MAX = 1, 10
@@ -296,6 +296,39 @@ def _usage_columns(entries: Sequence[UsageEntry]) -> list[list[Any]]:
     return columns
 
 
+# What a summary groups by, per dimension (the fields of usage.DIMENSION_FIELDS), and what it totals
+# (usage.SUMMARY_TOTALS); sqlite_store has the same in its dialect.
+_SUMMARY_GROUPS: dict[Dimension, tuple[str, ...]] = {
+    Dimension.KEY: ("key_id",),
+    Dimension.MODEL: ("platform", "CASE WHEN upstream_model = '' THEN model ELSE upstream_model END"),
+    Dimension.ACCOUNT: ("account_id",),
+    Dimension.DAY: ("to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",),
+}
+_SUMMARY_TOTALS = (
+    "COUNT(*), COUNT(*) FILTER (WHERE failed), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_input_tokens),"
+    " SUM(cache_creation_input_tokens), SUM(reasoning_tokens), COALESCE(SUM(cost_micro_usd), 0),"
+    " COUNT(*) FILTER (WHERE cost_micro_usd IS NULL)"
+)
+
+
+def _summary_sql(by: Sequence[Dimension], since: datetime | None, until: datetime | None,
+                 key_id: str | None) -> tuple[str, list[Any]]:
+    groups = [expression for dimension in by for expression in _SUMMARY_GROUPS[dimension]]
+    conditions: list[str] = []
+    params: list[Any] = []
+    for condition, value in (("key_id = ${}", key_id), ("started_at >= ${}", since), ("started_at < ${}", until)):
+        if value is not None:
+            params.append(value)
+            conditions.append(condition.format(len(params)))
+    sql = f"SELECT {', '.join([*groups, _SUMMARY_TOTALS])} FROM usage_records"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    if groups:
+        order = ", ".join(f'{expression} COLLATE "C"' for expression in groups)
+        sql += f" GROUP BY {', '.join(groups)} ORDER BY {order}"
+    return sql, params
+
+
 class PostgresLedger(_OnPool):
     """`store.Ledger` on a PostgreSQL pool."""
 
@@ -317,3 +350,14 @@ class PostgresLedger(_OnPool):
                 inserted.discard(_text(entry.request_id))
                 new.append(entry)
         return new
+
+    async def summary(
+        self, *, since: datetime | None = None, until: datetime | None = None, key_id: str | None = None,
+        by: Sequence[Dimension] = (),
+    ) -> list[UsageSummary]:
+        dimensions = check_dimensions(by)
+        sql, params = _summary_sql(dimensions, since, until, key_id)
+        with _store_errors("usage summary"):
+            rows = await self._db.fetch(sql, *params)
+        summaries = [summary_of(dimensions, tuple(row)) for row in rows]
+        return [summary for summary in summaries if summary.requests]  # no groups and no entries: one row of 0

@@ -26,7 +26,7 @@ import aiosqlite
 
 from switchboard_auth.errors import KeyNameTaken, StoreError
 from switchboard_auth.keys import KeyRecord, KeyState, details_fields
-from switchboard_auth.usage import UsageEntry
+from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary, check_dimensions, summary_of
 
 # Each entry upgrades the schema from the previous version; never edit a shipped one.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -392,6 +392,39 @@ async def _insert_new(conn: aiosqlite.Connection, entries: Sequence[UsageEntry])
     return inserted
 
 
+# What a summary groups by, per dimension (the fields of usage.DIMENSION_FIELDS), and what it totals
+# (usage.SUMMARY_TOTALS); postgres_store has the same in its dialect.
+_SUMMARY_GROUPS: dict[Dimension, tuple[str, ...]] = {
+    Dimension.KEY: ("key_id",),
+    Dimension.MODEL: ("platform", "CASE WHEN upstream_model = '' THEN model ELSE upstream_model END"),
+    Dimension.ACCOUNT: ("account_id",),
+    Dimension.DAY: ("substr(started_at, 1, 10)",),  # the UTC day of the fixed-width text
+}
+_SUMMARY_TOTALS = (
+    "COUNT(*), COUNT(*) FILTER (WHERE failed), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_input_tokens),"
+    " SUM(cache_creation_input_tokens), SUM(reasoning_tokens), COALESCE(SUM(cost_micro_usd), 0),"
+    " COUNT(*) FILTER (WHERE cost_micro_usd IS NULL)"
+)
+
+
+def _summary_sql(by: Sequence[Dimension], since: datetime | None, until: datetime | None,
+                 key_id: str | None) -> tuple[str, list[Any]]:
+    groups = [expression for dimension in by for expression in _SUMMARY_GROUPS[dimension]]
+    conditions: list[str] = []
+    params: list[Any] = []
+    for condition, value in (("key_id = ?", key_id), ("started_at >= ?", since and _ts(since)),
+                             ("started_at < ?", until and _ts(until))):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    sql = f"SELECT {', '.join([*groups, _SUMMARY_TOTALS])} FROM usage_records"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    if groups:
+        sql += f" GROUP BY {', '.join(groups)} ORDER BY {', '.join(groups)}"
+    return sql, params
+
+
 class SqliteLedger:
     """`store.Ledger` on one SQLite connection: multi-row INSERT … ON CONFLICT DO NOTHING RETURNING."""
 
@@ -419,6 +452,21 @@ class SqliteLedger:
                 inserted.discard(entry.request_id)
                 new.append(entry)
         return new
+
+    async def summary(
+        self, *, since: datetime | None = None, until: datetime | None = None, key_id: str | None = None,
+        by: Sequence[Dimension] = (),
+    ) -> list[UsageSummary]:
+        dimensions = check_dimensions(by)
+        sql, params = _summary_sql(dimensions, since, until, key_id)
+        conn = self._conn
+        if conn is None:
+            raise StoreError("ledger is closed")
+        async with self._lock:  # never inside an append's transaction on this connection
+            with _store_errors("usage summary"):
+                rows = await conn.execute_fetchall(sql, params)
+        summaries = [summary_of(dimensions, row) for row in rows]
+        return [summary for summary in summaries if summary.requests]  # no groups and no entries: one row of 0
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

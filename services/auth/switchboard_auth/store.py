@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol
 
 from switchboard_auth.keys import KeyRecord, KeyState
-from switchboard_auth.usage import UsageEntry
+from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary
 
 
 class KeyStore(Protocol):
@@ -60,6 +60,15 @@ class KeyStore(Protocol):
 class Ledger(Protocol):
     async def append(self, entries: Sequence[UsageEntry]) -> list[UsageEntry]:
         """Writes entries whose request_id is new; returns exactly those, in order."""
+        ...
+
+    async def summary(
+        self, *, since: datetime | None = None, until: datetime | None = None, key_id: str | None = None,
+        by: Sequence[Dimension] = (),
+    ) -> list[UsageSummary]:
+        """Totals of the entries that started in [since, until) (None: no bound), of one key or of all, one per
+        distinct value of the `by` dimensions (in that order; ValueError when one repeats), ordered by them
+        (text bytewise, days in time order); none when no entry matches."""
         ...
 
     async def close(self) -> None: ...

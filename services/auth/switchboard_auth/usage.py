@@ -23,11 +23,18 @@ Rules owned here:
   one home.
 - `cost_micro_usd` is what the vendor charges for the record's tokens at list
   price (`pricing`), in whole micro-dollars; None when no price is known.
+- A summary (`Ledger.summary`) totals the entries that started in a time range,
+  grouped by any of key, model (the platform and the model billed: `upstream_model`,
+  else `model`), account and UTC day. Its cost is that of the priced entries;
+  `unpriced_requests` says how many had none, so the cost is a floor when it is
+  not 0.
 """
 
 import dataclasses
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+import enum
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,3 +104,64 @@ def last_used_by_key(entries: Iterable[UsageEntry]) -> dict[str, datetime]:
         if entry.key_id and (entry.key_id not in latest or entry.started_at > latest[entry.key_id]):
             latest[entry.key_id] = entry.started_at
     return latest
+
+
+class Dimension(enum.StrEnum):
+    """What a usage summary may be grouped by."""
+
+    KEY = "key"
+    MODEL = "model"  # the platform and the model it billed
+    ACCOUNT = "account"
+    DAY = "day"  # of started_at, in UTC
+
+
+# The `UsageSummary` fields each dimension fills, in this order.
+DIMENSION_FIELDS: dict[Dimension, tuple[str, ...]] = {
+    Dimension.KEY: ("key_id",),
+    Dimension.MODEL: ("platform", "model"),
+    Dimension.ACCOUNT: ("account_id",),
+    Dimension.DAY: ("day",),
+}
+# The totals of a summary, in the order the backends select them.
+SUMMARY_TOTALS = (
+    "requests", "failed_requests", "input_tokens", "output_tokens", "cache_read_input_tokens",
+    "cache_creation_input_tokens", "reasoning_tokens", "cost_micro_usd", "unpriced_requests",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UsageSummary:
+    """The totals of one group of ledger entries; a field of a dimension not grouped by is None."""
+
+    key_id: str | None = None
+    platform: str | None = None
+    model: str | None = None
+    account_id: str | None = None
+    day: date | None = None
+    requests: int = 0
+    failed_requests: int = 0  # of requests
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0  # of output_tokens
+    cost_micro_usd: int = 0  # of the priced requests
+    unpriced_requests: int = 0  # requests whose cost is not known
+
+
+def check_dimensions(by: Sequence[Dimension]) -> tuple[Dimension, ...]:
+    dimensions = tuple(Dimension(d) for d in by)
+    if len(set(dimensions)) != len(dimensions):
+        raise ValueError(f"a summary is grouped by each dimension at most once, not {', '.join(dimensions)}")
+    return dimensions
+
+
+def summary_of(by: Sequence[Dimension], row: Sequence[Any]) -> UsageSummary:
+    """A summary from a backend's row: the values of `by`'s fields (a day as YYYY-MM-DD), then SUMMARY_TOTALS."""
+    names = [name for dimension in by for name in DIMENSION_FIELDS[dimension]]
+    values: dict[str, Any] = dict(zip(names, row, strict=False))
+    if "day" in values:
+        values["day"] = date.fromisoformat(values["day"])
+    totals = row[len(names):]  # all NULL but the counts when no entry matched and nothing was grouped
+    values.update((name, int(total or 0)) for name, total in zip(SUMMARY_TOTALS, totals, strict=True))
+    return UsageSummary(**values)
