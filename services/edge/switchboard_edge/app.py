@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import WebSocketRoute
 
 from switchboard.auth.v1 import auth_pb2
-from switchboard_edge import framing, inbound, models, sessions
+from switchboard_edge import admin_routes, framing, inbound, models, sessions
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
     ClientFormat,
@@ -201,6 +201,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         listing = _models_route(runtime, client_format, render_list)
         app.add_route(path, listing, methods=["GET"])
         app.add_route(path + "/", listing, methods=["GET"])
+
+    admin_routes.install(app, settings, lambda: runtime.control)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -1,6 +1,6 @@
 """Edge settings, from SWITCHBOARD_EDGE_* environment variables."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from switchboard_common.settings import from_env
 
@@ -57,6 +57,8 @@ class EdgeSettings:
     responses_websocket: bool = True
     # How old the edge's copy of the pool's model patterns may get (it resolves bare model names to platforms).
     catalog_refresh_seconds: float = 2.0
+    # The admin API's bearer token (/admin/v1, see switchboard_edge.admin_routes); empty: the API is off (404).
+    admin_token: str = field(default="", repr=False)
     # -- client connections (see switchboard_edge.http_limits) --
     # Request header block: total bytes, number of headers, bytes of one header line.
     max_header_bytes: int = 32 * 1024

@@ -1,0 +1,262 @@
+"""The edge's admin API, `/admin/v1/…`: key administration over auth's AdminService.
+
+| route                                | does                                                      |
+|--------------------------------------|-----------------------------------------------------------|
+| POST   /admin/v1/keys                | create (201, the key shown once)                          |
+| GET    /admin/v1/keys                | list                                                      |
+| GET    /admin/v1/keys/{ref}          | one key, by name or key_id                                |
+| PATCH  /admin/v1/keys/{ref}          | `state` and/or fields (JSON merge patch: null removes)    |
+| POST   /admin/v1/keys/{ref}/rotate   | a new secret (`grace_seconds`: the old one's grace)       |
+| DELETE /admin/v1/keys/{ref}          | delete                                                    |
+
+Rules owned here:
+- The API is off unless `SWITCHBOARD_EDGE_ADMIN_TOKEN` is set: then every path under /admin/ is a 404. When
+  on, nothing under /admin/ answers (not even a 404 or 405) before `Authorization: Bearer <token>` matched
+  (`hmac.compare_digest`); a missing or wrong token is a 401. The token is never logged, echoed or forwarded.
+- Bodies are JSON objects named as the key's JSON view names its fields; replies are that view (what
+  `switchboard keys show --json` prints, made by auth), and a minted key only in the reply that made it
+  (`cache-control: no-store`).
+- Errors are OpenAI-style JSON: auth's INVALID_ARGUMENT 400, NOT_FOUND 404, ALREADY_EXISTS 409; auth
+  unreachable (or anything else) 503 with `retry-after`.
+"""
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import grpc
+import orjson
+from fastapi import FastAPI
+from google.protobuf import field_mask_pb2, json_format
+from google.protobuf.descriptor import Descriptor
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route, Router
+from starlette.types import Receive, Scope, Send
+
+from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc
+from switchboard_edge import inbound
+from switchboard_edge.control import ControlPlane
+from switchboard_edge.errors import (
+    AuthenticationFailed,
+    ClientError,
+    ClientFormat,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    ServiceUnavailable,
+    SwitchboardError,
+    render,
+)
+from switchboard_edge.settings import EdgeSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Admin bodies are a key's settings: a few KiB at most.
+MAX_BODY_BYTES = 64 * 1024
+_STATES = {"active": admin_pb2.KEY_STATE_ACTIVE, "disabled": admin_pb2.KEY_STATE_DISABLED}
+_NESTED = ("policy", "limits")  # the view's objects, merged field by field by a PATCH
+_READS = ("GET", "HEAD")  # Starlette serves HEAD wherever GET is
+
+
+class Conflict(ClientError):
+    status = 409
+    openai_code = "conflict"
+
+
+_GRPC_ERRORS: dict[grpc.StatusCode, type[SwitchboardError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: Conflict,
+}
+
+
+def install(app: FastAPI, settings: EdgeSettings, control: Callable[[], ControlPlane]) -> None:
+    """Mounts /admin on `app`; `control` gives the running ControlPlane (made in the app's lifespan)."""
+    api = AdminApi(settings, control)
+    app.router.routes.append(Mount("/admin", app=api))
+
+
+class AdminApi:
+    """The ASGI app under /admin: the token gate, then the admin routes."""
+
+    def __init__(self, settings: EdgeSettings, control: Callable[[], ControlPlane]) -> None:
+        self._token = settings.admin_token.encode()
+        self._timeout = settings.rpc_timeout_seconds
+        self._control = control
+        self._stub: admin_pb2_grpc.AdminServiceStub | None = None
+        self._routes = Router(routes=[
+            Route("/v1/keys", self._keys, methods=["GET", "POST"]),
+            Route("/v1/keys/{ref}", self._key, methods=["GET", "PATCH", "DELETE"]),
+            Route("/v1/keys/{ref}/rotate", self._rotate, methods=["POST"]),
+        ])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # no admin WebSocket: refused at the handshake
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        refusal = self._gate(Request(scope))
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self._routes(scope, receive, send)
+
+    def _gate(self, request: Request) -> Response | None:
+        """None when the request carries the admin token; else the answer (404 when the API is off, else 401)."""
+        if not self._token:
+            return _error(NotFound(f"No route for {request.method} {inbound.shown(request.url.path)}."))
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        # Starlette decodes header bytes as latin-1: encoding back gives the bytes the client sent.
+        if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode("latin-1"), self._token):
+            return None
+        log.warning("admin request refused: %s %s without a valid admin token", request.method,
+                    inbound.shown(request.url.path))
+        response = _error(AuthenticationFailed(
+            "The admin API needs the admin token: send 'Authorization: Bearer <SWITCHBOARD_EDGE_ADMIN_TOKEN>'."))
+        response.headers["www-authenticate"] = 'Bearer realm="switchboard-admin"'
+        return response
+
+    @property
+    def stub(self) -> admin_pb2_grpc.AdminServiceStub:
+        if self._stub is None:
+            self._stub = admin_pb2_grpc.AdminServiceStub(self._control().auth_channel)
+        return self._stub
+
+    async def _call(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await call(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            error_class = _GRPC_ERRORS.get(exc.code())
+            if error_class is None:
+                log.warning("admin call to auth failed: %s", exc.code().name)
+                raise ServiceUnavailable("The key store cannot be reached right now; try again shortly.") from None
+            raise error_class(exc.details() or exc.code().name) from None
+
+    async def _keys(self, request: Request) -> Response:
+        try:
+            if request.method in _READS:
+                listed = await self._call(self.stub.ListKeys, admin_pb2.ListKeysRequest())
+                return _json({"data": [_view(view) for view in listed.keys]})
+            spec = _spec(await _body(request))
+            issued = await self._call(self.stub.CreateKey, admin_pb2.CreateKeyRequest(key=spec))
+        except SwitchboardError as error:
+            return _error(error)
+        log.info("admin API: key %s (%s) created", issued.view.name, issued.view.key_id)
+        return _json({"key": issued.key, **_view(issued.view)}, 201, secret=True,
+                     location=f"/admin/v1/keys/{issued.view.key_id}")
+
+    async def _key(self, request: Request) -> Response:
+        ref = request.path_params["ref"]
+        try:
+            if request.method in _READS:
+                return _json(_view(await self._call(self.stub.GetKey, admin_pb2.GetKeyRequest(ref=ref))))
+            if request.method == "DELETE":
+                deleted = await self._call(self.stub.DeleteKey, admin_pb2.DeleteKeyRequest(ref=ref))
+                log.info("admin API: key %s (%s) deleted", deleted.name, deleted.key_id)
+                return _json({"key_id": deleted.key_id, "name": deleted.name, "deleted": True})
+            updated = await self._call(self.stub.UpdateKey, _update(ref, await _body(request)))
+        except SwitchboardError as error:
+            return _error(error)
+        log.info("admin API: key %s (%s) updated", updated.name, updated.key_id)
+        return _json(_view(updated))
+
+    async def _rotate(self, request: Request) -> Response:
+        try:
+            rotation = _rotation(request.path_params["ref"], await _body(request, optional=True))
+            issued = await self._call(self.stub.RotateKey, rotation)
+        except SwitchboardError as error:
+            return _error(error)
+        log.info("admin API: key %s (%s) rotated", issued.view.name, issued.view.key_id)
+        return _json({"key": issued.key, **_view(issued.view)}, secret=True)
+
+
+async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object (with `optional`, an empty body is `{}`); 400, 413 or 415 otherwise."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestTooLarge(f"An admin request body may be at most {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip() and optional:
+        return {}
+    inbound.check_content_type(request.headers.get("content-type", ""))
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def _check_names(body: Mapping[str, Any], descriptor: Descriptor, where: str = "") -> None:
+    """Every field of `body` is one of `descriptor`'s (by its snake_case name), nested objects too."""
+    for name, value in body.items():
+        field = descriptor.fields_by_name.get(name)
+        if field is None:
+            known = ", ".join(f.name for f in descriptor.fields)
+            raise InvalidRequest(f"Unknown field {inbound.shown(where + name)!r}; known here: {known}.")
+        if field.message_type is not None and name in _NESTED and isinstance(value, dict):
+            _check_names(value, field.message_type, f"{where}{name}.")
+
+
+def _spec(body: Mapping[str, Any]) -> admin_pb2.KeySpec:
+    _check_names(body, admin_pb2.KeySpec.DESCRIPTOR)
+    try:
+        return json_format.ParseDict(body, admin_pb2.KeySpec())
+    except json_format.ParseError as exc:
+        raise InvalidRequest(f"Invalid key settings: {exc}") from None
+
+
+def _update(ref: str, body: dict[str, Any]) -> admin_pb2.UpdateKeyRequest:
+    """A PATCH body as an UpdateKey: `state`, and the other fields as a JSON merge patch (null removes a value;
+    `policy` and `limits` merge field by field)."""
+    state = body.pop("state", None)
+    if state is not None and state not in _STATES:
+        raise InvalidRequest(f"state must be one of {', '.join(_STATES)}.")
+    paths: list[str] = []
+    for name, value in body.items():
+        if name in _NESTED and isinstance(value, dict):
+            paths.extend(f"{name}.{leaf}" for leaf in value)
+        else:
+            paths.append(name)
+    return admin_pb2.UpdateKeyRequest(ref=ref, state=_STATES.get(state or "", admin_pb2.KEY_STATE_UNSPECIFIED),
+                                      key=_spec(body), update_mask=field_mask_pb2.FieldMask(paths=paths))
+
+
+def _rotation(ref: str, body: dict[str, Any]) -> admin_pb2.RotateKeyRequest:
+    unknown = set(body) - {"grace_seconds"}
+    if unknown:
+        raise InvalidRequest(f"Unknown field {inbound.shown(sorted(unknown)[0])!r}; known here: grace_seconds.")
+    request = admin_pb2.RotateKeyRequest(ref=ref)
+    grace = body.get("grace_seconds")
+    if grace is not None:
+        if isinstance(grace, bool) or not isinstance(grace, int | float):
+            raise InvalidRequest("grace_seconds must be a number of seconds.")
+        try:
+            request.grace.FromTimedelta(timedelta(seconds=grace))
+        except (OverflowError, ValueError):
+            raise InvalidRequest("grace_seconds is out of range.") from None
+    return request
+
+
+def _view(view: admin_pb2.KeyView) -> dict[str, Any]:
+    shown: dict[str, Any] = orjson.loads(view.json)
+    return shown
+
+
+def _json(payload: object, status: int = 200, *, secret: bool = False, location: str = "") -> Response:
+    headers = {"cache-control": "no-store"} if secret else {}
+    if location:
+        headers["location"] = location
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+def _error(error: SwitchboardError) -> Response:
+    status, payload, headers = render(error, ClientFormat.OPENAI)
+    return Response(payload, status, headers)
