@@ -18,6 +18,7 @@ Rules owned here:
 """
 
 import dataclasses
+import functools
 import hmac
 import logging
 import time
@@ -77,7 +78,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         usage records (None: the packaged list prices)."""
         self._keys = keys
         self._ledger = ledger
-        self._prices = default_prices() if prices is None else prices
+        self._prices = _packaged_prices() if prices is None else prices
         self._hash = hasher
         self._now = now
         self._reuse_seconds = decision_reuse_seconds
@@ -291,6 +292,12 @@ def _response(verdict: Verdict) -> auth_pb2.AuthorizeResponse:
 
 def _seconds(duration: duration_pb2.Duration) -> float:
     return duration.seconds + duration.nanos / 1e9
+
+
+@functools.cache
+def _packaged_prices() -> PriceTable:
+    """The packaged list prices, read once per process (a table is never changed once made)."""
+    return default_prices()
 
 
 def _entry(record: auth_pb2.UsageRecord, received: datetime, prices: PriceTable) -> UsageEntry:
