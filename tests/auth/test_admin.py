@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc
 from switchboard_auth.admin import ADMIN_SERVICE_NAME, AdminServicer
+from switchboard_auth.usage import UsageEntry
 
 from .auth_testing import PEPPER, Harness, free_port, run_cli, subprocess_env
 
@@ -330,3 +331,140 @@ async def test_no_log_line_holds_a_key_or_a_hash(admin: admin_pb2_grpc.AdminServ
     assert "logged" in caplog.text and issued.view.key_id in caplog.text  # keys are named by name and key_id
     for secret in (issued.key, rotated.key, *hashes):
         assert secret not in caplog.text
+
+
+def at(day: int, hour: int = 12, month: int = 5) -> datetime:
+    return datetime(2026, month, day, hour, tzinfo=UTC)
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    value = timestamp_pb2.Timestamp()
+    value.FromDatetime(moment)
+    return value
+
+
+async def with_usage(harness: Harness, key_id: str) -> None:
+    """Records of the key on April 30th, May 1st, 2nd and 15th (2026), and one of another key."""
+    def used(request_id: str, started_at: datetime, owner: str = key_id, **fields: object) -> UsageEntry:
+        return UsageEntry(request_id=request_id, key_id=owner, platform="openai", model="gpt-4o",
+                          started_at=started_at, recorded_at=started_at, **fields)  # type: ignore[arg-type]
+
+    await harness.ledger.append([
+        used("april", at(30, month=4), input_tokens=5, account_id="openai/a", cost_micro_usd=100),
+        used("r1", at(1), input_tokens=1_000, output_tokens=200, reasoning_tokens=50, account_id="openai/a",
+             upstream_model="gpt-4o-2024-08-06", cost_micro_usd=4_050),
+        used("r2", at(2, 23), input_tokens=10, account_id="openai/b", cost_micro_usd=None),
+        used("r3", at(2, 0), input_tokens=3, status_code=502, end_reason="error", failed=True, cost_micro_usd=0,
+             account_id="openai/a"),
+        used("today", at(15, 9), input_tokens=300, output_tokens=20, cache_read_input_tokens=80,
+             cache_creation_input_tokens=100, account_id="openai/a", cost_micro_usd=2_000),
+        used("other", at(15), owner="key_0123456789ab", input_tokens=7, cost_micro_usd=7),
+    ])
+
+
+@pytest.mark.parametrize("by, flag", [
+    pytest.param(admin_pb2.USAGE_GROUPING_UNSPECIFIED, "day", id="default-day"),
+    pytest.param(admin_pb2.USAGE_GROUPING_DAY, "day", id="day"),
+    pytest.param(admin_pb2.USAGE_GROUPING_MODEL, "model", id="model"),
+    pytest.param(admin_pb2.USAGE_GROUPING_ACCOUNT, "account", id="account"),
+])
+async def test_key_usage_is_what_the_cli_prints(admin: admin_pb2_grpc.AdminServiceStub, harness: Harness,
+                                                by: int, flag: str) -> None:
+    issued = await create(admin, "team-a")
+    await with_usage(harness, issued.view.key_id)
+    reply = await admin.KeyUsage(admin_pb2.KeyUsageRequest(
+        ref="team-a", since=timestamp(at(1, 0)), until=timestamp(at(16, 0)), by=by), timeout=5)  # type: ignore[arg-type]
+    printed = await run_cli("keys", "usage", "team-a", "--json", "--by", flag, "--since", "2026-05-01",
+                            "--until", "2026-05-15", db=harness.db_path)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(reply.json) == json.loads(printed.stdout)
+    assert (reply.key_id, reply.name) == (issued.view.key_id, "team-a")
+    usage = json.loads(reply.json)
+    assert usage["since"] == "2026-05-01T00:00:00Z" and usage["until"] == "2026-05-16T00:00:00Z"
+    assert usage["total"]["requests"] == 4 and usage["total"]["failed_requests"] == 1  # not April, not the other key
+    assert usage["total"]["cost_micro_usd"] == 6_050 and usage["total"]["cost_usd"] == "0.006050"
+    assert usage["total"]["unpriced_requests"] == 1
+
+
+async def test_key_usage_by_day_of_all_time(admin: admin_pb2_grpc.AdminServiceStub, harness: Harness) -> None:
+    issued = await create(admin, "all-time")
+    await with_usage(harness, issued.view.key_id)
+    usage = json.loads((await admin.KeyUsage(admin_pb2.KeyUsageRequest(ref=issued.view.key_id))).json)
+    assert (usage["since"], usage["until"], usage["by"]) == (None, None, "day")
+    assert [row["day"] for row in usage["rows"]] == ["2026-04-30", "2026-05-01", "2026-05-02", "2026-05-15"]
+    assert [row["requests"] for row in usage["rows"]] == [1, 1, 2, 1]
+
+
+async def test_a_deleted_keys_usage_by_its_key_id(admin: admin_pb2_grpc.AdminServiceStub, harness: Harness) -> None:
+    issued = await create(admin, "gone")
+    await with_usage(harness, issued.view.key_id)
+    await admin.DeleteKey(admin_pb2.DeleteKeyRequest(ref="gone"))
+    reply = await admin.KeyUsage(admin_pb2.KeyUsageRequest(ref=issued.view.key_id), timeout=5)
+    usage = json.loads(reply.json)
+    assert (reply.name, usage["name"], usage["total"]["requests"]) == ("", None, 5)
+    code, _ = await status_of(admin.KeyUsage(admin_pb2.KeyUsageRequest(ref="gone")))
+    assert code is grpc.StatusCode.NOT_FOUND  # by name, a deleted key is no key
+
+
+async def test_key_usage_refuses_an_empty_range_and_an_unknown_grouping(
+        admin: admin_pb2_grpc.AdminServiceStub) -> None:
+    await create(admin, "ranged")
+    code, details = await status_of(admin.KeyUsage(admin_pb2.KeyUsageRequest(
+        ref="ranged", since=timestamp(at(2)), until=timestamp(at(2)))))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "until must be after since" in details
+    code, details = await status_of(admin.KeyUsage(admin_pb2.KeyUsageRequest(ref="ranged", by=9)))  # type: ignore[arg-type]
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "unknown usage grouping" in details
+
+
+async def test_key_status_shows_the_holder_its_key_limits_and_usage(admin: admin_pb2_grpc.AdminServiceStub,
+                                                                    harness: Harness) -> None:
+    harness.wall_clock.value = at(15, 18).timestamp()
+    issued = await create(admin, "holder", limits=admin_pb2.KeyLimitsSpec(
+        requests_per_minute=60, tokens_per_day=1_000, daily_budget_micro_usd=1_500,
+        monthly_budget_micro_usd=1_000_000, total_budget_micro_usd=10_000))
+    await with_usage(harness, issued.view.key_id)
+    reply = await admin.KeyStatus(admin_pb2.KeyStatusRequest(credential=issued.key), timeout=5)
+    assert reply.authentication.decision == ALLOW and reply.authentication.identity.name == "holder"
+    status = json.loads(reply.json)
+    key = await admin.GetKey(admin_pb2.GetKeyRequest(ref="holder"))
+    assert status["key"] == json.loads(key.json)
+    assert issued.key not in reply.json and "hash" not in reply.json
+    limits = {limit["name"]: limit for limit in status["limits"]}
+    assert list(limits) == ["requests_per_minute", "tokens_per_day", "daily_budget_micro_usd",
+                            "monthly_budget_micro_usd", "total_budget_micro_usd"]
+    assert limits["requests_per_minute"] == {"name": "requests_per_minute", "limit": 60, "period": "minute",
+                                             "used": None, "remaining": None, "resets_at": None}
+    assert limits["tokens_per_day"] == {"name": "tokens_per_day", "limit": 1_000, "period": "day", "used": 500,
+                                        "remaining": 500, "resets_at": "2026-05-16T00:00:00Z"}
+    assert (limits["daily_budget_micro_usd"]["used"], limits["daily_budget_micro_usd"]["remaining"]) == (2_000, 0)
+    assert limits["monthly_budget_micro_usd"] == {
+        "name": "monthly_budget_micro_usd", "limit": 1_000_000, "period": "month", "used": 6_050,
+        "remaining": 993_950, "resets_at": "2026-06-01T00:00:00Z"}
+    assert limits["total_budget_micro_usd"] == {"name": "total_budget_micro_usd", "limit": 10_000, "period": "total",
+                                                "used": 6_150, "remaining": 3_850, "resets_at": None}
+    today, month = status["today"], status["this_month"]
+    assert (today["since"], today["requests"], today["cost_micro_usd"]) == ("2026-05-15T00:00:00Z", 1, 2_000)
+    assert (month["since"], month["requests"], month["cost_usd"]) == ("2026-05-01T00:00:00Z", 4, "0.006050")
+
+
+async def test_key_status_works_with_the_previous_secret_in_its_grace(admin: admin_pb2_grpc.AdminServiceStub) -> None:
+    old = await create(admin, "rotating")
+    await admin.RotateKey(admin_pb2.RotateKeyRequest(ref="rotating", grace=duration_pb2.Duration(seconds=60)))
+    reply = await admin.KeyStatus(admin_pb2.KeyStatusRequest(credential=old.key), timeout=5)
+    assert reply.authentication.decision == ALLOW and json.loads(reply.json)["limits"] == []
+
+
+@pytest.mark.parametrize("credential, reason", [
+    pytest.param("", auth_pb2.REASON_KEY_MISSING, id="missing"),
+    pytest.param("sk-sb-" + "x" * 40, auth_pb2.REASON_KEY_INVALID, id="unknown"),
+    pytest.param("sk-" + "y" * 5000, auth_pb2.REASON_KEY_INVALID, id="oversized"),
+    pytest.param("DISABLED", auth_pb2.REASON_KEY_DISABLED, id="disabled"),
+])
+async def test_key_status_refuses_what_authenticate_refuses(admin: admin_pb2_grpc.AdminServiceStub,
+                                                            credential: str, reason: int) -> None:
+    issued = await create(admin, "off")
+    await admin.UpdateKey(admin_pb2.UpdateKeyRequest(ref="off", state=admin_pb2.KEY_STATE_DISABLED))
+    credential = issued.key if credential == "DISABLED" else credential
+    reply = await admin.KeyStatus(admin_pb2.KeyStatusRequest(credential=credential), timeout=5)
+    assert (reply.authentication.decision, reply.authentication.reason) == (DENY, reason)
+    assert reply.json == "" and (not credential or credential not in reply.authentication.message)

@@ -1,5 +1,6 @@
-"""The edge's admin API through httpx.ASGITransport, against the real AuthServicer and AdminServicer on SQLite
-(in-process gRPC; the router is the fake): the token gate, each route, its errors in OpenAI's format."""
+"""The edge's admin API and /v1/usage through httpx.ASGITransport, against the real AuthServicer and
+AdminServicer on SQLite (in-process gRPC; the router is the fake): the token gate, each route, its errors in
+OpenAI's format (Anthropic's on /claude)."""
 
 import dataclasses
 import logging
@@ -7,6 +8,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -19,6 +21,7 @@ from switchboard_auth.admin import AdminServicer
 from switchboard_auth.keys import KeyHasher
 from switchboard_auth.service import AuthServicer
 from switchboard_auth.sqlite_store import SqliteKeyStore, SqliteLedger
+from switchboard_auth.usage import UsageEntry
 from switchboard_edge.app import create_app
 from switchboard_edge.settings import EdgeSettings
 
@@ -34,6 +37,7 @@ PEPPER = "edge-admin-pepper"
 class Edge:
     client: httpx.AsyncClient
     auth: auth_pb2_grpc.AuthServiceStub
+    ledger: SqliteLedger
 
     async def authenticates(self, key: str) -> bool:
         reply = await self.auth.Authenticate(auth_pb2.AuthenticateRequest(credential=key), timeout=5)
@@ -55,15 +59,18 @@ async def make_edge(tmp_path: Path) -> AsyncIterator[EdgeFactory]:
     await server.start()
     target = f"127.0.0.1:{port}"
 
+    spools = iter(range(100))
+
     @asynccontextmanager
     async def edge(token: str = TOKEN, auth_target: str = target) -> AsyncIterator[Edge]:
         settings = EdgeSettings(auth_target=auth_target, router_target=target, admin_token=token,
-                                rpc_timeout_seconds=2, spool_dir=str(tmp_path / "spool"), instance_id="edge-admin")
+                                rpc_timeout_seconds=2, spool_dir=str(tmp_path / f"spool-{next(spools)}"),
+                                instance_id="edge-admin")
         app = create_app(settings)
         async with app.router.lifespan_context(app), grpc.aio.insecure_channel(target) as channel:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
-                yield Edge(client, auth_pb2_grpc.AuthServiceStub(channel))
+                yield Edge(client, auth_pb2_grpc.AuthServiceStub(channel), ledger)
 
     try:
         yield edge
@@ -86,6 +93,7 @@ ROUTES = [
     pytest.param("PATCH", "/admin/v1/keys/victim", {"state": "active"}, id="update"),
     pytest.param("POST", "/admin/v1/keys/victim/rotate", {}, id="rotate"),
     pytest.param("DELETE", "/admin/v1/keys/victim", None, id="delete"),
+    pytest.param("GET", "/admin/v1/keys/victim/usage", None, id="usage"),
     pytest.param("GET", "/admin/v1/nothing-here", None, id="unknown-path"),
     pytest.param("PUT", "/admin/v1/keys", {}, id="wrong-method"),
 ]
@@ -325,3 +333,110 @@ def socket_bound() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+async def record_usage(edge: Edge, key_id: str) -> None:
+    """Two requests on May 1st 2026 (two models) and one today."""
+    def used(request_id: str, started_at: datetime, model: str, **fields: object) -> UsageEntry:
+        return UsageEntry(request_id=request_id, key_id=key_id, platform="openai", model=model, account_id="openai/a",
+                          started_at=started_at, recorded_at=started_at, **fields)  # type: ignore[arg-type]
+
+    may = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    await edge.ledger.append([
+        used("a", may, "gpt-4o", input_tokens=100, output_tokens=10, cost_micro_usd=1_000),
+        used("b", may, "gpt-4o-mini", input_tokens=50, cost_micro_usd=None),
+        used("c", datetime.now(UTC), "gpt-4o", input_tokens=7, output_tokens=3, cost_micro_usd=250),
+    ])
+
+
+async def test_admin_usage_by_model_over_a_range(edge: Edge) -> None:
+    created = await create(edge, "spender")
+    await record_usage(edge, str(created["key_id"]))
+    response = await edge.client.get("/admin/v1/keys/spender/usage",
+                                     params={"since": "2026-05-01", "until": "2026-05-01", "by": "model"},
+                                     headers=ADMIN)
+    assert response.status_code == 200, response.text
+    usage = response.json()
+    assert (usage["key_id"], usage["name"], usage["by"]) == (created["key_id"], "spender", "model")
+    assert (usage["since"], usage["until"]) == ("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z")  # the day whole
+    assert [(row["platform"], row["model"], row["requests"]) for row in usage["rows"]] == [
+        ("openai", "gpt-4o", 1), ("openai", "gpt-4o-mini", 1)]
+    assert usage["total"]["cost_micro_usd"] == 1_000 and usage["total"]["unpriced_requests"] == 1
+    everything = (await edge.client.get(f"/admin/v1/keys/{created['key_id']}/usage", headers=ADMIN)).json()
+    assert everything["by"] == "day" and everything["total"]["requests"] == 3
+
+
+@pytest.mark.parametrize("params, status, words", [
+    pytest.param({"by": "week"}, 400, "by must be one of day, model, account", id="by"),
+    pytest.param({"since": "yesterday"}, 400, "since: invalid day or time", id="since"),
+    pytest.param({"until": "9999-12-31"}, 400, "until: invalid day or time", id="out-of-range"),
+    pytest.param({"from": "2026-05-01"}, 400, "Unknown query parameter 'from'", id="unknown"),
+    pytest.param({"since": "2026-05-02", "until": "2026-05-01T00:00:00Z"}, 400, "until must be after since",
+                 id="empty-range"),
+])
+async def test_admin_usage_refuses_a_bad_query(edge: Edge, params: dict[str, str], status: int, words: str) -> None:
+    await create(edge, "queried")
+    response = await edge.client.get("/admin/v1/keys/queried/usage", params=params, headers=ADMIN)
+    assert response.status_code == status and words in openai_error(response, "invalid_request")
+
+
+async def test_admin_usage_of_an_unknown_key_is_404(edge: Edge) -> None:
+    response = await edge.client.get("/admin/v1/keys/ghost/usage", headers=ADMIN)
+    assert response.status_code == 404 and "'ghost'" in openai_error(response, "not_found")
+
+
+@pytest.mark.parametrize("path, headers", [
+    pytest.param("/v1/usage", "authorization", id="v1"),
+    pytest.param("/openai/v1/usage/", "authorization", id="openai-slash"),
+    pytest.param("/claude/v1/usage", "x-api-key", id="claude"),
+    pytest.param("/v1/usage", "x-api-key", id="v1-x-api-key"),
+])
+async def test_a_key_holder_reads_its_own_usage(make_edge: EdgeFactory, path: str, headers: str) -> None:
+    async with make_edge(token="") as edge:  # needs no admin API
+        async with make_edge() as admin:
+            created = await create(admin, "holder", limits={"tokens_per_day": 100, "monthly_budget_micro_usd": 5_000,
+                                                            "concurrency": 2})
+        key = str(created.pop("key"))
+        await record_usage(edge, str(created["key_id"]))
+        sent = {"authorization": f"Bearer {key}"} if headers == "authorization" else {"x-api-key": key}
+        response = await edge.client.get(path, headers=sent)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    status = response.json()
+    assert status["key"] == created and key not in response.text
+    limits = {limit["name"]: limit for limit in status["limits"]}
+    assert (limits["tokens_per_day"]["used"], limits["tokens_per_day"]["remaining"]) == (10, 90)
+    assert limits["concurrency"]["used"] is None and limits["concurrency"]["period"] == "in_flight"
+    assert status["today"]["requests"] == 1 and status["today"]["cost_micro_usd"] == 250
+    assert status["this_month"]["requests"] >= 1
+
+
+@pytest.mark.parametrize("path, headers, shape", [
+    pytest.param("/v1/usage", {}, "openai", id="no-key"),
+    pytest.param("/openai/v1/usage", {"authorization": "Bearer sk-sb-unknown"}, "openai", id="unknown-key"),
+    pytest.param("/v1/usage", ADMIN, "openai", id="admin-token-is-no-key"),
+    pytest.param("/claude/v1/usage", {}, "anthropic", id="claude-no-key"),
+    pytest.param("/claude/v1/usage", {"x-api-key": "sk-sb-unknown"}, "anthropic", id="claude-unknown-key"),
+])
+async def test_usage_without_a_valid_key_is_401_in_the_routes_format(edge: Edge, path: str,
+                                                                     headers: dict[str, str], shape: str) -> None:
+    response = await edge.client.get(path, headers=headers)
+    assert response.status_code == 401
+    if shape == "anthropic":
+        assert response.json()["error"]["type"] == "authentication_error"
+    else:
+        openai_error(response, "invalid_api_key")
+
+
+async def test_a_disabled_key_reads_no_usage(edge: Edge) -> None:
+    created = await create(edge, "off")
+    await edge.client.patch("/admin/v1/keys/off", json={"state": "disabled"}, headers=ADMIN)
+    response = await edge.client.get("/v1/usage", headers={"authorization": f"Bearer {created['key']}"})
+    assert response.status_code == 401 and "disabled" in openai_error(response, "invalid_api_key")
+
+
+async def test_usage_with_auth_unreachable_is_503(make_edge: EdgeFactory) -> None:
+    with socket_bound() as port:
+        async with make_edge(auth_target=f"127.0.0.1:{port}") as edge:
+            response = await edge.client.get("/v1/usage", headers={"authorization": "Bearer sk-sb-any"})
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"

@@ -10,9 +10,13 @@ Rules owned here:
   keys by name and key_id.
 - UpdateKey reads, changes and writes the record: the last write wins (a rotation racing an edit of the
   same key can lose one of them, as two CLI runs can).
+- KeyStatus is for a key's holder, who proves it with the key: checked as Authenticate checks it (unknown,
+  disabled, expired, a rotated-out secret past its grace: DENY with that reason, nothing else). What a limit has
+  used comes from the ledger (`key_views.status`).
 """
 
 import dataclasses
+import hmac
 import json
 import logging
 import time
@@ -22,12 +26,15 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc
-from switchboard_auth import keys
+from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc, auth_pb2
+from switchboard_auth import key_views, keys
 from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
 from switchboard_auth.key_views import public
-from switchboard_auth.keys import KeyLimits, KeyPolicy, KeyRecord, KeyState
+from switchboard_auth.keys import KeyHasher, KeyLimits, KeyPolicy, KeyRecord, KeyState
+from switchboard_auth.limits import day_end, month_end
+from switchboard_auth.policy import KEY_MISSING, CompiledKey, Verdict, authenticate
 from switchboard_auth.store import KeyStore, Ledger
+from switchboard_auth.usage import Dimension, UsageSummary
 
 ADMIN_SERVICE_NAME: str = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
@@ -45,6 +52,12 @@ _POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(KeyPolicy))
 _LIMIT_FIELDS = tuple(f.name for f in dataclasses.fields(KeyLimits))
 # KeySpec fields an update may name, beside "policy[.x]" and "limits[.x]".
 _PLAIN_FIELDS = ("allowed_platforms", "allowed_models", "groups", "expires_at", "owner", "description", "tags")
+_GROUPINGS = {admin_pb2.USAGE_GROUPING_UNSPECIFIED: Dimension.DAY, admin_pb2.USAGE_GROUPING_DAY: Dimension.DAY,
+              admin_pb2.USAGE_GROUPING_MODEL: Dimension.MODEL, admin_pb2.USAGE_GROUPING_ACCOUNT: Dimension.ACCOUNT}
+# A period's start and end (None: unbounded) and the key's usage in it.
+Period = tuple[datetime | None, datetime | None, UsageSummary]
+# Real keys are 46 characters; a longer credential is refused without a lookup (as AuthService does).
+_MAX_CREDENTIAL_LENGTH = 512
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
@@ -54,6 +67,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self._keys = keys_store
         self._ledger = ledger
         self._pepper = pepper
+        self._hash = KeyHasher(pepper)
         self._now = now
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -143,6 +157,80 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if deleted is None:
             raise KeyNotFound(ref)
         return deleted
+
+    async def KeyUsage(self, request: admin_pb2.KeyUsageRequest,
+                       context: grpc.aio.ServicerContext) -> admin_pb2.KeyUsageResponse:
+        by = _GROUPINGS.get(request.by)
+        if by is None:
+            await _abort(context, InvalidKeySpec(f"unknown usage grouping {request.by}"))
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+        if since is not None and until is not None and until <= since:
+            await _abort(context, InvalidKeySpec("the range is empty: until must be after since"))
+        key_id, name, rows = await _answering(context, self._usage(request.ref, since, until, by))
+        return admin_pb2.KeyUsageResponse(key_id=key_id, name=name or "", json=json.dumps(
+            key_views.usage(key_id, name, since, until, by, rows)))
+
+    async def _usage(self, ref: str, since: datetime | None, until: datetime | None,
+                     by: Dimension) -> tuple[str, str | None, list[UsageSummary]]:
+        record = await self._keys.get(ref) if ref else None
+        if record is None and not keys.KEY_ID_PATTERN.fullmatch(ref):  # a deleted key's usage stays in the ledger
+            raise KeyNotFound(ref)
+        key_id, name = (record.key_id, record.name) if record is not None else (ref, None)
+        return key_id, name, await self._ledger.summary(key_id=key_id, since=since, until=until, by=[by])
+
+    async def KeyStatus(self, request: admin_pb2.KeyStatusRequest,
+                        context: grpc.aio.ServicerContext) -> admin_pb2.KeyStatusResponse:
+        verdict = (authenticate(await _answering(context, self._key_of(request.credential)), self._now())
+                   if request.credential else KEY_MISSING)
+        reply = admin_pb2.KeyStatusResponse(authentication=_authentication(verdict))
+        if verdict.allowed and verdict.key is not None:
+            record = verdict.key.record
+            periods = await _answering(context, self._periods(record))
+            reply.json = json.dumps(key_views.status(record, self._moment(), periods))
+        return reply
+
+    async def _key_of(self, credential: str) -> CompiledKey | None:
+        """The key a credential names (the current secret, or the previous one in a rotation's grace)."""
+        if len(credential) > _MAX_CREDENTIAL_LENGTH:
+            return None
+        key_hash = self._hash(credential)
+        record = await self._keys.get_by_hash(key_hash)
+        if record is None:
+            return None
+        if hmac.compare_digest(record.key_hash, key_hash):
+            return CompiledKey.of(record)
+        if record.previous_key_hash is not None and hmac.compare_digest(record.previous_key_hash, key_hash):
+            return CompiledKey.of(record, previous_secret=True)
+        return None
+
+    async def _periods(self, record: KeyRecord) -> dict[str, Period]:
+        """The key's usage today and this month (UTC), and in all when a total budget needs it."""
+        now = self._now()
+        day_start = datetime.fromtimestamp(day_end(now) - 86_400, UTC)
+        month_start = self._moment().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        month = await self._ledger.summary(key_id=record.key_id, since=month_start, by=[Dimension.DAY])
+        periods: dict[str, Period] = {
+            "day": (day_start, datetime.fromtimestamp(day_end(now), UTC),
+                    key_views.summed([row for row in month if row.day == day_start.date()])),
+            "month": (month_start, datetime.fromtimestamp(month_end(now), UTC), key_views.summed(month)),
+        }
+        if record.limits.total_budget_micro_usd is not None:
+            periods["total"] = (None, None, key_views.summed(await self._ledger.summary(key_id=record.key_id)))
+        return periods
+
+
+def _authentication(verdict: Verdict) -> auth_pb2.AuthorizeResponse:
+    """The verdict as Authenticate would answer it (no platforms, no limits)."""
+    response = auth_pb2.AuthorizeResponse(
+        decision=auth_pb2.DECISION_ALLOW if verdict.allowed else auth_pb2.DECISION_DENY,
+        reason=auth_pb2.Reason.Value(f"REASON_{verdict.reason.name}"), message=verdict.message)
+    if verdict.key is not None:
+        record = verdict.key.record
+        response.identity.key_id = record.key_id
+        response.identity.name = record.name
+        response.identity.groups.extend(record.groups)
+    return response
 
 
 async def _answering(context: grpc.aio.ServicerContext, action: Awaitable[T]) -> T:

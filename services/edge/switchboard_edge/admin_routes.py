@@ -1,4 +1,4 @@
-"""The edge's admin API, `/admin/v1/…`: key administration over auth's AdminService.
+"""The edge's admin API, `/admin/v1/…`, and a key holder's own usage, `/v1/usage`: over auth's AdminService.
 
 | route                                | does                                                      |
 |--------------------------------------|-----------------------------------------------------------|
@@ -8,6 +8,9 @@
 | PATCH  /admin/v1/keys/{ref}          | `state` and/or fields (JSON merge patch: null removes)    |
 | POST   /admin/v1/keys/{ref}/rotate   | a new secret (`grace_seconds`: the old one's grace)       |
 | DELETE /admin/v1/keys/{ref}          | delete                                                    |
+| GET    /admin/v1/keys/{ref}/usage    | usage and cost, `?since=&until=&by=day|model|account`     |
+| GET    /v1/usage (also /openai/v1/…, | the caller's own key (any key header): its record, limits |
+|        /claude/v1/…)                 | with what is left, today's and this month's usage         |
 
 Rules owned here:
 - The API is off unless `SWITCHBOARD_EDGE_ADMIN_TOKEN` is set: then every path under /admin/ is a 404. When
@@ -18,26 +21,31 @@ Rules owned here:
   (`cache-control: no-store`).
 - Errors are OpenAI-style JSON: auth's INVALID_ARGUMENT 400, NOT_FOUND 404, ALREADY_EXISTS 409; auth
   unreachable (or anything else) 503 with `retry-after`.
+- /v1/usage needs no admin token, only the key it reports on (refused as the relay refuses it: 401, in the
+  route's format, Anthropic's on /claude). It answers what auth's KeyStatus made (`key_views.status`).
+- A usage range is a UTC day (`since` from its start, `until` through its end) or a time (`until` excluded), as
+  `switchboard keys usage` takes it.
 """
 
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
 import orjson
 from fastapi import FastAPI
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
 from google.protobuf.descriptor import Descriptor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc
+from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc, auth_pb2
 from switchboard_edge import inbound
+from switchboard_edge.admission import denial
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
     AuthenticationFailed,
@@ -60,6 +68,11 @@ MAX_BODY_BYTES = 64 * 1024
 _STATES = {"active": admin_pb2.KEY_STATE_ACTIVE, "disabled": admin_pb2.KEY_STATE_DISABLED}
 _NESTED = ("policy", "limits")  # the view's objects, merged field by field by a PATCH
 _READS = ("GET", "HEAD")  # Starlette serves HEAD wherever GET is
+_GROUPINGS = {"day": admin_pb2.USAGE_GROUPING_DAY, "model": admin_pb2.USAGE_GROUPING_MODEL,
+              "account": admin_pb2.USAGE_GROUPING_ACCOUNT}
+# Where a key's holder reads its own usage, and the format of that route's errors.
+HOLDER_ROUTES = (("/v1/usage", ClientFormat.OPENAI), ("/openai/v1/usage", ClientFormat.OPENAI),
+                 ("/claude/v1/usage", ClientFormat.ANTHROPIC))
 
 
 class Conflict(ClientError):
@@ -75,24 +88,57 @@ _GRPC_ERRORS: dict[grpc.StatusCode, type[SwitchboardError]] = {
 
 
 def install(app: FastAPI, settings: EdgeSettings, control: Callable[[], ControlPlane]) -> None:
-    """Mounts /admin on `app`; `control` gives the running ControlPlane (made in the app's lifespan)."""
-    api = AdminApi(settings, control)
-    app.router.routes.append(Mount("/admin", app=api))
+    """Mounts /admin and the holders' usage routes on `app`; `control` gives the running ControlPlane (made in
+    the app's lifespan)."""
+    auth = _AdminCalls(settings.rpc_timeout_seconds, control)
+    app.router.routes.append(Mount("/admin", app=AdminApi(settings.admin_token, auth)))
+    for path, client_format in HOLDER_ROUTES:
+        handler = _holder_usage(auth, client_format)
+        app.add_route(path, handler, methods=["GET"])
+        app.add_route(path + "/", handler, methods=["GET"])
+
+
+class _AdminCalls:
+    """AdminService on the edge's channel to auth: each call with the RPC deadline, its failure a client error."""
+
+    def __init__(self, timeout: float, control: Callable[[], ControlPlane]) -> None:
+        self._timeout = timeout
+        self._control = control
+        self._stub: admin_pb2_grpc.AdminServiceStub | None = None
+
+    @property
+    def stub(self) -> admin_pb2_grpc.AdminServiceStub:
+        if self._stub is None:
+            self._stub = admin_pb2_grpc.AdminServiceStub(self._control().auth_channel)
+        return self._stub
+
+    async def __call__(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await call(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            error_class = _GRPC_ERRORS.get(exc.code())
+            if error_class is None:
+                log.warning("admin call to auth failed: %s", exc.code().name)
+                raise ServiceUnavailable("The key store cannot be reached right now; try again shortly.") from None
+            raise error_class(exc.details() or exc.code().name) from None
 
 
 class AdminApi:
     """The ASGI app under /admin: the token gate, then the admin routes."""
 
-    def __init__(self, settings: EdgeSettings, control: Callable[[], ControlPlane]) -> None:
-        self._token = settings.admin_token.encode()
-        self._timeout = settings.rpc_timeout_seconds
-        self._control = control
-        self._stub: admin_pb2_grpc.AdminServiceStub | None = None
+    def __init__(self, token: str, auth: _AdminCalls) -> None:
+        self._token = token.encode()
+        self._call = auth
         self._routes = Router(routes=[
             Route("/v1/keys", self._keys, methods=["GET", "POST"]),
             Route("/v1/keys/{ref}", self._key, methods=["GET", "PATCH", "DELETE"]),
             Route("/v1/keys/{ref}/rotate", self._rotate, methods=["POST"]),
+            Route("/v1/keys/{ref}/usage", self._usage, methods=["GET"]),
         ])
+
+    @property
+    def stub(self) -> admin_pb2_grpc.AdminServiceStub:
+        return self._call.stub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # no admin WebSocket: refused at the handshake
@@ -118,22 +164,6 @@ class AdminApi:
             "The admin API needs the admin token: send 'Authorization: Bearer <SWITCHBOARD_EDGE_ADMIN_TOKEN>'."))
         response.headers["www-authenticate"] = 'Bearer realm="switchboard-admin"'
         return response
-
-    @property
-    def stub(self) -> admin_pb2_grpc.AdminServiceStub:
-        if self._stub is None:
-            self._stub = admin_pb2_grpc.AdminServiceStub(self._control().auth_channel)
-        return self._stub
-
-    async def _call(self, call: Callable[..., Awaitable[T]], request: Any) -> T:
-        try:
-            return await call(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            error_class = _GRPC_ERRORS.get(exc.code())
-            if error_class is None:
-                log.warning("admin call to auth failed: %s", exc.code().name)
-                raise ServiceUnavailable("The key store cannot be reached right now; try again shortly.") from None
-            raise error_class(exc.details() or exc.code().name) from None
 
     async def _keys(self, request: Request) -> Response:
         try:
@@ -171,6 +201,62 @@ class AdminApi:
             return _error(error)
         log.info("admin API: key %s (%s) rotated", issued.view.name, issued.view.key_id)
         return _json({"key": issued.key, **_view(issued.view)}, secret=True)
+
+    async def _usage(self, request: Request) -> Response:
+        try:
+            usage = await self._call(self.stub.KeyUsage, _usage_request(request.path_params["ref"],
+                                                                        request.query_params))
+        except SwitchboardError as error:
+            return _error(error)
+        return Response(usage.json.encode(), 200, media_type="application/json")
+
+
+def _holder_usage(auth: _AdminCalls, client_format: ClientFormat) -> Callable[[Request], Awaitable[Response]]:
+    async def usage(request: Request) -> Response:
+        try:
+            credential = inbound.extract_key(request.headers)
+            client = auth_pb2.ClientMetadata(user_agent=request.headers.get("user-agent", ""),
+                                             client_format=client_format.value)
+            status = await auth(auth.stub.KeyStatus, admin_pb2.KeyStatusRequest(credential=credential, client=client))
+            if status.authentication.decision != auth_pb2.DECISION_ALLOW:
+                raise denial(status.authentication)
+        except SwitchboardError as error:
+            return _error(error, client_format)
+        return Response(status.json.encode(), 200, {"cache-control": "no-store"}, media_type="application/json")
+
+    return usage
+
+
+def _usage_request(ref: str, query: Mapping[str, str]) -> admin_pb2.KeyUsageRequest:
+    unknown = sorted(set(query) - {"since", "until", "by"})
+    if unknown:
+        raise InvalidRequest(f"Unknown query parameter {inbound.shown(unknown[0])!r}; known: since, until, by.")
+    by = query.get("by", "day")
+    if by not in _GROUPINGS:
+        raise InvalidRequest(f"by must be one of {', '.join(_GROUPINGS)}.")
+    request = admin_pb2.KeyUsageRequest(ref=ref, by=_GROUPINGS[by])
+    for name in ("since", "until"):
+        if query.get(name):
+            getattr(request, name).CopyFrom(_bound(name, query[name]))
+    return request
+
+
+def _bound(name: str, text: str) -> timestamp_pb2.Timestamp:
+    """A UTC day (`since`: its start; `until`: the start of the next) or a time (no zone: UTC)."""
+    text = text.strip()
+    stamp = timestamp_pb2.Timestamp()
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+            moment += timedelta(days=1) if name == "until" else timedelta(0)
+        else:
+            moment = datetime.fromisoformat(text)
+            moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        stamp.FromDatetime(moment)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"{name}: invalid day or time {inbound.shown(text)!r}; use e.g. 2026-05-01 or "
+                             "2026-05-01T12:00:00Z.") from None
+    return stamp
 
 
 async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
@@ -257,6 +343,6 @@ def _json(payload: object, status: int = 200, *, secret: bool = False, location:
     return Response(orjson.dumps(payload), status, headers, media_type="application/json")
 
 
-def _error(error: SwitchboardError) -> Response:
-    status, payload, headers = render(error, ClientFormat.OPENAI)
+def _error(error: SwitchboardError, client_format: ClientFormat = ClientFormat.OPENAI) -> Response:
+    status, payload, headers = render(error, client_format)
     return Response(payload, status, headers)
