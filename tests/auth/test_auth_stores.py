@@ -411,3 +411,28 @@ async def test_a_summary_without_groups_is_one_row_or_none(backend: Backend) -> 
     assert await ledger.summary(since=at(MAY_3), until=at(MAY_1)) == []
     with pytest.raises(ValueError, match="at most once"):
         await ledger.summary(by=[Dimension.DAY, Dimension.DAY])
+
+
+# ------------------------------------------------------------------------------------------------ change log
+
+
+async def test_every_change_of_a_key_is_logged_and_its_last_use_is_not(backend: Backend) -> None:
+    store = (await backend.stores()).keys
+    start, nothing = await store.changes_since(-1)
+    assert nothing == []
+    _, created = await create_key(store, "logged", pepper="p")
+    _, other = await create_key(store, "other", pepper="p")
+    seq, changed = await store.changes_since(start)
+    assert changed == [created.key_id, other.key_id] and seq > start
+    assert await store.changes_since(seq) == (seq, [])
+
+    await store.touch({created.key_id: datetime.now(UTC)})  # a use is not a change
+    assert await store.changes_since(seq) == (seq, [])
+
+    await store.set_state("logged", KeyState.DISABLED)
+    await rotate_key(store, "logged", pepper="p")
+    await store.update(dataclasses.replace(other, limits=KeyLimits(requests_per_minute=5)))
+    await store.delete("logged")
+    latest, changed = await store.changes_since(seq)
+    assert changed == [created.key_id, other.key_id]  # each once, in order of first change
+    assert latest > seq and (await store.changes_since(-1))[0] == latest

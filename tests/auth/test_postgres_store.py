@@ -34,6 +34,7 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 # checksum here).
 SHIPPED = {
     1: "f6f4b6f8bbab1141c6724c757d9e39e96ef62726030f7d70a9fc0fe2dc9c454c",
+    2: "8f35dc18290bef77dcbf748074a474f64c5af1eec043a2b79cced78320ca9fc8",
 }
 
 
@@ -69,7 +70,7 @@ async def test_an_empty_database_migrates_and_migrating_again_changes_nothing(po
         assert [(v, n, c) for v, n, c, _ in recorded] == [(m.version, m.name, m.checksum) for m in MIGRATIONS]
         tables = await fetch(postgres_url, "SELECT table_name FROM information_schema.tables"
                                            " WHERE table_schema = current_schema() ORDER BY table_name")
-        assert tables == [("api_keys",), ("schema_migrations",), ("usage_records",)]
+        assert tables == [("api_keys",), ("key_changes",), ("schema_migrations",), ("usage_records",)]
 
         assert await migrate(pool) == []
         assert await fetch(postgres_url, "SELECT version, name, checksum, applied_at FROM schema_migrations") == \

@@ -48,6 +48,14 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
             log.info("schema migrated to version %d (applied %s)", opened.schema_version,
                      ", ".join(map(str, opened.migrated)))
         log.info("keys and usage ledger in %s", opened.location)
+        following = asyncio.create_task(servicer.key_changes.follow(opened.keys.changes_since), name="key-changes")
+
+        async def stop_following() -> None:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
+
+        stores.push_async_callback(stop_following)
         await grpc_server.serve(
             registrars=[servicer.register,
                         AdminServicer(opened.keys, opened.ledger, pepper=config.key_pepper).register],

@@ -87,6 +87,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX usage_records_key_started ON usage_records (key_id, started_at)",
         "CREATE INDEX usage_records_started ON usage_records (started_at)",
     )),
+    Migration(2, "key change log", (
+        # Followed by every auth replica (`KeyStore.changes_since`); written by a trigger so that no writer can
+        # change a key without it. `last_used_at` is no change.
+        """CREATE TABLE key_changes (
+            seq        bigserial PRIMARY KEY,
+            key_id     text NOT NULL,
+            changed_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        """CREATE FUNCTION api_keys_log_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' THEN
+                INSERT INTO key_changes (key_id) VALUES (OLD.key_id);
+            ELSE
+                INSERT INTO key_changes (key_id) VALUES (NEW.key_id);
+            END IF;
+            RETURN NULL;
+        END
+        $$""",
+        "CREATE TRIGGER api_keys_created_or_deleted AFTER INSERT OR DELETE ON api_keys"
+        " FOR EACH ROW EXECUTE FUNCTION api_keys_log_change()",
+        "CREATE TRIGGER api_keys_changed AFTER UPDATE OF key_hash, state, expires_at, allowed_platforms,"
+        " allowed_models, key_groups, previous_key_hash, previous_valid_until, details ON api_keys"
+        " FOR EACH ROW EXECUTE FUNCTION api_keys_log_change()",
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

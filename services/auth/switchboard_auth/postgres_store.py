@@ -30,6 +30,7 @@ import asyncpg
 from switchboard_auth import postgres_migrations
 from switchboard_auth.errors import KeyNameTaken, StoreError
 from switchboard_auth.keys import KeyRecord, KeyState, details_fields
+from switchboard_auth.store import CHANGE_LOG_KEPT
 from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary, check_dimensions, summary_of
 
 SCHEMA_VERSION = postgres_migrations.SCHEMA_VERSION
@@ -230,6 +231,18 @@ class PostgresKeyStore(_OnPool):
 
     async def delete(self, ref: str) -> KeyRecord | None:
         return await self._one(f"DELETE FROM api_keys WHERE {_BY_REF} RETURNING {_KEY_COLUMNS}", ref)
+
+    async def changes_since(self, seq: int) -> tuple[int, list[str]]:
+        with _store_errors("key change log read"):
+            if seq < 0:
+                return int(await self._db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM key_changes")), []
+            rows = await self._db.fetch("SELECT seq, key_id FROM key_changes WHERE seq > $1 ORDER BY seq", seq)
+            if not rows:
+                return seq, []
+            last = int(rows[-1]["seq"])
+            if last % 1000 == 0 or len(rows) >= 1000:
+                await self._db.execute("DELETE FROM key_changes WHERE seq <= $1", last - CHANGE_LOG_KEPT)
+        return last, list(dict.fromkeys(row["key_id"] for row in rows))
 
     async def touch(self, last_used: Mapping[str, datetime]) -> None:
         if not last_used:

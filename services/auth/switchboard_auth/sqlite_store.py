@@ -26,6 +26,7 @@ import aiosqlite
 
 from switchboard_auth.errors import KeyNameTaken, StoreError
 from switchboard_auth.keys import KeyRecord, KeyState, details_fields
+from switchboard_auth.store import CHANGE_LOG_KEPT
 from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary, check_dimensions, summary_of
 
 # Each entry upgrades the schema from the previous version; never edit a shipped one.
@@ -92,6 +93,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " AND (status_code >= 400 OR (end_reason IN ('upstream_error', 'error') AND input_tokens + output_tokens"
         " + cache_read_input_tokens + cache_creation_input_tokens + reasoning_tokens = 0))",
         "CREATE INDEX usage_records_started ON usage_records (started_at)",
+    ),
+    (
+        # The change log every auth replica follows (`KeyStore.changes_since`), written by triggers so that no
+        # writer (the CLI, the admin API, an older build) can change a key without it; `last_used_at` is no change.
+        "CREATE TABLE key_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, key_id TEXT NOT NULL,"
+        " changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        "CREATE TRIGGER api_keys_created AFTER INSERT ON api_keys"
+        " BEGIN INSERT INTO key_changes (key_id) VALUES (NEW.key_id); END",
+        "CREATE TRIGGER api_keys_changed AFTER UPDATE OF key_hash, state, expires_at, allowed_platforms,"
+        " allowed_models, key_groups, previous_key_hash, previous_valid_until, details ON api_keys"
+        " BEGIN INSERT INTO key_changes (key_id) VALUES (NEW.key_id); END",
+        "CREATE TRIGGER api_keys_deleted AFTER DELETE ON api_keys"
+        " BEGIN INSERT INTO key_changes (key_id) VALUES (OLD.key_id); END",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -288,6 +302,18 @@ class SqliteKeyStore:
 
     async def delete(self, ref: str) -> KeyRecord | None:
         return await self._one(f"DELETE FROM api_keys WHERE {_BY_REF} RETURNING {_KEY_COLUMNS}", (ref, ref))
+
+    async def changes_since(self, seq: int) -> tuple[int, list[str]]:
+        with _store_errors("key change log read"):
+            rows = list(await self._db.execute_fetchall(
+                "SELECT seq, key_id FROM key_changes WHERE seq > ? ORDER BY seq", (max(seq, 0),)))
+            if seq < 0 or not rows:
+                latest = list(await self._db.execute_fetchall("SELECT COALESCE(MAX(seq), 0) FROM key_changes"))
+                return int(latest[0][0]), []
+            last = int(rows[-1][0])
+            if last % 1000 == 0 or len(rows) >= 1000:
+                await self._db.execute("DELETE FROM key_changes WHERE seq <= ?", (last - CHANGE_LOG_KEPT,))
+        return last, list(dict.fromkeys(row[1] for row in rows))
 
     async def touch(self, last_used: Mapping[str, datetime]) -> None:
         if not last_used:

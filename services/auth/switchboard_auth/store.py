@@ -21,6 +21,9 @@ from typing import Protocol
 from switchboard_auth.keys import KeyRecord, KeyState
 from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary
 
+# The key change log keeps this many entries; followers poll every fraction of a second, so older ones are history.
+CHANGE_LOG_KEPT = 10_000
+
 
 class KeyStore(Protocol):
     async def get_by_hash(self, key_hash: str) -> KeyRecord | None:
@@ -48,6 +51,12 @@ class KeyStore(Protocol):
 
     async def delete(self, ref: str) -> KeyRecord | None:
         """Returns the deleted record, or None when no key matches `ref`."""
+        ...
+
+    async def changes_since(self, seq: int) -> tuple[int, list[str]]:
+        """The key change log after `seq`: (the latest seq, the key_ids changed since, each once). `seq` < 0 asks
+        only for the latest seq (a follower starting). A key's creation, edit, state change, rotation and
+        deletion are changes; its last use is not."""
         ...
 
     async def touch(self, last_used: Mapping[str, datetime]) -> None:
