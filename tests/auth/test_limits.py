@@ -23,11 +23,13 @@ from switchboard_auth.limits import (
     Limiter,
     MemoryLimiter,
     RedisLimiter,
+    Spent,
     day_end,
 )
 
 from ..redis_testing import REDIS_URL, redis_client
 
+NOTHING_SPENT = Spent()
 # A fixed moment a few hours into a UTC day, so a test's minutes never cross midnight.
 NOW = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0).timestamp()
 
@@ -47,11 +49,21 @@ async def namespace() -> AsyncIterator[str]:
 
 @pytest.fixture(params=["memory", "redis"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Limiter]:
-    if request.param == "memory":
-        yield MemoryLimiter()
+    async with limiter_of(request.param) as made:
+        yield made
+
+
+@contextlib.asynccontextmanager
+async def limiter_of(kind: str, spent: Spent = NOTHING_SPENT) -> AsyncIterator[Limiter]:
+    """A fresh limiter whose ledger says `spent` of every key."""
+    async def ledger(key_id: str, now: float) -> Spent:
+        return spent
+
+    if kind == "memory":
+        yield MemoryLimiter(ledger)
         return
     async with namespace() as name:
-        backend = RedisLimiter(REDIS_URL, name)
+        backend = RedisLimiter(REDIS_URL, name, ledger)
         yield backend
         await backend.close()
 
@@ -96,6 +108,7 @@ async def test_tokens_per_minute_are_charged_after_and_a_debt_delays_the_next(li
 
 async def test_tokens_per_day_turn_with_the_utc_day(limiter: Limiter) -> None:
     limits = KeyLimits(tokens_per_day=100)
+    assert (await limiter.admit("k", limits, NOW)).allowed
     await limiter.settle("k", limits, "", 60, 0, NOW)
     check = await limiter.admit("k", limits, NOW)
     assert check.allowed and [(s.name, s.remaining) for s in check.statuses] == [(TPD, 40)]
@@ -143,3 +156,24 @@ async def test_two_redis_replicas_enforce_one_limit_together() -> None:
         assert (await one.admit("shared", limits, now)).allowed
         await one.close()
         await two.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_counters_start_from_the_ledger_so_a_restart_hands_out_no_fresh_budget(kind: str) -> None:
+    limits = KeyLimits(total_budget_micro_usd=5_000_000, tokens_per_day=1000)
+    async with limiter_of(kind, Spent(tokens_today=900, cost_total=4_000_000)) as fresh:
+        check = await fresh.admit("k", limits, NOW)
+        assert check.allowed and {s.name: s.remaining for s in check.statuses} == {TPD: 100, TOTAL: 1_000_000}
+        await fresh.settle("k", limits, "", 100, 1_500_000, NOW)
+        refused = await fresh.admit("k", limits, NOW)
+        assert refused.refused_by in (TPD, TOTAL) and not refused.allowed
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_first_settlement_is_not_counted_twice(kind: str) -> None:
+    limits = KeyLimits(total_budget_micro_usd=5_000_000)
+    # The ledger already holds the request being settled (records are appended before they are settled).
+    async with limiter_of(kind, Spent(cost_total=3_000_000)) as fresh:
+        await fresh.settle("k", limits, "", 10, 3_000_000, NOW)
+        check = await fresh.admit("k", limits, NOW)
+        assert [(s.name, s.remaining) for s in check.statuses] == [(TOTAL, 2_000_000)]

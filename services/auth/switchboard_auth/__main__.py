@@ -19,7 +19,7 @@ from switchboard_auth import settings as auth_settings
 from switchboard_auth.admin import ADMIN_SERVICE_NAME, AdminServicer
 from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyHasher
-from switchboard_auth.limits import MemoryLimiter, RedisLimiter
+from switchboard_auth.limits import MemoryLimiter, RedisLimiter, spent_in
 from switchboard_auth.pricing import PriceFileError, PriceTable, load_prices
 from switchboard_auth.service import SERVICE_NAME, AuthServicer
 from switchboard_auth.store import open_stores
@@ -32,7 +32,9 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
     async with contextlib.AsyncExitStack() as stores:
         opened = await open_stores(config.database_url, config.db_path)
         stores.push_async_callback(opened.close)
-        limiter = RedisLimiter(config.redis_url, config.redis_namespace) if config.redis_url else MemoryLimiter()
+        spent = spent_in(opened.ledger)  # counters start from the ledger: a restart hands out no fresh budget
+        limiter = (RedisLimiter(config.redis_url, config.redis_namespace, spent) if config.redis_url
+                   else MemoryLimiter(spent))
         stores.push_async_callback(limiter.close)
         servicer = AuthServicer(
             opened.keys,

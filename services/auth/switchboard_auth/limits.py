@@ -18,9 +18,11 @@ together). Both implement the same rules, written once here in `LimitRules` term
 Money is integer micro-dollars. Time is POSIX seconds from the caller (tests drive it).
 """
 
+import asyncio
 import dataclasses
 import math
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -28,6 +30,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from switchboard_auth.keys import KeyLimits
+from switchboard_auth.store import Ledger
+from switchboard_auth.usage import UsageSummary
 
 WINDOW = 60.0  # seconds of the per-minute limits
 # An admission nobody settles (a crashed edge, a lost record) stops counting after this long; longer than a
@@ -42,6 +46,42 @@ DAILY = "daily_budget_micro_usd"
 MONTHLY = "monthly_budget_micro_usd"
 TOTAL = "total_budget_micro_usd"
 BUDGETS = frozenset({DAILY, MONTHLY, TOTAL})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Spent:
+    """What a key has used so far of its calendar limits, as the ledger says."""
+
+    tokens_today: int = 0
+    cost_today: int = 0
+    cost_this_month: int = 0
+    cost_total: int = 0
+
+
+# (key_id, now) → what the ledger holds of it. Counters start from it the first time a process (memory) or the
+# shared store (Redis: after a flush, too) sees the key, so a restart never hands a key a fresh budget.
+SpentSource = Callable[[str, float], Awaitable[Spent]]
+
+
+def spent_in(ledger: Ledger) -> SpentSource:
+    async def spent(key_id: str, now: float) -> Spent:
+        moment = datetime.fromtimestamp(now, UTC)
+        day = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+        month = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+        total = await ledger.summary(key_id=key_id)
+        this_month = await ledger.summary(key_id=key_id, since=month)
+        today = await ledger.summary(key_id=key_id, since=day)
+        t = today[0] if today else UsageSummary()
+        return Spent(
+            tokens_today=t.input_tokens + t.output_tokens + t.cache_read_input_tokens + t.cache_creation_input_tokens,
+            cost_today=t.cost_micro_usd,
+            cost_this_month=this_month[0].cost_micro_usd if this_month else 0,
+            cost_total=total[0].cost_micro_usd if total else 0)
+    return spent
+
+
+async def _nothing_spent(key_id: str, now: float) -> Spent:
+    return Spent()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,13 +143,38 @@ class _KeyState:
 
 
 class MemoryLimiter:
-    """`Limiter` in this process's memory. Nothing awaits between reading and writing: atomic on the loop."""
+    """`Limiter` in this process's memory. Past a key's first sight (its counters read from the ledger), nothing
+    awaits between reading and writing: atomic on the loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, spent: SpentSource = _nothing_spent) -> None:
         self._keys: dict[str, _KeyState] = {}
+        self._spent = spent
+        self._seeding: dict[str, asyncio.Task[Spent]] = {}
+
+    async def _state(self, key_id: str, now: float) -> tuple[_KeyState, bool]:
+        """The key's state, its counters started from the ledger on first sight; True when that happened now."""
+        state = self._keys.get(key_id)
+        if state is not None:
+            return state, False
+        seeding = self._seeding.get(key_id)
+        if seeding is None:
+            seeding = self._seeding[key_id] = asyncio.ensure_future(self._spent(key_id, now))
+        try:
+            spent = await asyncio.shield(seeding)
+        finally:
+            if seeding.done():
+                self._seeding.pop(key_id, None)
+        state = self._keys.get(key_id)
+        if state is not None:  # another caller got there first
+            return state, False
+        day, month = period_ids(now)
+        state = self._keys[key_id] = _KeyState(counters={
+            TPD: (day, spent.tokens_today), DAILY: (day, spent.cost_today), MONTHLY: (month, spent.cost_this_month),
+            TOTAL: ("all", spent.cost_total)})
+        return state, True
 
     async def admit(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
-        state = self._keys.setdefault(key_id, _KeyState())
+        state, _ = await self._state(key_id, now)
         day, month = period_ids(now)
         checks: list[Check] = []
         if limits.requests_per_minute:
@@ -140,11 +205,13 @@ class MemoryLimiter:
 
     async def settle(self, key_id: str, limits: KeyLimits, admission_id: str, tokens: int, cost_micro_usd: int,
                      now: float) -> None:
-        state = self._keys.setdefault(key_id, _KeyState())
+        state, seeded = await self._state(key_id, now)
         if admission_id:
             state.admissions.pop(admission_id, None)
         if limits.tokens_per_minute and tokens:
             state.tpm_tat = max(state.tpm_tat, now) + tokens * WINDOW / limits.tokens_per_minute
+        if seeded:
+            return  # the ledger the counters started from already holds this request
         day, month = period_ids(now)
         for name, amount, period in ((TPD, tokens, day), (DAILY, cost_micro_usd, day), (MONTHLY, cost_micro_usd, month),
                                      (TOTAL, cost_micro_usd, "all")):
@@ -290,15 +357,59 @@ return 1
 """
 
 
+# KEYS as _ADMIT, then the key's "seeded" marker. ARGV: tokens today, cost today, this month, in all, day end,
+# month end. Starts the calendar counters from the ledger unless they were started already; returns 1 if now.
+_SEED = """
+if redis.call('EXISTS', KEYS[8]) == 1 then return 0 end
+local day_end, month_end = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function start(key, amount, ends)
+  if tonumber(amount) > 0 then
+    redis.call('INCRBY', key, amount)
+    if ends > 0 then redis.call('PEXPIREAT', key, math.ceil(ends * 1000) + 3600000) end
+  end
+end
+start(KEYS[4], ARGV[1], day_end)
+start(KEYS[5], ARGV[2], day_end)
+start(KEYS[6], ARGV[3], month_end)
+start(KEYS[7], ARGV[4], -1)
+redis.call('SET', KEYS[8], '1')
+return 1
+"""
+
+
 class RedisLimiter:
     """`Limiter` in Redis, shared by every auth replica on the same URL and namespace."""
 
-    def __init__(self, url: str, namespace: str = "switchboard") -> None:
+    def __init__(self, url: str, namespace: str = "switchboard", spent: SpentSource = _nothing_spent) -> None:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
         self.namespace = namespace
         self._prefix = f"{namespace}:auth:limits:"
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
+        self._seed = self._redis.register_script(_SEED)
+        self._spent = spent
+        self._seeded: set[str] = set()  # keys this process has seen started in Redis
+
+    async def _ensure_seeded(self, key_id: str, now: float) -> bool:
+        """Starts the key's counters from the ledger unless Redis has them; True when that happened now."""
+        if key_id in self._seeded:
+            return False
+        keys = self._keys(key_id, now)
+        marker = keys[0].rsplit(":", 1)[0] + ":seeded"
+        try:
+            if not await self._redis.exists(marker):
+                spent = await self._spent(key_id, now)
+                started = await self._seed([*keys, marker], [
+                    spent.tokens_today, spent.cost_today, spent.cost_this_month, spent.cost_total,
+                    repr(day_end(now)), repr(month_end(now))])
+            else:
+                started = 0
+        except RedisError as exc:
+            raise LimitsUnavailable(f"redis: {exc}") from exc
+        if len(self._seeded) >= 100_000:
+            self._seeded.clear()
+        self._seeded.add(key_id)
+        return bool(started)
 
     def _keys(self, key_id: str, now: float) -> list[str]:
         day, month = period_ids(now)
@@ -307,6 +418,7 @@ class RedisLimiter:
                 base + f"cost:month:{month}", base + "cost:total"]
 
     async def admit(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        await self._ensure_seeded(key_id, now)
         admission_id = new_admission_id() if limits.concurrency else ""
         configured = [getattr(limits, name) or 0 for name in (RPM, TPM, CONCURRENCY, TPD, DAILY, MONTHLY, TOTAL)]
         args: list[str | int] = [repr(now), repr(WINDOW), *configured, admission_id, repr(CONCURRENCY_TTL),
@@ -329,7 +441,10 @@ class RedisLimiter:
 
     async def settle(self, key_id: str, limits: KeyLimits, admission_id: str, tokens: int, cost_micro_usd: int,
                      now: float) -> None:
-        flags = ["1" if getattr(limits, name) is not None else "0" for name in (TPD, DAILY, MONTHLY, TOTAL)]
+        # Counters started from the ledger just now already hold this request.
+        seeded = await self._ensure_seeded(key_id, now)
+        flags = ["1" if getattr(limits, name) is not None and not seeded else "0"
+                 for name in (TPD, DAILY, MONTHLY, TOTAL)]
         args: list[str | int] = [repr(now), repr(WINDOW), limits.tokens_per_minute or 0, tokens, cost_micro_usd,
                                  admission_id, *flags, repr(day_end(now)), repr(month_end(now))]
         try:
