@@ -111,6 +111,45 @@ def test_usage_survives_an_edge_killed_with_sigkill(tmp_path: Path) -> None:
     assert _count(stack.db_path) == 30
 
 
+def test_usage_of_an_edge_killed_mid_load_is_recorded_once_after_it_restarts(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, Ports.free(), env={"SWITCHBOARD_EDGE_USAGE_FLUSH_SECONDS": "3600"})
+    with stack:
+        key = create_demo_key(stack.db_path)
+        answered: list[int] = []
+        stop = threading.Event()
+
+        def load(worker: int) -> None:
+            with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+                for index in range(1000):
+                    if stop.is_set():
+                        return
+                    body = {"model": "gpt-4o-mini", "stream": index % 2 == 0,
+                            "messages": [{"role": "user", "content": f"load {worker}-{index}"}]}
+                    try:
+                        response = client.post(OPENAI, json=body, headers={"authorization": f"Bearer {key}"})
+                        response.read()
+                    except httpx.TransportError:
+                        return  # the edge died under this request
+                    answered.append(response.status_code)
+
+        workers = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+        for worker in workers:
+            worker.start()
+        assert _wait_for(lambda: len(answered) >= 40)
+        _edge(stack).popen.send_signal(signal.SIGKILL)  # with requests in flight
+        _edge(stack).popen.wait()
+        stop.set()
+        for worker in workers:
+            worker.join(15)
+        served = answered.count(200)
+        assert served == len(answered) >= 40
+        _restart_edge(stack)
+        # Every answered request is in the ledger once; at most the four in flight at the kill may be too.
+        assert _wait_for(lambda: _count(stack.db_path) >= served), (_count(stack.db_path), served)
+        time.sleep(0.5)
+        assert served <= _count(stack.db_path) <= served + len(workers)
+
+
 def test_leases_of_a_killed_edge_come_back_when_it_restarts(tmp_path: Path) -> None:
     stack = Stack(tmp_path, Ports.free(), simulator_args=SLOW)
     with stack:
