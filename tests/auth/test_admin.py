@@ -19,6 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc, auth_pb2, auth_pb2_grpc
 from switchboard_auth.admin import ADMIN_SERVICE_NAME, AdminServicer
+from switchboard_auth.keys import KeyLimits
+from switchboard_auth.limits import MemoryLimiter
 from switchboard_auth.usage import UsageEntry
 
 from .auth_testing import PEPPER, Harness, free_port, run_cli, subprocess_env
@@ -468,3 +470,28 @@ async def test_key_status_refuses_what_authenticate_refuses(admin: admin_pb2_grp
     reply = await admin.KeyStatus(admin_pb2.KeyStatusRequest(credential=credential), timeout=5)
     assert (reply.authentication.decision, reply.authentication.reason) == (DENY, reason)
     assert reply.json == "" and (not credential or credential not in reply.authentication.message)
+
+
+async def test_key_status_reads_the_rolling_minute_and_requests_in_flight_from_the_limiter(
+        harness: Harness) -> None:
+    limiter = MemoryLimiter()
+    server = grpc.aio.server()
+    AdminServicer(harness.keys, harness.ledger, pepper=PEPPER, now=harness.wall_clock, limiter=limiter).register(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        issued = await create(admin, "live", limits=admin_pb2.KeyLimitsSpec(requests_per_minute=60, concurrency=3))
+        limits = KeyLimits(requests_per_minute=60, concurrency=3)
+        now = harness.wall_clock()
+        held = [await limiter.admit(issued.view.key_id, limits, now) for _ in range(2)]
+        reply = await admin.KeyStatus(admin_pb2.KeyStatusRequest(credential=issued.key), timeout=5)
+        shown = {limit["name"]: limit for limit in json.loads(reply.json)["limits"]}
+        assert (shown["requests_per_minute"]["used"], shown["requests_per_minute"]["remaining"]) == (2, 58)
+        assert (shown["concurrency"]["used"], shown["concurrency"]["remaining"]) == (2, 1)
+        await limiter.settle(issued.view.key_id, limits, held[0].admission_id, 0, 0, now)
+        again = {limit["name"]: limit
+                 for limit in json.loads((await admin.KeyStatus(admin_pb2.KeyStatusRequest(credential=issued.key),
+                                                                 timeout=5)).json)["limits"]}
+        assert again["concurrency"]["remaining"] == 2  # the status itself took nothing
+    await server.stop(None)

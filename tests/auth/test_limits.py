@@ -177,3 +177,16 @@ async def test_a_first_settlement_is_not_counted_twice(kind: str) -> None:
         await fresh.settle("k", limits, "", 10, 3_000_000, NOW)
         check = await fresh.admit("k", limits, NOW)
         assert [(s.name, s.remaining) for s in check.statuses] == [(TOTAL, 2_000_000)]
+
+
+async def test_peek_says_what_is_left_and_takes_nothing(limiter: Limiter) -> None:
+    limits = KeyLimits(requests_per_minute=3, concurrency=2)
+    held = await limiter.admit("k", limits, NOW)
+    for _ in range(5):
+        peeked = await limiter.peek("k", limits, NOW)
+        assert peeked.allowed and not peeked.admission_id
+        assert {s.name: s.remaining for s in peeked.statuses} == {RPM: 2, CONCURRENCY: 1}
+    assert (await limiter.admit("k", limits, NOW)).allowed
+    assert (await limiter.admit("k", limits, NOW)).refused_by == CONCURRENCY  # the peeks took no slot
+    await limiter.settle("k", limits, held.admission_id, 0, 0, NOW)
+    assert (await limiter.peek("k", limits, NOW)).refused_by == ""  # allowed: one request of the three left

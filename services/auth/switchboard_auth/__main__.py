@@ -60,7 +60,8 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
         stores.push_async_callback(stop_following)
         await grpc_server.serve(
             registrars=[servicer.register,
-                        AdminServicer(opened.keys, opened.ledger, pepper=config.key_pepper).register],
+                        AdminServicer(opened.keys, opened.ledger, pepper=config.key_pepper,
+                                      limiter=limiter).register],
             service_names=[SERVICE_NAME, ADMIN_SERVICE_NAME],
             address=config.listen,
             metrics_port=config.metrics_port,

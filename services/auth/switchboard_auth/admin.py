@@ -31,7 +31,7 @@ from switchboard_auth import key_views, keys
 from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
 from switchboard_auth.key_views import public
 from switchboard_auth.keys import KeyHasher, KeyLimits, KeyPolicy, KeyRecord, KeyState
-from switchboard_auth.limits import day_end, month_end
+from switchboard_auth.limits import Limiter, LimitStatus, LimitsUnavailable, day_end, month_end
 from switchboard_auth.policy import KEY_MISSING, CompiledKey, Verdict, authenticate
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import Dimension, UsageSummary
@@ -62,8 +62,10 @@ _MAX_CREDENTIAL_LENGTH = 512
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, keys_store: KeyStore, ledger: Ledger, *, pepper: str,
-                 now: Callable[[], float] = time.time) -> None:
-        """`pepper` must be the service's `SWITCHBOARD_AUTH_KEY_PEPPER`; `now` (POSIX seconds) is for tests."""
+                 now: Callable[[], float] = time.time, limiter: Limiter | None = None) -> None:
+        """`pepper` must be the service's `SWITCHBOARD_AUTH_KEY_PEPPER`; `now` (POSIX seconds) is for tests;
+        `limiter` (the service's) tells a key's holder what is left of its per-minute and concurrency limits."""
+        self._limiter = limiter
         self._keys = keys_store
         self._ledger = ledger
         self._pepper = pepper
@@ -187,7 +189,14 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if verdict.allowed and verdict.key is not None:
             record = verdict.key.record
             periods = await _answering(context, self._periods(record))
-            reply.json = json.dumps(key_views.status(record, self._moment(), periods))
+            live: dict[str, LimitStatus] = {}
+            if self._limiter is not None and record.limits.any():
+                try:
+                    peeked = await self._limiter.peek(record.key_id, record.limits, self._now())
+                    live = {status.name: status for status in peeked.statuses}
+                except LimitsUnavailable as exc:  # the ledger's view still answers
+                    log.warning("limits of %s not read: %s", record.key_id, exc)
+            reply.json = json.dumps(key_views.status(record, self._moment(), periods, live))
         return reply
 
     async def _key_of(self, credential: str) -> CompiledKey | None:

@@ -6,17 +6,18 @@ Rules owned here:
   `/admin/v1/keys`) all print `public`; `usage` is the shape of `keys usage --json` and of the admin API's
   usage; `status` is what a key's holder reads (`/v1/usage`). Times are UTC ISO 8601 with a `Z`, money integer
   micro-dollars (and, beside a cost, `cost_usd` as a decimal string).
-- A limit's use comes from the ledger, which knows calendar periods (tokens per day, the budgets) but not a
-  rolling minute or the requests in flight: those show their limit with `used` and `remaining` null.
+- A limit's use comes from the ledger, which knows calendar periods (tokens per day, the budgets); the rolling
+  minute and the requests in flight come from the limiter when it is given (else `used` and `remaining` null).
 """
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from switchboard_auth.keys import KeyLimits, KeyRecord
+from switchboard_auth.limits import LimitStatus
 from switchboard_auth.usage import DIMENSION_FIELDS, SUMMARY_TOTALS, Dimension, UsageSummary
 
 
@@ -88,10 +89,12 @@ def counted_tokens(summary: UsageSummary) -> int:
 
 
 def status(record: KeyRecord, now: datetime, periods: Mapping[str, tuple[datetime | None, datetime | None,
-                                                                         UsageSummary]]) -> dict[str, Any]:
+                                                                         UsageSummary]],
+           live: Mapping[str, LimitStatus] | None = None) -> dict[str, Any]:
     """What a key's holder may see of it: the record (no secret), each configured limit with what is used and
     left of it by the ledger, and today's and this month's usage. `periods` maps "day", "month" and "total" to
-    (start, end, the key's summary over it); "total" only when a total budget is set."""
+    (start, end, the key's summary over it); "total" only when a total budget is set. `live`: the limiter's
+    statuses (`Limiter.peek`), which know the rolling minute and the requests in flight."""
     limits = []
     for field in dataclasses.fields(KeyLimits):
         limit = getattr(record.limits, field.name)
@@ -105,6 +108,11 @@ def status(record: KeyRecord, now: datetime, periods: Mapping[str, tuple[datetim
             used = counted_tokens(summary) if counts == "tokens" else summary.cost_micro_usd
             remaining = max(0, limit - used)
             resets_at = iso(end)
+        elif live and field.name in live:
+            remaining = live[field.name].remaining
+            used = max(0, limit - remaining)
+            reset = live[field.name].reset_seconds
+            resets_at = iso(now + timedelta(seconds=reset)) if reset > 0 else None
         limits.append({"name": field.name, "limit": limit, "period": period, "used": used, "remaining": remaining,
                        "resets_at": resets_at})
     return {

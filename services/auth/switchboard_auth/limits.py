@@ -108,6 +108,10 @@ class LimitCheck:
 class Limiter(Protocol):
     async def admit(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck: ...
 
+    async def peek(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        """What `admit` would answer now, changing nothing; the statuses say what is left before the request."""
+        ...
+
     async def settle(self, key_id: str, limits: KeyLimits, admission_id: str, tokens: int, cost_micro_usd: int,
                      now: float) -> None:
         """Charges a finished request's tokens and cost and ends its concurrency admission (idempotent per
@@ -174,6 +178,12 @@ class MemoryLimiter:
         return state, True
 
     async def admit(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        return await self._check(key_id, limits, now, take=True)
+
+    async def peek(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        return _before_taking(await self._check(key_id, limits, now, take=False))
+
+    async def _check(self, key_id: str, limits: KeyLimits, now: float, *, take: bool) -> LimitCheck:
         state, _ = await self._state(key_id, now)
         day, month = period_ids(now)
         checks: list[Check] = []
@@ -195,6 +205,8 @@ class MemoryLimiter:
         refused = next((c for c in checks if not c[1]), None)
         if refused is not None:
             return LimitCheck(False, refused[0], refused[2], statuses=tuple(c[3] for c in checks))
+        if not take:
+            return LimitCheck(True, statuses=tuple(c[3] for c in checks))
         if limits.requests_per_minute:
             state.rpm_tat = max(state.rpm_tat, now) + WINDOW / limits.requests_per_minute
         admission_id = ""
@@ -220,6 +232,15 @@ class MemoryLimiter:
 
     async def close(self) -> None:
         pass
+
+
+def _before_taking(check: LimitCheck) -> LimitCheck:
+    """An admission's statuses say what is left after it; a peek's, before: one more request and slot."""
+    if not check.allowed:
+        return check
+    statuses = tuple(dataclasses.replace(s, remaining=s.remaining + 1) if s.name in (RPM, CONCURRENCY) else s
+                     for s in check.statuses)
+    return dataclasses.replace(check, statuses=statuses)
 
 
 def new_admission_id() -> str:
@@ -264,8 +285,9 @@ class LimitsUnavailable(Exception):
 
 # KEYS: rpm tat, tpm tat, concurrency zset, tokens-today, cost-today, cost-this-month, cost-total.
 # ARGV: now, window, rpm, tpm, concurrency, tokens/day, daily, monthly, total (0: none), admission id,
-# concurrency TTL, day end, month end. Returns {allowed, name, ok, wait, limit, remaining, reset, ...};
-# times as strings (Lua numbers come back as integers).
+# concurrency TTL, day end, month end, dry run ("1": take nothing).
+# Returns {allowed, {name, ok, wait, limit, remaining, reset, ...}}; times as strings (Lua numbers come back as
+# integers).
 _ADMIT = """
 local now, W = tonumber(ARGV[1]), tonumber(ARGV[2])
 local rpm, tpm, conc = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -318,7 +340,7 @@ for _, c in ipairs(counters) do
     if spent >= limit then add(c[1], 0, wait, limit, 0, reset) else add(c[1], 1, -1, limit, limit - spent, reset) end
   end
 end
-if allowed == 1 then
+if allowed == 1 and ARGV[14] ~= '1' then
   if rpm_after then
     redis.call('SET', KEYS[1], string.format('%.6f', rpm_after), 'PX', math.ceil((rpm_after - now) * 1000) + 1)
   end
@@ -418,11 +440,17 @@ class RedisLimiter:
                 base + f"cost:month:{month}", base + "cost:total"]
 
     async def admit(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        return await self._check(key_id, limits, now, take=True)
+
+    async def peek(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        return _before_taking(await self._check(key_id, limits, now, take=False))
+
+    async def _check(self, key_id: str, limits: KeyLimits, now: float, *, take: bool) -> LimitCheck:
         await self._ensure_seeded(key_id, now)
-        admission_id = new_admission_id() if limits.concurrency else ""
+        admission_id = new_admission_id() if limits.concurrency and take else ""
         configured = [getattr(limits, name) or 0 for name in (RPM, TPM, CONCURRENCY, TPD, DAILY, MONTHLY, TOTAL)]
         args: list[str | int] = [repr(now), repr(WINDOW), *configured, admission_id, repr(CONCURRENCY_TTL),
-                                 repr(day_end(now)), repr(month_end(now))]
+                                 repr(day_end(now)), repr(month_end(now)), "0" if take else "1"]
         try:
             allowed, flat = await self._admit(self._keys(key_id, now), args)
         except RedisError as exc:
