@@ -120,6 +120,11 @@ class CredentialOverlay:
         base = current or Stored(_file_credential(account))
         self._entries[account.id] = replace(base, error=reason)
 
+    def stored(self, account: Account) -> Stored | None:
+        """The credential stored for `account` that is served instead of its own, if any."""
+        entry = self._current(account)
+        return entry if entry is not None and entry.api_key is not None else None
+
     def _current(self, account: Account) -> Stored | None:
         """The entry for `account`, if it still overrides the file's credential."""
         entry = self._entries.get(account.id)

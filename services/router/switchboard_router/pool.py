@@ -114,6 +114,14 @@ class AccountPool:
                   "the router restarts: %s", account_id, reason)
         self._publish(self.overlay.apply(tuple(self._sourced.values())))
 
+    def stored_credential(self, account_id: str) -> tuple[str, Mapping[str, str]] | None:
+        """The credential an edge stored for a managed account, served instead of the upserted one; None
+        for accounts of the file (their stored credentials stay with the router) and accounts without one."""
+        if account_id not in self.managed_ids:
+            return None
+        entry = self.overlay.stored(self._sourced[account_id])
+        return None if entry is None or entry.api_key is None else (entry.api_key, entry.secrets)
+
     def _sourced_account(self, account_id: str) -> Account:
         account = self._sourced.get(account_id)
         if account is None:

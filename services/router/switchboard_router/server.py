@@ -356,7 +356,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ListAccountsResponse:
         health, in_flight, managed = self.state.health(), self.state.in_flight(), self.pool.managed_ids
-        return router_pb2.ListAccountsResponse(
+        response = router_pb2.ListAccountsResponse(
             accounts=[
                 wire.account_status(account, in_flight.get(account.id, 0), health,
                                     source="managed" if account.id in managed else "file")
@@ -364,6 +364,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 if not request.platform or account.platform == request.platform
             ]
         )
+        if request.stored_credentials:  # for the operator to write refreshed tokens back (never logged)
+            for status in response.accounts:
+                stored = self.pool.stored_credential(status.account.id)
+                if stored is not None:
+                    status.stored_credential.api_key = stored[0]
+                    status.stored_credential.secrets.update(stored[1])
+        return response
 
     def _credentials_changed(self, account_ids: list[str]) -> None:
         """A changed credential may work where the old one was refused: its error hold ends."""
