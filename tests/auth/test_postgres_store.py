@@ -35,6 +35,7 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SHIPPED = {
     1: "f6f4b6f8bbab1141c6724c757d9e39e96ef62726030f7d70a9fc0fe2dc9c454c",
     2: "8f35dc18290bef77dcbf748074a474f64c5af1eec043a2b79cced78320ca9fc8",
+    3: "1b4466a9bc4749ac8c572ad64754a789738fa9d78b3473a28bdfc16226adafe9",
 }
 
 

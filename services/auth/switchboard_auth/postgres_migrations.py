@@ -111,6 +111,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         " allowed_models, key_groups, previous_key_hash, previous_valid_until, details ON api_keys"
         " FOR EACH ROW EXECUTE FUNCTION api_keys_log_change()",
     )),
+    Migration(3, "the client program of a usage record", (
+        "ALTER TABLE usage_records ADD COLUMN client_app text NOT NULL DEFAULT ''",
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

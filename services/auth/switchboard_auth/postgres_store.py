@@ -285,6 +285,7 @@ _USAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cache_creation_1h_input_tokens", "bigint"),
     ("failed", "boolean"),
     ("cost_micro_usd", "bigint"),
+    ("client_app", "text"),
 )
 _USAGE_NAMES = ", ".join(name for name, _ in _USAGE_COLUMNS)
 _INSERT_USAGE = (

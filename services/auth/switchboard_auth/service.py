@@ -347,6 +347,7 @@ def _entry(record: auth_pb2.UsageRecord, received: datetime, prices: PriceTable)
         session_id=record.session_id,
         usage_estimated=record.usage_estimated,
         end_reason=record.end_reason,
+        client_app=record.client_app[:64],
     )
     if upstream_failed(entry.status_code, entry.end_reason, entry.has_tokens()):
         return dataclasses.replace(entry, failed=True, cost_micro_usd=0)  # never charged; the tokens stay

@@ -107,6 +107,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER api_keys_deleted AFTER DELETE ON api_keys"
         " BEGIN INSERT INTO key_changes (key_id) VALUES (OLD.key_id); END",
     ),
+    ("ALTER TABLE usage_records ADD COLUMN client_app TEXT NOT NULL DEFAULT ''",),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -359,8 +360,9 @@ _USAGE_COLUMNS = (
     "cache_creation_1h_input_tokens",
     "failed",
     "cost_micro_usd",
+    "client_app",
 )
-# 27 parameters a row; SQLite >= 3.32 allows 32766 per statement.
+# 28 parameters a row; SQLite >= 3.32 allows 32766 per statement.
 _ROWS_PER_STATEMENT = 500
 _ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(_USAGE_COLUMNS)) + ")"
 
@@ -394,6 +396,7 @@ def _usage_params(entry: UsageEntry) -> tuple[Any, ...]:
         entry.cache_creation_1h_input_tokens,
         int(entry.failed),
         entry.cost_micro_usd,
+        entry.client_app,
     )
 
 

@@ -68,6 +68,7 @@ class UsageEntry:
     cache_creation_1h_input_tokens: int = 0  # of cache_creation_input_tokens
     failed: bool = False  # the upstream failed it (`upstream_failed`): never charged
     cost_micro_usd: int | None = None  # None: no price known
+    client_app: str = ""  # the client program the edge recognised ("claude-code", ...; "" for another)
 
     def has_tokens(self) -> bool:
         return any(True for _ in self.token_counts())

@@ -63,6 +63,8 @@ class Exchange:
     model: str = ""
     stream: bool = False
     session: str = ""
+    # The client program recognised from the headers (`callers.client_app`), for the ledger.
+    client_app: str = ""
     platform: str = ""
     body: Mapping[str, Any] = field(default_factory=dict)
     framing: StreamFraming = field(default_factory=StreamFraming)

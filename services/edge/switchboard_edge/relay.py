@@ -162,6 +162,7 @@ class Relay:
         inbound.check_declared_length(headers.get("content-length"), self._settings.max_body_bytes)
         client = self.client_metadata(request.client.host if request.client else "", headers, endpoint)
         client.request_id = exchange.request_id
+        exchange.client_app = client.client_app
         return credential, client
 
     def client_metadata(self, peer: str, headers: Mapping[str, str], endpoint: Endpoint) -> auth_pb2.ClientMetadata:

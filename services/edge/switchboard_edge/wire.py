@@ -65,4 +65,5 @@ def usage_record(exchange: Exchange, status: int, truncated: bool, elapsed: floa
         usage_estimated=exchange.usage_estimated,
         end_reason=exchange.end_reason or ERROR,
         admission_id=admission.admission_id,
+        client_app=exchange.client_app,
     )
