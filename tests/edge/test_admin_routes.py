@@ -390,6 +390,8 @@ async def test_admin_usage_of_an_unknown_key_is_404(edge: Edge) -> None:
     pytest.param("/openai/v1/usage/", "authorization", id="openai-slash"),
     pytest.param("/claude/v1/usage", "x-api-key", id="claude"),
     pytest.param("/v1/usage", "x-api-key", id="v1-x-api-key"),
+    pytest.param("/gemini/v1/usage", "x-goog-api-key", id="gemini"),
+    pytest.param("/gemini/v1/usage", "?key=", id="gemini-query-key"),
 ])
 async def test_a_key_holder_reads_its_own_usage(make_edge: EdgeFactory, path: str, headers: str) -> None:
     async with make_edge(token="") as edge:  # needs no admin API
@@ -398,7 +400,9 @@ async def test_a_key_holder_reads_its_own_usage(make_edge: EdgeFactory, path: st
                                                             "concurrency": 2})
         key = str(created.pop("key"))
         await record_usage(edge, str(created["key_id"]))
-        sent = {"authorization": f"Bearer {key}"} if headers == "authorization" else {"x-api-key": key}
+        sent = {"authorization": f"Bearer {key}"} if headers == "authorization" else {headers: key}
+        if headers == "?key=":
+            path, sent = f"{path}?key={key}", {}
         response = await edge.client.get(path, headers=sent)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
@@ -417,6 +421,7 @@ async def test_a_key_holder_reads_its_own_usage(make_edge: EdgeFactory, path: st
     pytest.param("/v1/usage", ADMIN, "openai", id="admin-token-is-no-key"),
     pytest.param("/claude/v1/usage", {}, "anthropic", id="claude-no-key"),
     pytest.param("/claude/v1/usage", {"x-api-key": "sk-sb-unknown"}, "anthropic", id="claude-unknown-key"),
+    pytest.param("/gemini/v1/usage", {"x-goog-api-key": "sk-sb-unknown"}, "gemini", id="gemini-unknown-key"),
 ])
 async def test_usage_without_a_valid_key_is_401_in_the_routes_format(edge: Edge, path: str,
                                                                      headers: dict[str, str], shape: str) -> None:
@@ -424,6 +429,8 @@ async def test_usage_without_a_valid_key_is_401_in_the_routes_format(edge: Edge,
     assert response.status_code == 401
     if shape == "anthropic":
         assert response.json()["error"]["type"] == "authentication_error"
+    elif shape == "gemini":
+        assert response.json()["error"]["status"] == "UNAUTHENTICATED"
     else:
         openai_error(response, "invalid_api_key")
 

@@ -10,7 +10,7 @@
 | DELETE /admin/v1/keys/{ref}          | delete                                                    |
 | GET    /admin/v1/keys/{ref}/usage    | usage and cost, `?since=&until=&by=day|model|account`     |
 | GET    /v1/usage (also /openai/v1/…, | the caller's own key (any key header): its record, limits |
-|        /claude/v1/…)                 | with what is left, today's and this month's usage         |
+|        /claude/v1/…, /gemini/v1/…)   | with what is left, today's and this month's usage         |
 
 Rules owned here:
 - The API is off unless `SWITCHBOARD_EDGE_ADMIN_TOKEN` is set: then every path under /admin/ is a 404. When
@@ -72,7 +72,7 @@ _GROUPINGS = {"day": admin_pb2.USAGE_GROUPING_DAY, "model": admin_pb2.USAGE_GROU
               "account": admin_pb2.USAGE_GROUPING_ACCOUNT}
 # Where a key's holder reads its own usage, and the format of that route's errors.
 HOLDER_ROUTES = (("/v1/usage", ClientFormat.OPENAI), ("/openai/v1/usage", ClientFormat.OPENAI),
-                 ("/claude/v1/usage", ClientFormat.ANTHROPIC))
+                 ("/claude/v1/usage", ClientFormat.ANTHROPIC), ("/gemini/v1/usage", ClientFormat.GEMINI))
 
 
 class Conflict(ClientError):
@@ -214,7 +214,8 @@ class AdminApi:
 def _holder_usage(auth: _AdminCalls, client_format: ClientFormat) -> Callable[[Request], Awaitable[Response]]:
     async def usage(request: Request) -> Response:
         try:
-            credential = inbound.extract_key(request.headers)
+            query_key = request.query_params.get("key", "") if client_format is ClientFormat.GEMINI else ""
+            credential = inbound.extract_key(request.headers, query_key)
             client = auth_pb2.ClientMetadata(user_agent=request.headers.get("user-agent", ""),
                                              client_format=client_format.value)
             status = await auth(auth.stub.KeyStatus, admin_pb2.KeyStatusRequest(credential=credential, client=client))
