@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: run test bench lint protos lock clean
+.PHONY: run test bench lint protos lock clean images
 
 # Bring the whole local stack up (simulator, auth, router, edge) with a demo key.
 run: $(VENV)/.built
@@ -44,6 +44,15 @@ gen/.stamp: $(VENV)/.deps $(PROTOS)
 $(VENV)/.built: $(VENV)/.deps gen/.stamp
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# The one image every service runs from (Dockerfile); skipped where Docker is missing or not running.
+IMAGE ?= switchboard:dev
+images:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker build -t $(IMAGE) . ; \
+	else \
+		echo "make images: skipped, Docker is not available here (no docker command, or its daemon is not running)"; \
+	fi
 
 # Re-resolve and pin every dependency (run after changing pyproject.toml).
 lock:
