@@ -2,6 +2,8 @@
 object, and the rules the chart enforces or promises (embedded mode, draining, lockdown, RBAC, CRDs)."""
 
 import base64
+import dataclasses
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from switchboard_common.settings import from_env
 from switchboard_router.accounts_yaml import parse_accounts
 
 from .conftest import CHART, NAMESPACE, PRODUCTION_VALUES, RELEASE, Render, Rendered
@@ -316,3 +319,45 @@ def test_router_accounts_configmap_is_an_accounts_file_the_router_accepts(defaul
     assert env["SWITCHBOARD_ROUTER_ACCOUNTS_FILE"] == "/etc/switchboard/accounts.yaml"
     # The accounts file is read-only; refreshed credentials are written to the pod's emptyDir.
     assert env["SWITCHBOARD_ROUTER_CREDENTIALS_FILE"] == "/var/lib/switchboard/credentials.json"
+
+
+SETTINGS = {
+    "edge": ("switchboard_edge.settings", "EdgeSettings", "SWITCHBOARD_EDGE_"),
+    "auth": ("switchboard_auth.settings", "AuthSettings", "SWITCHBOARD_AUTH_"),
+    "router": ("switchboard_router.settings", "RouterSettings", "SWITCHBOARD_ROUTER_"),
+    "operator": ("switchboard_operator.settings", "OperatorSettings", "SWITCHBOARD_OPERATOR_"),
+}
+
+
+@pytest.mark.parametrize("component", SETTINGS)
+def test_every_setting_the_chart_passes_is_one_the_service_reads(production: Rendered, component: str) -> None:
+    """A misspelt variable would be ignored silently by the service; here it fails. The literal values
+    must also convert (the service's own loader is run on them)."""
+    module_name, class_name, prefix = SETTINGS[component]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:  # the operator's package arrives separately (tests/operator)
+        if exc.name != module_name:
+            raise
+        pytest.skip(f"{module_name} is not in this checkout yet")
+    settings_class = getattr(module, class_name)
+    known = {prefix + field.name.upper() for field in dataclasses.fields(settings_class)}
+    env = env_of(containers(production.one("Deployment", f"{FULLNAME}-{component}"))[0])
+    ours = {name for name in env if name.startswith("SWITCHBOARD_") and name != "SWITCHBOARD_LOG_LEVEL"}
+    assert ours, "the chart passes no settings"
+    assert sorted(ours - known) == []
+    literal = {name: value for name, value in env.items() if name in ours and isinstance(value, str)}
+    from_env(settings_class, prefix, literal)
+
+
+def test_operator_watches_the_namespaces_its_roles_cover(production: Rendered, render: Render) -> None:
+    def namespaces(rendered: Rendered) -> str:
+        operator = containers(rendered.one("Deployment", f"{FULLNAME}-operator"))[0]
+        return str(env_of(operator)["SWITCHBOARD_OPERATOR_NAMESPACES"])
+
+    assert namespaces(production) == "switchboard,ai-accounts"
+    assert namespaces(render()) == NAMESPACE
+    assert namespaces(render(sets=["operator.watchAllNamespaces=true"])) == ""  # cluster-wide
+    operator = containers(production.one("Deployment", f"{FULLNAME}-operator"))[0]
+    assert operator["command"] == ["python", "-m", "switchboard_operator"]
+    assert env_of(operator)["SWITCHBOARD_OPERATOR_ROUTER_TARGET"] == f"{FULLNAME}-router:50052"
