@@ -47,9 +47,10 @@ $(VENV)/.built: $(VENV)/.deps gen/.stamp
 
 # The one image every service runs from (Dockerfile); skipped where Docker is missing or not running.
 IMAGE ?= switchboard:dev
+DOCKER ?= docker
 images:
-	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
-		docker build -t $(IMAGE) . ; \
+	@if command -v $(DOCKER) >/dev/null 2>&1 && $(DOCKER) info >/dev/null 2>&1; then \
+		$(DOCKER) build -t $(IMAGE) . ; \
 	else \
 		echo "make images: skipped, Docker is not available here (no docker command, or its daemon is not running)"; \
 	fi
