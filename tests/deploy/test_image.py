@@ -71,3 +71,65 @@ def test_make_images_builds_with_docker(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert calls.read_text().splitlines() == ["info", "build -t sb:test ."]
+
+
+def _runtime_distributions() -> set[str]:
+    """The project's runtime dependencies (pyproject `dependencies`, not the dev extra) and theirs."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    pending = list(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    seen: set[str] = set()
+    visited: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        requirement = Requirement(pending.pop())
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name, extras = canonical(requirement.name), requirement.extras
+        if (name, frozenset(extras)) in visited:
+            continue
+        visited.add((name, frozenset(extras)))
+        seen.add(name)
+        for sub in metadata.requires(requirement.name) or []:
+            parsed = Requirement(sub)
+            if parsed.marker is None or any(parsed.marker.evaluate({"extra": e}) for e in ("", *extras)):
+                parsed.marker = None  # decided here, for the extras of the requirement that brought it
+                pending.append(str(parsed))
+    return seen
+
+
+def test_every_module_the_services_import_comes_with_a_runtime_dependency() -> None:
+    """The image installs only the runtime dependencies: an import served by a dev-only package (or by none)
+    would work in the test venv and crash in the cluster."""
+    import ast
+    import sys
+    from importlib import metadata
+
+    roots = [*sorted((ROOT / "services").glob("*/switchboard_*")), *sorted((ROOT / "operator").glob("switchboard_*"))]
+    imported: dict[str, str] = {}
+    for root in roots:
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in sys.stdlib_module_names and not top.startswith("switchboard"):
+                        imported.setdefault(top, str(path.relative_to(ROOT)))
+    assert "grpc" in imported and "prometheus_client" in imported  # the walk found the services' imports
+    providers = metadata.packages_distributions()
+    runtime = _runtime_distributions()
+    missing = {}
+    for module, where in sorted(imported.items()):
+        distributions = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(module, [])}
+        if not distributions & runtime:
+            missing[module] = f"{where} (installed by {sorted(distributions) or 'nothing'})"
+    assert missing == {}
