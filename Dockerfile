@@ -25,9 +25,12 @@ COPY services/ services/
 COPY operator/ operator/
 COPY simulator/ simulator/
 COPY tools/ tools/
+# Then every service's entry module must import with the runtime dependencies alone (no dev packages here).
 RUN /opt/switchboard/bin/pip install --upgrade $(grep -E '^(pip|setuptools)==' requirements.lock) \
  && /opt/switchboard/bin/pip install --no-build-isolation -c requirements.lock . \
- && /opt/switchboard/bin/python -c "import switchboard.auth.v1.auth_pb2_grpc, switchboard_edge, switchboard_auth, switchboard_router, switchboard_operator"
+ && /opt/switchboard/bin/python -c "import switchboard_edge.__main__, switchboard_auth.__main__, \
+      switchboard_router.__main__, switchboard_operator.__main__" \
+ && /opt/switchboard/bin/switchboard --help > /dev/null
 
 # ---- runtime: the virtualenv alone, as a non-root user ----
 FROM ${PYTHON_IMAGE}
