@@ -167,3 +167,40 @@ async def _assert_in(account_id: str, router: RouterClient) -> None:
 
 async def _assert_not_in(account_id: str, router: RouterClient) -> None:
     assert account_id not in await _router_accounts(router)
+
+
+async def test_a_missing_secret_then_an_incomplete_one_are_reported_and_the_account_served_once_fixed(
+        cluster: Cluster, stack: Stack, operator: Operator, router: RouterClient,
+        caplog: pytest.LogCaptureFixture) -> None:
+    ns, api = cluster.namespace, cluster.api
+    account_id = f"openai/{ns}.late"
+    await api.create(ua_path(ns), upstream_account("late", ns, {
+        "platform": "openai", "baseUrl": stack.simulator_url, "credentialsSecretRef": {"name": "late-key"},
+        "models": ["gpt-*"]}))
+
+    async def error(reason: str) -> None:
+        got = conditions(await api.get(ua_path(ns, "late")))
+        assert got.get("Error", {}).get("status") == "True" and got["Error"]["reason"] == reason, got
+        assert got["Ready"]["status"] == "False"
+
+    await eventually(lambda: error("SecretMissing"), what="status says the Secret is missing")
+    assert account_id not in await _router_accounts(router)
+
+    # The Secret appears without the key the platform needs: the spec cannot become an account.
+    await api.create(secret_path(ns), secret("late-key", ns, {"apikey": "sk-sim-typo-in-the-key-name"}))
+    await eventually(lambda: error("InvalidSpec"), what="status says what the Secret lacks")
+    body = await api.get(ua_path(ns, "late")) or {}
+    assert "'api_key'" in body["status"]["lastError"] and "sk-sim-typo" not in str(body)
+
+    # Fixed: the Secret's change pushes it, and status follows the router.
+    await api.patch(secret_path(ns, "late-key"), secret("late-key", ns, {"api_key": "sk-sim-openai"}))
+
+    async def ready() -> None:
+        assert account_id in await _router_accounts(router)
+        got = conditions(await api.get(ua_path(ns, "late")))
+        assert got["Ready"]["status"] == "True" and got["Error"]["status"] == "False", got
+
+    await eventually(ready, what="served and Ready once the Secret is right")
+    assert "sk-sim-openai" not in caplog.text and "sk-sim-typo" not in caplog.text
+    await api.delete(ua_path(ns, "late"))
+    await eventually(lambda: _assert_not_in(account_id, router), what="deleted")
