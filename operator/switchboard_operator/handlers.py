@@ -60,7 +60,8 @@ class Operator:
         self.router = router or RouterClient(settings.router_target, settings.router_timeout_seconds)
         self.kube = kube or Kube()
         self.clock = clock
-        self.log = logging.getLogger("switchboard_operator")
+        # UpstreamAccounts (namespace, name) whose Secret changed while the router could not be reached.
+        self.stale: set[tuple[str, str]] = set()
 
     def backoff(self, retry: int) -> float:
         return float(min(self.settings.max_backoff_seconds, 2 ** min(retry, 16)))
@@ -142,8 +143,12 @@ class Operator:
             account_id = builder.account_id(str(ref["spec"].get("platform", "")), str(namespace), ref["name"])
             try:
                 outcome = await self.push(str(namespace), ref["name"], ref["spec"], body)
-            except Retry as exc:
-                raise kopf.TemporaryError(exc.problem.message, delay=5) from None
+            except Retry as exc:  # event handlers are not retried: the status timer pushes it again
+                self.stale.add((str(namespace), ref["name"]))
+                logger.warning("Secret %s changed; account %s not pushed yet (%s): retried by the status timer",
+                               name, account_id, exc.problem.message)
+                continue
+            self.stale.discard((str(namespace), ref["name"]))
             if isinstance(outcome, Problem):
                 logger.warning("Secret %s changed; account %s not pushed: %s", name, account_id, outcome.message)
             else:
@@ -165,8 +170,9 @@ class Operator:
             return
         live: Live | None = listed.live if listed is not None else None
         missing: Problem | None = None
-        if listed is None:
-            logger.info("account %s is not in the router: pushing it again", account_id)
+        if listed is None or (namespace, name) in self.stale:
+            logger.info("account %s is %s: pushing it again", account_id,
+                        "not in the router" if listed is None else "pending a Secret change")
             try:
                 pushed = await self.push(namespace, name, spec)
             except Retry as exc:
@@ -175,6 +181,7 @@ class Operator:
                 missing = pushed
             else:
                 live = pushed
+                self.stale.discard((namespace, name))
         elif listed.stored is not None:
             await self._write_back(namespace, platform, _secret_name(spec), account_id, listed.stored, logger)
         self._set_status(patch, status, account_id, meta, live, missing)
