@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import promql_parser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,23 +21,25 @@ from switchboard_stack.launcher import Ports, Stack
 from .conftest import CHART, PRODUCTION_VALUES, Render
 
 DASHBOARD = CHART / "files" / "dashboards" / "switchboard.json"
-PREFIXES = ("switchboard_", "gen_ai_", "grpc_")
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
-_MATCHERS = re.compile(r"\{[^{}]*\}")
-_RANGES = re.compile(r"\[[^\]]*\]")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_LABEL_VALUES = re.compile(r"label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*,\s*[A-Za-z_][A-Za-z0-9_]*\s*\)")
-_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+# Grafana's own variables, replaced by values PromQL accepts before parsing.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+_LABEL_VALUES = re.compile(r"^label_values\(\s*(.+?)\s*,\s*[A-Za-z_][A-Za-z0-9_]*\s*\)$")
 
 
 def metric_names(expression: str) -> set[str]:
-    """The metric names a PromQL expression (or a Grafana label_values query) reads."""
-    text = _LABEL_VALUES.sub(r"\1", expression)
-    text = _STRINGS.sub("", text)
-    text = _MATCHERS.sub("", text)
-    text = _RANGES.sub("", text)
-    text = _GROUPING.sub("", text)
-    return {token for token in _IDENTIFIER.findall(text) if token.startswith(PREFIXES)}
+    """The metric names a PromQL expression (or a Grafana label_values query) reads, from its syntax tree;
+    an expression PromQL cannot parse raises ValueError."""
+    text = _LABEL_VALUES.sub(r"\1", expression.strip())
+    for variable, value in GRAFANA_VARIABLES.items():
+        text = text.replace(variable, value)
+    names: set[str] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            names.add(node.name)
+
+    promql_parser.walk(promql_parser.parse(text), visit)
+    return names
 
 
 @pytest.mark.parametrize(("expression", "names"), [
@@ -45,12 +48,17 @@ def metric_names(expression: str) -> set[str]:
     pytest.param("histogram_quantile(0.99, sum by (le) (rate(grpc_server_handling_seconds_bucket[$__rate_interval])))",
                  {"grpc_server_handling_seconds_bucket"}, id="quantile"),
     pytest.param('a_total or on(platform) switchboard_x{state="gen_ai_y"} unless switchboard_z',
-                 {"switchboard_x", "switchboard_z"}, id="binary-ops-and-label-values"),
+                 {"a_total", "switchboard_x", "switchboard_z"}, id="binary-ops-and-label-values"),
     pytest.param("label_values(switchboard_edge_requests_total, namespace)", {"switchboard_edge_requests_total"},
                  id="grafana-label-values"),
 ])
 def test_metric_names_are_read_from_promql(expression: str, names: set[str]) -> None:
     assert metric_names(expression) == names
+
+
+def test_an_expression_that_is_not_promql_is_refused() -> None:
+    with pytest.raises(ValueError):
+        metric_names("sum(rate(switchboard_edge_requests_total[5m])")
 
 
 def dashboard_expressions(dashboard: dict) -> list[str]:
