@@ -9,7 +9,7 @@ LATER = datetime(2026, 11, 29, 10, 5, 0, tzinfo=UTC)
 UNTIL = NOW.timestamp() + 60
 
 
-def by_type(result: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+def by_type(result: dict) -> dict[str, dict]:
     return {c["type"]: c for c in result["conditions"]}
 
 

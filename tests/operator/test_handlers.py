@@ -69,7 +69,7 @@ class FakeKube:
 @pytest.fixture
 def parts() -> tuple[Operator, FakeRouter, FakeKube]:
     router, kube = FakeRouter(), FakeKube()
-    operator = Operator(OperatorSettings(max_backoff_seconds=8), router=router, kube=kube,  # type: ignore[arg-type]
+    operator = Operator(OperatorSettings(max_backoff_seconds=8), router=router, kube=kube,
                         clock=lambda: datetime(2026, 11, 29, tzinfo=UTC))
     return operator, router, kube
 
