@@ -5,6 +5,7 @@ import base64
 import dataclasses
 import importlib
 import shutil
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from switchboard_auth.pricing import default_prices, parse_prices
 from switchboard_common.settings import from_env
 from switchboard_router.accounts_yaml import parse_accounts
 
@@ -405,3 +407,22 @@ def test_operator_watches_the_namespaces_its_roles_cover(production: Rendered, r
     operator = containers(production.one("Deployment", f"{FULLNAME}-operator"))[0]
     assert operator["command"] == ["python", "-m", "switchboard_operator"]
     assert env_of(operator)["SWITCHBOARD_OPERATOR_ROUTER_TARGET"] == f"{FULLNAME}-router:50052"
+
+
+def test_price_overrides_reach_auth_as_a_price_file_it_accepts(production: Rendered, default: Rendered) -> None:
+    configmap = production.one("ConfigMap", f"{FULLNAME}-auth-prices")
+    table = parse_prices(configmap["data"]["prices.yaml"], "configmap").over(default_prices())
+    ccr = table.lookup("claude-ccr", "claude-sonnet-4-6")
+    assert ccr is not None and (ccr.input, ccr.output) == (Decimal(2), Decimal(10))
+    assert table.lookup("claude-console", "claude-sonnet-4-6") == default_prices().lookup(
+        "claude-console", "claude-sonnet-4-6")
+    auth = production.one("Deployment", f"{FULLNAME}-auth")
+    container = containers(auth)[0]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert env_of(container)["SWITCHBOARD_AUTH_PRICES_FILE"] == "/etc/switchboard/prices/prices.yaml"
+    assert mounts["/etc/switchboard/prices"] == "prices"
+    volumes = {v["name"]: v for v in auth["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["prices"]["configMap"]["name"] == f"{FULLNAME}-auth-prices"
+    # Without overrides: no price file, the packaged prices alone.
+    assert "SWITCHBOARD_AUTH_PRICES_FILE" not in env_of(containers(default.one("Deployment", f"{FULLNAME}-auth"))[0])
+    assert [c["metadata"]["name"] for c in default.of_kind("ConfigMap")] == [f"{FULLNAME}-router-accounts"]
