@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard_auth.keys import KeyHasher
@@ -146,3 +147,14 @@ async def test_a_bad_price_file_stops_auth_at_start_with_every_problem_logged(tm
     assert "'nowhere' is not one of" in text
     assert "a price cannot be negative" in text
     assert not (tmp_path / "auth.db").exists()  # stopped before opening the stores
+
+
+async def test_the_cost_metric_counts_new_priced_records_once_in_usd(harness: Harness) -> None:
+    def cost() -> float:
+        return REGISTRY.get_sample_value("switchboard_usage_cost_total",
+                                         {"platform": "openai", "model": "gpt-metric"}) or 0.0
+
+    before = cost()
+    await record_usage(harness, record("metric-1", model="gpt-metric", upstream_model="gpt-glob-2026"))
+    await record_usage(harness, record("metric-1", model="gpt-metric", upstream_model="gpt-glob-2026"))  # again
+    assert cost() - before == pytest.approx(0.00405)  # 4,050 µ$, counted once

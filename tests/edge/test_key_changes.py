@@ -67,3 +67,4 @@ async def test_a_changed_key_is_asked_about_again_and_the_others_stay_remembered
         await eventually(lambda: not remembered)
         following.cancel()
     await server.stop(None)
+

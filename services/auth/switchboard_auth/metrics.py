@@ -27,6 +27,12 @@ USAGE_TOKENS = Counter(
     ["platform", "model", "token_type"],
 )
 
+USAGE_COST = Counter(
+    "switchboard_usage_cost_total",
+    "What newly accepted usage records cost at list prices, in USD, by platform and model (unpriced ones left out).",
+    ["platform", "model"],
+)
+
 _DECISION_CHILDREN = {
     reason: DECISIONS.labels("allow" if reason is Reason.OK else "deny", reason.value) for reason in Reason
 }
@@ -46,6 +52,8 @@ def count_usage(received: int, accepted: Iterable[UsageEntry]) -> None:
         new += 1
         for token_type, count in entry.token_counts():
             USAGE_TOKENS.labels(entry.platform, entry.model, token_type).inc(count)
+        if entry.cost_micro_usd:
+            USAGE_COST.labels(entry.platform, entry.model).inc(entry.cost_micro_usd / 1_000_000)
     _ACCEPTED.inc(new)
     _DUPLICATE.inc(received - new)
 

@@ -15,6 +15,10 @@ REQUESTS = Counter(
     "Client requests answered by the edge.",
     ["route", "client_format", "upstream_platform", "status_code"],
 )
+USAGE_BACKLOG = Gauge(
+    "switchboard_edge_usage_backlog_records",
+    "Usage records settled at this edge and not yet taken by auth (in memory and in the spool).",
+)
 ACTIVE_STREAMS = Gauge(
     "switchboard_edge_active_streams", "Streams currently being relayed.", ["client_format"]
 )

@@ -48,6 +48,7 @@ class Reports:
         self._outcomes: list[router_pb2.ReportOutcomeRequest] = []
         self._outcome_window = outcome_flush_seconds
         self._outcome_flush: asyncio.TimerHandle | None = None
+        metrics.USAGE_BACKLOG.set_function(lambda: self.usage_waiting)
 
     def release(self, pick: router_pb2.PickResponse) -> None:
         """Returns a lease that was never used."""
