@@ -48,8 +48,6 @@ def test_every_package_directory_is_copied_into_the_build() -> None:
                                     "switchboard_operator"])
 def test_each_service_command_is_a_runnable_module(module: str) -> None:
     mains = list(ROOT.glob(f"*/{module}/__main__.py")) + list(ROOT.glob(f"*/*/{module}/__main__.py"))
-    if not mains and module == "switchboard_operator":
-        pytest.skip("the operator's package is not in this checkout yet")
     assert len(mains) == 1
 
 
