@@ -1,7 +1,10 @@
 """Redis for the tests that need it (router state, auth limits): one home for where it is and what its absence
 means."""
 
+import contextlib
 import os
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,3 +25,18 @@ async def redis_client() -> aioredis.Redis:
             pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
         pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
     return client
+
+
+@contextlib.asynccontextmanager
+async def fresh_namespace() -> AsyncIterator[str]:
+    """A key namespace of its own for one test (Redis must be reachable, as `redis_client` says); its keys are
+    deleted afterwards."""
+    client = await redis_client()
+    name = f"sbtest-{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{name}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -4,7 +4,6 @@ together, and a key changed through one is refused by the other at once."""
 import asyncio
 import contextlib
 import sys
-import uuid
 from collections.abc import AsyncIterator
 
 import grpc
@@ -14,7 +13,7 @@ from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard_auth.keys import KeyLimits, KeyState, create_key
 from switchboard_auth.store import open_stores
 
-from ..redis_testing import REDIS_URL, redis_client
+from ..redis_testing import REDIS_URL, fresh_namespace
 from .auth_testing import PEPPER, free_port, subprocess_env
 from .store_backends import postgres_url_fixture  # noqa: F401
 from .test_auth_main import wait_serving
@@ -40,13 +39,11 @@ async def replica(database_url: str, namespace: str) -> AsyncIterator[auth_pb2_g
 
 
 async def test_two_replicas_enforce_one_limit_and_see_each_others_changes(postgres_url: str) -> None:
-    probe = await redis_client()
-    namespace = f"sbtest-{uuid.uuid4().hex[:12]}"
     stores = await open_stores(postgres_url, "")
-    key, record = await create_key(stores.keys, "shared", pepper=PEPPER,
-                                   limits=KeyLimits(requests_per_minute=5))
+    key, _ = await create_key(stores.keys, "shared", pepper=PEPPER, limits=KeyLimits(requests_per_minute=5))
     try:
-        async with replica(postgres_url, namespace) as one, replica(postgres_url, namespace) as two:
+        async with fresh_namespace() as namespace, replica(postgres_url, namespace) as one, \
+                replica(postgres_url, namespace) as two:
             ask = auth_pb2.AuthorizeRequest(credential=key, platforms=["openai"], model="gpt-4o")
             answers = []
             for _ in range(5):  # ten requests, alternating replicas, five a minute allowed in all
@@ -65,8 +62,3 @@ async def test_two_replicas_enforce_one_limit_and_see_each_others_changes(postgr
                 assert (await stub.Authorize(ask, timeout=5)).reason == auth_pb2.REASON_KEY_DISABLED
     finally:
         await stores.close()
-        keys = [k async for k in probe.scan_iter(match=f"{namespace}:*")]
-        if keys:
-            await probe.delete(*keys)
-        await probe.aclose()
-    assert record.key_id

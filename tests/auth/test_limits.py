@@ -4,7 +4,6 @@ enforcing one limit together. Time is the `now` each call is given (no sleeping)
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -27,24 +26,11 @@ from switchboard_auth.limits import (
     day_end,
 )
 
-from ..redis_testing import REDIS_URL, redis_client
+from ..redis_testing import REDIS_URL, fresh_namespace
 
 NOTHING_SPENT = Spent()
 # A fixed moment a few hours into a UTC day, so a test's minutes never cross midnight.
 NOW = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0).timestamp()
-
-
-@contextlib.asynccontextmanager
-async def namespace() -> AsyncIterator[str]:
-    client = await redis_client()
-    name = f"sbtest-{uuid.uuid4().hex[:12]}"
-    try:
-        yield name
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{name}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -62,7 +48,7 @@ async def limiter_of(kind: str, spent: Spent = NOTHING_SPENT) -> AsyncIterator[L
     if kind == "memory":
         yield MemoryLimiter(ledger)
         return
-    async with namespace() as name:
+    async with fresh_namespace() as name:
         backend = RedisLimiter(REDIS_URL, name, ledger)
         yield backend
         await backend.close()
@@ -145,7 +131,7 @@ async def test_the_first_spent_limit_refuses_and_statuses_cover_every_limit(limi
 
 
 async def test_two_redis_replicas_enforce_one_limit_together() -> None:
-    async with namespace() as name:
+    async with fresh_namespace() as name:
         one, two = RedisLimiter(REDIS_URL, name), RedisLimiter(REDIS_URL, name)
         limits = KeyLimits(requests_per_minute=5, concurrency=3)
         now = time.time()

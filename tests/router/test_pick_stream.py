@@ -16,7 +16,7 @@ async def requests_from(queue: "asyncio.Queue[router_pb2.PickRequest | None]") -
 
 def ask(call_id: int, **fields: object) -> router_pb2.PickRequest:
     return router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4", call_id=call_id,
-                                  holder="edge:1", **fields)  # type: ignore[arg-type]
+                                  holder="edge:1", **fields)
 
 
 async def test_picks_on_one_stream_are_answered_by_call_id_and_hold_their_slots(router: Router) -> None:

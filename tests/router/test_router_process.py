@@ -1,6 +1,7 @@
 """`python -m switchboard_router` as a real process: health, an RPC, metrics, clean SIGTERM."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -8,7 +9,7 @@ import socket
 import sys
 import time
 import urllib.request
-import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -16,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 
-from ..redis_testing import REDIS_URL, redis_client
+from ..redis_testing import REDIS_URL, fresh_namespace
 from .router_testing import account, write_accounts, write_text
 
 
@@ -141,154 +142,120 @@ async def test_process_refuses_to_start_on_an_unreadable_credentials_file(tmp_pa
     assert b"sk-never-logged" not in stderr and b"Traceback" not in stderr
 
 
+@contextlib.asynccontextmanager
+async def two_replicas(tmp_path: Path) -> AsyncIterator[tuple[router_pb2_grpc.RouterServiceStub, ...]]:
+    """Two router processes on one accounts file and one Redis namespace, and a stub for each; both stopped, and
+    the namespace's keys deleted, afterwards."""
+    async with fresh_namespace() as namespace:
+        ports = [free_port() for _ in range(2)]
+        procs = [await start(tmp_path, port, -1, redis_url=REDIS_URL, redis_namespace=namespace) for port in ports]
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as one, \
+                    grpc.aio.insecure_channel(f"127.0.0.1:{ports[1]}") as two:
+                await asyncio.wait_for(asyncio.gather(one.channel_ready(), two.channel_ready()), timeout=15)
+                yield router_pb2_grpc.RouterServiceStub(one), router_pb2_grpc.RouterServiceStub(two)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                await asyncio.wait_for(proc.wait(), timeout=15)
+
+
 async def test_two_router_processes_share_holds_and_windows_through_redis(tmp_path: Path) -> None:
-    probe = await redis_client()
-    namespace = f"test-{uuid.uuid4().hex[:12]}"
     write_accounts(tmp_path / "accounts.yaml", [account("first", priority=1), account("second", priority=2)])
-    ports = [free_port() for _ in range(4)]
-    procs = [await start(tmp_path, ports[i], ports[i + 2], redis_url=REDIS_URL, redis_namespace=namespace)
-             for i in range(2)]
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as one, \
-                grpc.aio.insecure_channel(f"127.0.0.1:{ports[1]}") as two:
-            await asyncio.wait_for(asyncio.gather(one.channel_ready(), two.channel_ready()), timeout=15)
-            a, b = router_pb2_grpc.RouterServiceStub(one), router_pb2_grpc.RouterServiceStub(two)
-            ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5")
-            lease = await a.Pick(ask, timeout=5)
-            assert lease.account.name == "first"
-            # Replica one hears of a 429 on "first"; replica two stops handing it out within 2 s.
-            await a.ReportOutcome(router_pb2.ReportOutcomeRequest(
-                lease_id=lease.lease_id, account_id=lease.account.id, outcome=router_pb2.OUTCOME_RATE_LIMITED,
-                status_code=429, upstream_headers={"retry-after": "60"}, model="claude-sonnet-4-5"), timeout=5)
-            names = []
-            for _ in range(40):
-                reply = await b.Pick(ask, timeout=5)
-                await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
-                names.append(reply.account.name)
-                if reply.account.name == "second":
-                    break
-                await asyncio.sleep(0.05)
-            assert names[-1] == "second"
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            await asyncio.wait_for(proc.wait(), timeout=15)
-        keys = [key async for key in probe.scan_iter(f"{namespace}:*")]
-        if keys:
-            await probe.delete(*keys)
-        await probe.aclose()
+    async with two_replicas(tmp_path) as (a, b):
+        ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5")
+        lease = await a.Pick(ask, timeout=5)
+        assert lease.account.name == "first"
+        # Replica one hears of a 429 on "first"; replica two stops handing it out within 2 s.
+        await a.ReportOutcome(router_pb2.ReportOutcomeRequest(
+            lease_id=lease.lease_id, account_id=lease.account.id, outcome=router_pb2.OUTCOME_RATE_LIMITED,
+            status_code=429, upstream_headers={"retry-after": "60"}, model="claude-sonnet-4-5"), timeout=5)
+        names = []
+        for _ in range(40):
+            reply = await b.Pick(ask, timeout=5)
+            await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
+            names.append(reply.account.name)
+            if reply.account.name == "second":
+                break
+            await asyncio.sleep(0.05)
+        assert names[-1] == "second"
 
 
 async def test_two_router_processes_share_slots_windows_and_sessions_through_redis(tmp_path: Path) -> None:
-    probe = await redis_client()
-    namespace = f"test-{uuid.uuid4().hex[:12]}"
     write_accounts(tmp_path / "accounts.yaml",
                    [account("capped", priority=1, max_concurrency=1), account("spare", priority=2)])
-    ports = [free_port() for _ in range(4)]
-    procs = [await start(tmp_path, ports[i], ports[i + 2], redis_url=REDIS_URL, redis_namespace=namespace)
-             for i in range(2)]
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as one, \
-                grpc.aio.insecure_channel(f"127.0.0.1:{ports[1]}") as two:
-            await asyncio.wait_for(asyncio.gather(one.channel_ready(), two.channel_ready()), timeout=15)
-            a, b = router_pb2_grpc.RouterServiceStub(one), router_pb2_grpc.RouterServiceStub(two)
-            ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5", key_id="k")
+    async with two_replicas(tmp_path) as (a, b):
+        ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5", key_id="k")
 
-            # Concurrency: replica one holds "capped"'s only slot; replica two, at once, hands out "spare".
-            held = await a.Pick(ask, timeout=5)
-            assert held.account.name == "capped"
-            conversation = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5",
-                                                  key_id="k", session_hint="conversation-1")
-            other = await b.Pick(conversation, timeout=5)
-            assert other.account.name == "spare"
+        # Concurrency: replica one holds "capped"'s only slot; replica two, at once, hands out "spare".
+        held = await a.Pick(ask, timeout=5)
+        assert held.account.name == "capped"
+        conversation = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5",
+                                              key_id="k", session_hint="conversation-1")
+        other = await b.Pick(conversation, timeout=5)
+        assert other.account.name == "spare"
 
-            # The slot comes back through replica one; replica two may use "capped" again within 2 s.
-            await a.Release(router_pb2.ReleaseRequest(lease_id=held.lease_id), timeout=5)
-            names = []
-            for _ in range(40):
-                reply = await b.Pick(ask, timeout=5)
-                await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
-                names.append(reply.account.name)
-                if reply.account.name == "capped":
-                    break
-                await asyncio.sleep(0.05)
-            assert names[-1] == "capped"
+        # The slot comes back through replica one; replica two may use "capped" again within 2 s.
+        await a.Release(router_pb2.ReleaseRequest(lease_id=held.lease_id), timeout=5)
+        names = []
+        for _ in range(40):
+            reply = await b.Pick(ask, timeout=5)
+            await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
+            names.append(reply.account.name)
+            if reply.account.name == "capped":
+                break
+            await asyncio.sleep(0.05)
+        assert names[-1] == "capped"
 
-            # Stickiness: the conversation bound on replica two stays on "spare" when it reaches replica one,
-            # though "capped" ranks first and is free.
-            again = await a.Pick(conversation, timeout=5)
-            assert again.account.name == "spare"
-            await a.Release(router_pb2.ReleaseRequest(lease_id=again.lease_id), timeout=5)
-            await b.Release(router_pb2.ReleaseRequest(lease_id=other.lease_id), timeout=5)
+        # Stickiness: the conversation bound on replica two stays on "spare" when it reaches replica one,
+        # though "capped" ranks first and is free.
+        again = await a.Pick(conversation, timeout=5)
+        assert again.account.name == "spare"
+        await a.Release(router_pb2.ReleaseRequest(lease_id=again.lease_id), timeout=5)
+        await b.Release(router_pb2.ReleaseRequest(lease_id=other.lease_id), timeout=5)
 
-            # Windows: replica one reads "capped"'s 5-hour window at 97 % on a success; replica two steers away.
-            served = await a.Pick(ask, timeout=5)
-            assert served.account.name == "capped"
-            reset = str(int(time.time()) + 3600)
-            await a.ReportOutcome(router_pb2.ReportOutcomeRequest(
-                lease_id=served.lease_id, account_id=served.account.id, outcome=router_pb2.OUTCOME_SUCCESS,
-                status_code=200, model="claude-sonnet-4-5", upstream_headers={
-                    "anthropic-ratelimit-unified-5h-utilization": "0.97",
-                    "anthropic-ratelimit-unified-5h-reset": reset,
-                    "anthropic-ratelimit-unified-5h-status": "allowed"}), timeout=5)
-            names = []
-            for _ in range(40):
-                reply = await b.Pick(ask, timeout=5)
-                await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
-                names.append(reply.account.name)
-                if reply.account.name == "spare":
-                    break
-                await asyncio.sleep(0.05)
-            assert names[-1] == "spare"
-            listed = await b.ListAccounts(router_pb2.ListAccountsRequest(), timeout=5)
-            (window,) = next(s for s in listed.accounts if s.account.name == "capped").windows
-            assert (window.name, round(window.utilization, 2)) == ("5h", 0.97)
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            await asyncio.wait_for(proc.wait(), timeout=15)
-        keys = [key async for key in probe.scan_iter(f"{namespace}:*")]
-        if keys:
-            await probe.delete(*keys)
-        await probe.aclose()
+        # Windows: replica one reads "capped"'s 5-hour window at 97 % on a success; replica two steers away.
+        served = await a.Pick(ask, timeout=5)
+        assert served.account.name == "capped"
+        reset = str(int(time.time()) + 3600)
+        await a.ReportOutcome(router_pb2.ReportOutcomeRequest(
+            lease_id=served.lease_id, account_id=served.account.id, outcome=router_pb2.OUTCOME_SUCCESS,
+            status_code=200, model="claude-sonnet-4-5", upstream_headers={
+                "anthropic-ratelimit-unified-5h-utilization": "0.97",
+                "anthropic-ratelimit-unified-5h-reset": reset,
+                "anthropic-ratelimit-unified-5h-status": "allowed"}), timeout=5)
+        names = []
+        for _ in range(40):
+            reply = await b.Pick(ask, timeout=5)
+            await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
+            names.append(reply.account.name)
+            if reply.account.name == "spare":
+                break
+            await asyncio.sleep(0.05)
+        assert names[-1] == "spare"
+        listed = await b.ListAccounts(router_pb2.ListAccountsRequest(), timeout=5)
+        (window,) = next(s for s in listed.accounts if s.account.name == "capped").windows
+        assert (window.name, round(window.utilization, 2)) == ("5h", 0.97)
 
 
 async def test_an_account_upserted_on_one_replica_is_served_by_the_other_within_2_seconds(tmp_path: Path) -> None:
-    probe = await redis_client()
-    namespace = f"test-{uuid.uuid4().hex[:12]}"
     write_accounts(tmp_path / "accounts.yaml", [])
-    ports = [free_port() for _ in range(2)]
-    procs = [await start(tmp_path, port, -1, redis_url=REDIS_URL, redis_namespace=namespace) for port in ports]
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports[0]}") as one, \
-                grpc.aio.insecure_channel(f"127.0.0.1:{ports[1]}") as two:
-            await asyncio.wait_for(asyncio.gather(one.channel_ready(), two.channel_ready()), timeout=15)
-            a, b = router_pb2_grpc.RouterServiceStub(one), router_pb2_grpc.RouterServiceStub(two)
-            ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5")
-            assert (await b.Pick(ask, timeout=5)).status == router_pb2.PICK_STATUS_NO_MODEL
+    async with two_replicas(tmp_path) as (a, b):
+        ask = router_pb2.PickRequest(platforms=["claude-console"], model="claude-sonnet-4-5")
+        assert (await b.Pick(ask, timeout=5)).status == router_pb2.PICK_STATUS_NO_MODEL
 
-            spec = json.dumps(account("managed"))
-            await a.UpsertAccount(router_pb2.UpsertAccountRequest(spec_json=spec), timeout=5)
-            upserted = time.monotonic()
-            while (reply := await b.Pick(ask, timeout=5)).status != router_pb2.PICK_STATUS_OK:
-                assert time.monotonic() - upserted < 2.0, "replica two did not serve the account within 2 s"
-                await asyncio.sleep(0.05)
-            assert reply.account.id == "claude-console/managed"
-            await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
+        spec = json.dumps(account("managed"))
+        await a.UpsertAccount(router_pb2.UpsertAccountRequest(spec_json=spec), timeout=5)
+        upserted = time.monotonic()
+        while (reply := await b.Pick(ask, timeout=5)).status != router_pb2.PICK_STATUS_OK:
+            assert time.monotonic() - upserted < 2.0, "replica two did not serve the account within 2 s"
+            await asyncio.sleep(0.05)
+        assert reply.account.id == "claude-console/managed"
+        await b.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
 
-            await b.DeleteAccount(router_pb2.DeleteAccountRequest(account_id="claude-console/managed"), timeout=5)
-            deleted = time.monotonic()
-            while (await a.Pick(ask, timeout=5)).status == router_pb2.PICK_STATUS_OK:
-                assert time.monotonic() - deleted < 2.0, "replica one kept serving a deleted account"
-                await asyncio.sleep(0.05)
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            await asyncio.wait_for(proc.wait(), timeout=15)
-        keys = [key async for key in probe.scan_iter(f"{namespace}:*")]
-        if keys:
-            await probe.delete(*keys)
-        await probe.aclose()
+        await b.DeleteAccount(router_pb2.DeleteAccountRequest(account_id="claude-console/managed"), timeout=5)
+        deleted = time.monotonic()
+        while (await a.Pick(ask, timeout=5)).status == router_pb2.PICK_STATUS_OK:
+            assert time.monotonic() - deleted < 2.0, "replica one kept serving a deleted account"
+            await asyncio.sleep(0.05)

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -26,23 +25,9 @@ from switchboard_router.state import (
     Window,
 )
 
-from ..redis_testing import REDIS_URL, redis_client
+from ..redis_testing import REDIS_URL, fresh_namespace, redis_client
 
 SHORT = 0.3  # seconds: a TTL that runs out within the test
-
-
-@contextlib.asynccontextmanager
-async def fresh_namespace() -> AsyncIterator[str]:
-    """A namespace of its own for one test; its keys are deleted afterwards."""
-    client = await redis_client()
-    name = f"sbtest-{uuid.uuid4().hex[:12]}"
-    try:
-        yield name
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{name}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ Rules owned here:
 """
 
 import dataclasses
-import hmac
 import json
 import logging
 import time
@@ -32,7 +31,7 @@ from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, Key
 from switchboard_auth.key_views import public
 from switchboard_auth.keys import KeyHasher, KeyLimits, KeyPolicy, KeyRecord, KeyState
 from switchboard_auth.limits import Limiter, LimitStatus, LimitsUnavailable, day_end, month_end
-from switchboard_auth.policy import KEY_MISSING, CompiledKey, Verdict, authenticate
+from switchboard_auth.policy import KEY_MISSING, MAX_CREDENTIAL_LENGTH, CompiledKey, Verdict, authenticate, matching_key
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import Dimension, UsageSummary
 
@@ -56,8 +55,6 @@ _GROUPINGS = {admin_pb2.USAGE_GROUPING_UNSPECIFIED: Dimension.DAY, admin_pb2.USA
               admin_pb2.USAGE_GROUPING_MODEL: Dimension.MODEL, admin_pb2.USAGE_GROUPING_ACCOUNT: Dimension.ACCOUNT}
 # A period's start and end (None: unbounded) and the key's usage in it.
 Period = tuple[datetime | None, datetime | None, UsageSummary]
-# Real keys are 46 characters; a longer credential is refused without a lookup (as AuthService does).
-_MAX_CREDENTIAL_LENGTH = 512
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
@@ -201,17 +198,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def _key_of(self, credential: str) -> CompiledKey | None:
         """The key a credential names (the current secret, or the previous one in a rotation's grace)."""
-        if len(credential) > _MAX_CREDENTIAL_LENGTH:
+        if len(credential) > MAX_CREDENTIAL_LENGTH:
             return None
         key_hash = self._hash(credential)
-        record = await self._keys.get_by_hash(key_hash)
-        if record is None:
-            return None
-        if hmac.compare_digest(record.key_hash, key_hash):
-            return CompiledKey.of(record)
-        if record.previous_key_hash is not None and hmac.compare_digest(record.previous_key_hash, key_hash):
-            return CompiledKey.of(record, previous_secret=True)
-        return None
+        return matching_key(await self._keys.get_by_hash(key_hash), key_hash)
 
     async def _periods(self, record: KeyRecord) -> dict[str, Period]:
         """The key's usage today and this month (UTC), and in all when a total budget needs it."""

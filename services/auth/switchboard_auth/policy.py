@@ -16,6 +16,7 @@ safe to show the client and never contain the credential.
 import dataclasses
 import enum
 import fnmatch
+import hmac
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -79,6 +80,22 @@ class CompiledKey:
             clients=frozenset(record.policy.allowed_clients),
             networks=tuple(ipaddress.ip_network(n) for n in record.policy.allowed_ips),
         )
+
+
+# Real keys are 46 characters; a longer credential is refused without a lookup.
+MAX_CREDENTIAL_LENGTH = 512
+
+
+def matching_key(record: KeyRecord | None, key_hash: str) -> CompiledKey | None:
+    """The key a presented secret's hash names, compared in constant time: by its current secret, or by the one a
+    rotation replaced (usable through its grace, which `decide` checks); None for no key."""
+    if record is None:
+        return None
+    if hmac.compare_digest(record.key_hash, key_hash):
+        return CompiledKey.of(record)
+    if record.previous_key_hash is not None and hmac.compare_digest(record.previous_key_hash, key_hash):
+        return CompiledKey.of(record, previous_secret=True)
+    return None
 
 
 def _globs(patterns: Sequence[str]) -> re.Pattern[str] | None:

@@ -31,7 +31,14 @@ from switchboard_auth import postgres_migrations
 from switchboard_auth.errors import KeyNameTaken, StoreError
 from switchboard_auth.keys import KeyRecord, KeyState, details_fields
 from switchboard_auth.store import CHANGE_LOG_KEPT
-from switchboard_auth.usage import Dimension, UsageEntry, UsageSummary, check_dimensions, summary_of
+from switchboard_auth.usage import (
+    SUMMARY_TOTALS_SQL,
+    Dimension,
+    UsageEntry,
+    UsageSummary,
+    check_dimensions,
+    summary_of,
+)
 
 SCHEMA_VERSION = postgres_migrations.SCHEMA_VERSION
 _POOL_MIN, _POOL_MAX = 1, 10
@@ -318,11 +325,6 @@ _SUMMARY_GROUPS: dict[Dimension, tuple[str, ...]] = {
     Dimension.ACCOUNT: ("account_id",),
     Dimension.DAY: ("to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",),
 }
-_SUMMARY_TOTALS = (
-    "COUNT(*), COUNT(*) FILTER (WHERE failed), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_input_tokens),"
-    " SUM(cache_creation_input_tokens), SUM(reasoning_tokens), COALESCE(SUM(cost_micro_usd), 0),"
-    " COUNT(*) FILTER (WHERE cost_micro_usd IS NULL)"
-)
 
 
 def _summary_sql(by: Sequence[Dimension], since: datetime | None, until: datetime | None,
@@ -334,7 +336,7 @@ def _summary_sql(by: Sequence[Dimension], since: datetime | None, until: datetim
         if value is not None:
             params.append(value)
             conditions.append(condition.format(len(params)))
-    sql = f"SELECT {', '.join([*groups, _SUMMARY_TOTALS])} FROM usage_records"
+    sql = f"SELECT {', '.join([*groups, SUMMARY_TOTALS_SQL])} FROM usage_records"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     if groups:

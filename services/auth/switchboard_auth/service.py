@@ -19,7 +19,6 @@ Rules owned here:
 
 import dataclasses
 import functools
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +36,7 @@ from switchboard_auth.limits import Limiter, LimitsUnavailable, MemoryLimiter
 from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
 from switchboard_auth.policy import (
     KEY_MISSING,
+    MAX_CREDENTIAL_LENGTH,
     Caller,
     CompiledKey,
     Reason,
@@ -44,14 +44,13 @@ from switchboard_auth.policy import (
     authenticate,
     decide,
     limit_refusal,
+    matching_key,
 )
 from switchboard_auth.pricing import PriceTable, cost_micro_usd, default_prices
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import UsageEntry, last_used_by_key, upstream_failed
 
 SERVICE_NAME: str = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-# Real keys are 46 characters; anything this long is refused without a lookup.
-_MAX_CREDENTIAL_LENGTH = 512
 _PROTO_REASON = {reason: auth_pb2.Reason.Value(f"REASON_{reason.name}") for reason in Reason}
 
 log = logging.getLogger(__name__)
@@ -114,18 +113,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 yield auth_pb2.KeyChangesEvent(key_ids=sorted(change))
 
     async def _load(self, key_hash: str) -> CompiledKey | None:
-        record = await self._keys.get_by_hash(key_hash)
-        if record is None:
-            return None
-        if hmac.compare_digest(record.key_hash, key_hash):
-            return CompiledKey.of(record)
-        if record.previous_key_hash is not None and hmac.compare_digest(record.previous_key_hash, key_hash):
-            return CompiledKey.of(record, previous_secret=True)
-        return None
+        return matching_key(await self._keys.get_by_hash(key_hash), key_hash)
 
     async def _lookup(self, credential: str, context: grpc.aio.ServicerContext) -> CompiledKey | None:
         """The key a non-empty credential names (None: no such key); an oversized one is never looked up."""
-        if len(credential) > _MAX_CREDENTIAL_LENGTH:
+        if len(credential) > MAX_CREDENTIAL_LENGTH:
             return None
         try:
             return await self._cache.get(self._hash(credential))

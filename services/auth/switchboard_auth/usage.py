@@ -128,6 +128,12 @@ SUMMARY_TOTALS = (
     "requests", "failed_requests", "input_tokens", "output_tokens", "cache_read_input_tokens",
     "cache_creation_input_tokens", "reasoning_tokens", "cost_micro_usd", "unpriced_requests",
 )
+# ... as both backends' SQL computes them (the same text on SQLite and PostgreSQL).
+SUMMARY_TOTALS_SQL = (
+    "COUNT(*), COUNT(*) FILTER (WHERE failed), SUM(input_tokens), SUM(output_tokens), SUM(cache_read_input_tokens),"
+    " SUM(cache_creation_input_tokens), SUM(reasoning_tokens), COALESCE(SUM(cost_micro_usd), 0),"
+    " COUNT(*) FILTER (WHERE cost_micro_usd IS NULL)"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -7,7 +7,15 @@ import orjson
 
 from switchboard_edge.errors import ClientFormat
 from switchboard_edge.sse import SSEEvent
-from switchboard_edge.upstream.base import Call, Platform, StreamTap, UpstreamRequest, forwardable, with_query
+from switchboard_edge.upstream.base import (
+    Call,
+    Platform,
+    StreamTap,
+    UpstreamRequest,
+    event_object,
+    forwardable,
+    with_query,
+)
 from switchboard_edge.usage import Usage, merge_anthropic
 
 _HEADER_NAMES = frozenset({"content-type", "accept", "user-agent", "x-app", "x-claude-code-session-id"})
@@ -17,14 +25,6 @@ _HEADER_PREFIXES = ("anthropic-", "x-stainless-")
 _DELTA_TEXT_FIELDS = ("text", "partial_json", "thinking")
 
 
-def _object(data: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
 class AnthropicStreamTap(StreamTap):
     """Input from message_start, final usage from message_delta, complete on message_stop, the vendor's
     `event: error` (Bedrock's exception frames arrive as one too). Hides nothing."""
@@ -32,7 +32,7 @@ class AnthropicStreamTap(StreamTap):
     def observe(self, event: SSEEvent) -> bool:
         name = event.name
         if name == "content_block_delta":
-            delta = _object(event.data).get("delta")
+            delta = event_object(event.data).get("delta")
             if isinstance(delta, dict):
                 self.output_deltas += 1
                 for field in _DELTA_TEXT_FIELDS:
@@ -40,18 +40,18 @@ class AnthropicStreamTap(StreamTap):
                     if isinstance(value, str):
                         self.output_chars += len(value)
         elif name == "message_start":
-            message = _object(event.data).get("message")
+            message = event_object(event.data).get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
             merge_anthropic(self.usage, usage)
             self.input_reported = isinstance(usage, dict) and "input_tokens" in usage
         elif name == "message_delta":
-            usage = _object(event.data).get("usage")
+            usage = event_object(event.data).get("usage")
             merge_anthropic(self.usage, usage)
             self.final_usage = isinstance(usage, dict) and "output_tokens" in usage
         elif name == "message_stop":
             self.complete = True
         elif name == "error":
-            self.failed(_object(event.data))
+            self.failed(event_object(event.data))
         return True
 
 

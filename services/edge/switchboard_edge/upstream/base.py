@@ -135,6 +135,15 @@ def _masked(text: str, secrets: Iterable[str]) -> str:
     return _CREDENTIAL_SHAPES.sub(_MASK, text)
 
 
+def event_object(data: bytes) -> dict[str, Any]:
+    """A stream event's JSON data as an object; {} when it is not one (a tap never fails on a vendor's bytes)."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
 def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers
             if name.lower() in RESPONSE_HEADERS or name.lower().startswith(RESPONSE_HEADER_PREFIXES)}

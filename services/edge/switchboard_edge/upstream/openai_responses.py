@@ -26,6 +26,7 @@ from switchboard_edge.upstream.base import (
     Platform,
     StreamTap,
     UpstreamRequest,
+    event_object,
     forwardable,
     with_query,
 )
@@ -59,14 +60,6 @@ def from_responses(reported: Any) -> Usage:
     )
 
 
-def _object(data: bytes) -> dict[str, Any]:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
 class ResponsesStreamTap(StreamTap):
     def observe(self, event: SSEEvent) -> bool:
         name = event.name
@@ -89,9 +82,9 @@ class ResponsesStreamTap(StreamTap):
                 self.final_usage = self.input_reported = True
         elif name == "error":
             # `{"type": "error", "error": {...}}` as recorded, or the error's fields on the event itself.
-            self.failed(_object(event.data))
+            self.failed(event_object(event.data))
         elif name == "response.failed":
-            response = _object(event.data).get("response")
+            response = event_object(event.data).get("response")
             error = response.get("error") if isinstance(response, dict) else None
             self.failed({"error": error} if isinstance(error, dict) else None)
         return True
