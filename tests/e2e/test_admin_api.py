@@ -31,7 +31,9 @@ def admin_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     accounts = [{"name": "sim-openai", "platform": "openai", "base_url": simulator.format(port=ports.simulator),
                  "api_key": SIMULATOR_OPENAI_KEY, "models": ["gpt-*"]}]
     env = {"SWITCHBOARD_EDGE_ADMIN_TOKEN": TOKEN, "SWITCHBOARD_AUTH_CACHE_TTL_SECONDS": "0.5",
-           "SWITCHBOARD_AUTH_DECISION_REUSE_SECONDS": "0.5", "SWITCHBOARD_EDGE_USAGE_FLUSH_SECONDS": "0.2"}
+           "SWITCHBOARD_AUTH_DECISION_REUSE_SECONDS": "0.5", "SWITCHBOARD_EDGE_USAGE_FLUSH_SECONDS": "0.2",
+           # Every refusal here comes from one address: more than the default budget of failures.
+           "SWITCHBOARD_EDGE_ADMIN_FAILURES_PER_MINUTE": "1000"}
     with Stack(workdir, ports, accounts=accounts, env=env) as running:
         yield running
 

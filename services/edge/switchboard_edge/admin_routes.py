@@ -16,6 +16,10 @@ Rules owned here:
 - The API is off unless `SWITCHBOARD_EDGE_ADMIN_TOKEN` is set: then every path under /admin/ is a 404. When
   on, nothing under /admin/ answers (not even a 404 or 405) before `Authorization: Bearer <token>` matched
   (`hmac.compare_digest`); a missing or wrong token is a 401. The token is never logged, echoed or forwarded.
+- Failed attempts are bounded per client address (the TCP peer, or behind trusted proxies the one
+  `X-Forwarded-For` names, as for key policies): a bucket of `admin_failures_per_minute` failures, refilled at
+  that rate. Once a source has spent it, every /admin/ request from it is a 429 with `retry-after` (the token
+  is not even compared) until a failure's worth has refilled; other sources are unaffected. Per edge replica.
 - Bodies are JSON objects named as the key's JSON view names its fields; replies are that view (what
   `switchboard keys show --json` prints, made by auth), and a minted key only in the reply that made it
   (`cache-control: no-store`).
@@ -29,7 +33,11 @@ Rules owned here:
 
 import hmac
 import logging
+import math
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -44,7 +52,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc, auth_pb2
-from switchboard_edge import inbound
+from switchboard_edge import callers, inbound
 from switchboard_edge.admission import denial
 from switchboard_edge.control import ControlPlane
 from switchboard_edge.errors import (
@@ -53,6 +61,7 @@ from switchboard_edge.errors import (
     ClientFormat,
     InvalidRequest,
     NotFound,
+    RateLimited,
     RequestTooLarge,
     ServiceUnavailable,
     SwitchboardError,
@@ -91,7 +100,9 @@ def install(app: FastAPI, settings: EdgeSettings, control: Callable[[], ControlP
     """Mounts /admin and the holders' usage routes on `app`; `control` gives the running ControlPlane (made in
     the app's lifespan)."""
     auth = _AdminCalls(settings.rpc_timeout_seconds, control)
-    app.router.routes.append(Mount("/admin", app=AdminApi(settings.admin_token, auth)))
+    failures = FailedAttempts(settings.admin_failures_per_minute)
+    trusted = callers.trusted_networks(settings.trusted_proxies)
+    app.router.routes.append(Mount("/admin", app=AdminApi(settings.admin_token, auth, failures, trusted)))
     for path, client_format in HOLDER_ROUTES:
         handler = _holder_usage(auth, client_format)
         app.add_route(path, handler, methods=["GET"])
@@ -123,12 +134,74 @@ class _AdminCalls:
             raise error_class(exc.details() or exc.code().name) from None
 
 
-class AdminApi:
-    """The ASGI app under /admin: the token gate, then the admin routes."""
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+    reported: bool = False  # the source's block was logged
 
-    def __init__(self, token: str, auth: _AdminCalls) -> None:
+
+class FailedAttempts:
+    """Failed admin authentications per source: a token bucket of `per_minute` failures each, refilled at
+    `per_minute` a minute (0: unbounded). At most `max_sources` buckets are kept, the least recently failed
+    dropped first (a dropped source starts again with a full bucket)."""
+
+    def __init__(self, per_minute: int, *, max_sources: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._capacity = float(max(0, per_minute))
+        self._rate = self._capacity / 60.0
+        self._max_sources = max_sources
+        self._clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def _refilled(self, source: str) -> _Bucket | None:
+        bucket = self._buckets.get(source)
+        if bucket is not None:
+            now = self._clock()
+            bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.updated) * self._rate)
+            bucket.updated = now
+        return bucket
+
+    def blocked_for(self, source: str) -> float:
+        """Seconds until `source` may try again; 0 when it may now."""
+        bucket = self._refilled(source) if self._rate else None
+        if bucket is None:
+            return 0.0
+        if bucket.tokens >= 1.0:
+            bucket.reported = False
+            return 0.0
+        return (1.0 - bucket.tokens) / self._rate
+
+    def first_refusal(self, source: str) -> bool:
+        """Whether this is the first refusal of the source's current block (so it is logged once)."""
+        bucket = self._buckets.get(source)
+        if bucket is None or bucket.reported:
+            return False
+        bucket.reported = True
+        return True
+
+    def failed(self, source: str) -> None:
+        """One failure from `source` spends one from its bucket."""
+        if not self._rate:
+            return
+        bucket = self._refilled(source)
+        if bucket is None:
+            bucket = self._buckets[source] = _Bucket(self._capacity, self._clock())
+            while len(self._buckets) > self._max_sources:
+                self._buckets.popitem(last=False)
+        self._buckets.move_to_end(source)
+        bucket.tokens = max(0.0, bucket.tokens - 1.0)
+
+
+class AdminApi:
+    """The ASGI app under /admin: the failure limit, the token gate, then the admin routes."""
+
+    def __init__(self, token: str, auth: _AdminCalls, failures: FailedAttempts,
+                 trusted_proxies: tuple[callers.Network, ...]) -> None:
         self._token = token.encode()
         self._call = auth
+        self._failures = failures
+        self._trusted = trusted_proxies
         self._routes = Router(routes=[
             Route("/v1/keys", self._keys, methods=["GET", "POST"]),
             Route("/v1/keys/{ref}", self._key, methods=["GET", "PATCH", "DELETE"]),
@@ -151,15 +224,25 @@ class AdminApi:
         await self._routes(scope, receive, send)
 
     def _gate(self, request: Request) -> Response | None:
-        """None when the request carries the admin token; else the answer (404 when the API is off, else 401)."""
+        """None when the request carries the admin token; else the answer (404 when the API is off, 429 while the
+        source has spent its failures, else 401)."""
         if not self._token:
             return _error(NotFound(f"No route for {request.method} {inbound.shown(request.url.path)}."))
+        peer = request.client.host if request.client is not None else ""
+        source = callers.client_address(peer, request.headers, self._trusted)
+        wait = self._failures.blocked_for(source)
+        if wait > 0:
+            if self._failures.first_refusal(source):
+                log.warning("admin API: too many failed attempts from %s; refused for %.0f s", source, wait)
+            return _error(RateLimited("Too many failed admin authentication attempts from this address; "
+                                      f"retry in {math.ceil(wait)} s.", retry_after=math.ceil(wait)))
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         # Starlette decodes header bytes as latin-1: encoding back gives the bytes the client sent.
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode("latin-1"), self._token):
             return None
-        log.warning("admin request refused: %s %s without a valid admin token", request.method,
-                    inbound.shown(request.url.path))
+        self._failures.failed(source)
+        log.warning("admin request refused: %s %s from %s without a valid admin token", request.method,
+                    inbound.shown(request.url.path), source)
         response = _error(AuthenticationFailed(
             "The admin API needs the admin token: send 'Authorization: Bearer <SWITCHBOARD_EDGE_ADMIN_TOKEN>'."))
         response.headers["www-authenticate"] = 'Bearer realm="switchboard-admin"'

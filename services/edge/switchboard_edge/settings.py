@@ -59,6 +59,9 @@ class EdgeSettings:
     catalog_refresh_seconds: float = 2.0
     # The admin API's bearer token (/admin/v1, see switchboard_edge.admin_routes); empty: the API is off (404).
     admin_token: str = field(default="", repr=False)
+    # Failed admin authentications a client address may make: a bucket this big, refilled at this rate a minute;
+    # once it is spent, every admin request from that address is a 429 until it refills. 0: unbounded.
+    admin_failures_per_minute: int = 30
     # -- client connections (see switchboard_edge.http_limits) --
     # Request header block: total bytes, number of headers, bytes of one header line.
     max_header_bytes: int = 32 * 1024
