@@ -1,6 +1,6 @@
 """Reports: outcomes to the router (which return leases), usage to auth through the spool, the lease heartbeat.
 
-Everything here leaves the request path: outcomes in batches within
+Everything here leaves the request path: outcomes and concurrency admissions ended in batches within
 milliseconds, usage every second or `usage_batch_size` records. Every usage
 record is on disk (`switchboard_edge.spool`) before it is in a batch, so a
 killed edge loses none. The heartbeat keeps this edge's leases alive at the
@@ -46,6 +46,7 @@ class Reports:
         self._usage_limit = 100_000
         self._flusher: asyncio.Task[None] | None = None
         self._outcomes: list[router_pb2.ReportOutcomeRequest] = []
+        self._admissions: list[auth_pb2.ReleaseAdmissionsRequest.Admission] = []
         self._outcome_window = outcome_flush_seconds
         self._outcome_flush: asyncio.TimerHandle | None = None
         metrics.USAGE_BACKLOG.set_function(lambda: self.usage_waiting)
@@ -58,34 +59,38 @@ class Reports:
             ))
 
     def release_admission(self, key_id: str, admission_id: str) -> None:
-        """Ends a concurrency admission auth granted to a request that brings no usage record (off the request
-        path; a lost call costs only the admission's expiry)."""
+        """Ends a concurrency admission auth granted, with the request (off the request path: batched with
+        the others ending within the outcome window; a lost call costs only the admission's expiry)."""
         if not admission_id or self._closed:
             return
-        request = auth_pb2.ReleaseAdmissionsRequest(
-            admissions=[auth_pb2.ReleaseAdmissionsRequest.Admission(key_id=key_id, admission_id=admission_id)])
-        task = asyncio.get_running_loop().create_task(self._release_admissions(request))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._admissions.append(auth_pb2.ReleaseAdmissionsRequest.Admission(key_id=key_id, admission_id=admission_id))
+        self._schedule_flush()
 
     async def _release_admissions(self, request: auth_pb2.ReleaseAdmissionsRequest) -> None:
         try:
             await self._auth.ReleaseAdmissions(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
-            log.warning("admission release failed (it expires by itself): %s", exc.code().name)
+            log.warning("admission release failed (they expire by themselves): %s", exc.code().name)
 
     def report(self, outcome: router_pb2.ReportOutcomeRequest) -> None:
         if self._closed:  # too late to send; the router returns the lease when this holder goes silent
             return
         self._outcomes.append(outcome)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._outcome_flush is None:
             self._outcome_flush = asyncio.get_running_loop().call_later(self._outcome_window, self._send_outcomes)
 
     def _send_outcomes(self) -> None:
+        """Sends the outcomes (to the router) and admission releases (to auth) of the window just ended."""
         self._outcome_flush = None
         batch, self._outcomes = self._outcomes, []
         if batch:
             self._spawn(self._call(self._router.ReportOutcomes, router_pb2.ReportOutcomesRequest(outcomes=batch)))
+        admissions, self._admissions = self._admissions, []
+        if admissions:
+            self._spawn(self._release_admissions(auth_pb2.ReleaseAdmissionsRequest(admissions=admissions)))
 
     def store_credential(self, account_id: str, *, credential: router_pb2.Credential | None = None,
                          error: str = "") -> None:
