@@ -19,11 +19,12 @@ from switchboard_auth import settings as auth_settings
 from switchboard_auth.admin import ADMIN_SERVICE_NAME, AdminServicer
 from switchboard_auth.errors import StoreError
 from switchboard_auth.keys import KeyHasher
-from switchboard_auth.limits import MemoryLimiter, RedisLimiter, spent_in
+from switchboard_auth.limits import FallbackLimiter, Limiter, MemoryLimiter, RedisLimiter, spent_in
 from switchboard_auth.pricing import PriceFileError, PriceTable, load_prices
 from switchboard_auth.service import SERVICE_NAME, AuthServicer
 from switchboard_auth.store import open_stores
 from switchboard_common import grpc_server, logs
+from switchboard_common.redis_outage import checked_policy
 
 log = logging.getLogger("switchboard_auth")
 
@@ -33,8 +34,10 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
         opened = await open_stores(config.database_url, config.db_path)
         stores.push_async_callback(opened.close)
         spent = spent_in(opened.ledger)  # counters start from the ledger: a restart hands out no fresh budget
-        limiter = (RedisLimiter(config.redis_url, config.redis_namespace, spent) if config.redis_url
-                   else MemoryLimiter(spent))
+        limiter: Limiter = MemoryLimiter(spent)
+        if config.redis_url:
+            shared = RedisLimiter(config.redis_url, config.redis_namespace, spent, config.redis_timeout_seconds)
+            limiter = FallbackLimiter(shared, policy=config.redis_unavailable, spent=spent)
         stores.push_async_callback(limiter.close)
         servicer = AuthServicer(
             opened.keys,
@@ -82,6 +85,11 @@ def prices_or_exit(config: auth_settings.AuthSettings) -> PriceTable:
 def main() -> None:
     logs.setup("auth")
     config = auth_settings.load()
+    try:
+        checked_policy(config.redis_unavailable, "SWITCHBOARD_AUTH_REDIS_UNAVAILABLE")
+    except ValueError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
     prices = prices_or_exit(config)
     try:
         asyncio.run(run(config, prices))

@@ -2,7 +2,8 @@
 
 Two backends behind `Limiter`: `MemoryLimiter` (one auth process, the embedded default) and `RedisLimiter`
 (many auth replicas: each admission and each settlement is one Lua script, so replicas enforce one limit
-together). Both implement the same rules, written once here in `LimitRules` terms:
+together), the latter always served through `FallbackLimiter`, which decides what happens while Redis cannot
+be reached (SWITCHBOARD_AUTH_REDIS_UNAVAILABLE). Both implement the same rules, written once here:
 
 - **Requests per minute** — GCRA: a key may send `limit` requests in any 60 s, evenly refilled; the state is
   one "theoretical arrival time". Refused → retry when the next request fits.
@@ -20,18 +21,23 @@ Money is integer micro-dollars. Time is POSIX seconds from the caller (tests dri
 
 import asyncio
 import dataclasses
+import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from switchboard_auth.keys import KeyLimits
+from switchboard_auth.metrics import REDIS_DEGRADED, REDIS_DEGRADED_OPERATIONS
 from switchboard_auth.store import Ledger
 from switchboard_auth.usage import UsageSummary
+from switchboard_common.redis_outage import LOCAL, REFUSE, RedisOutage, fast_client
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 WINDOW = 60.0  # seconds of the per-minute limits
 # An admission nobody settles (a crashed edge, a lost record) stops counting after this long; longer than a
@@ -402,8 +408,9 @@ return 1
 class RedisLimiter:
     """`Limiter` in Redis, shared by every auth replica on the same URL and namespace."""
 
-    def __init__(self, url: str, namespace: str = "switchboard", spent: SpentSource = _nothing_spent) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+    def __init__(self, url: str, namespace: str = "switchboard", spent: SpentSource = _nothing_spent,
+                 timeout_seconds: float = 0.5) -> None:
+        self._redis = fast_client(url, timeout_seconds)
         self.namespace = namespace
         self._prefix = f"{namespace}:auth:limits:"
         self._admit = self._redis.register_script(_ADMIT)
@@ -480,5 +487,83 @@ class RedisLimiter:
         except RedisError as exc:
             raise LimitsUnavailable(f"redis: {exc}") from exc
 
+    async def ping(self) -> None:
+        """Raises when Redis does not answer."""
+        await self._redis.ping()
+
+    def forget_seen(self) -> None:
+        """Checks again, key by key, whether Redis holds the counters (it may have restarted empty)."""
+        self._seeded.clear()
+
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class FallbackLimiter:
+    """`RedisLimiter` that keeps answering while Redis cannot be reached, as `policy` says.
+
+    "local": the same rules in this replica's memory, in a `MemoryLimiter` made fresh for each outage (its
+    calendar counters start from the ledger). The tokens and cost charged there are charged to Redis once it
+    answers again, so its counters miss nothing of the outage; requests per minute, tokens per minute and
+    concurrency start over from what Redis held. "refuse": every call raises `LimitsUnavailable`.
+    """
+
+    def __init__(self, shared: RedisLimiter, *, policy: str = LOCAL, spent: SpentSource = _nothing_spent,
+                 probe_interval: float = 1.0) -> None:
+        self._shared = shared
+        self._refuse = policy == REFUSE
+        self._spent = spent
+        self._local = MemoryLimiter(spent)
+        self._owed: dict[str, tuple[KeyLimits, int, int, float]] = {}  # key_id → charged in memory, not in Redis
+        self.outage = RedisOutage(shared.ping, what="auth limits", policy=policy, log=log, degraded=REDIS_DEGRADED,
+                                  on_recovery=self._recovered, probe_interval=probe_interval)
+
+    async def admit(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        check, _ = await self._either(lambda limiter: limiter.admit(key_id, limits, now))
+        return check
+
+    async def peek(self, key_id: str, limits: KeyLimits, now: float) -> LimitCheck:
+        check, _ = await self._either(lambda limiter: limiter.peek(key_id, limits, now))
+        return check
+
+    async def settle(self, key_id: str, limits: KeyLimits, admission_id: str, tokens: int, cost_micro_usd: int,
+                     now: float) -> None:
+        _, local = await self._either(
+            lambda limiter: limiter.settle(key_id, limits, admission_id, tokens, cost_micro_usd, now))
+        if local and (tokens or cost_micro_usd):
+            self._owe(key_id, limits, tokens, cost_micro_usd, now)
+
+    async def close(self) -> None:
+        await self.outage.close()
+        await self._shared.close()
+
+    async def _either(self, call: Callable[[Limiter], Awaitable[_T]]) -> tuple[_T, bool]:
+        """The call's answer from Redis, or while it is down from memory ("local"); True when from memory."""
+        if not self.outage.down:
+            try:
+                return await call(self._shared), False
+            except LimitsUnavailable as exc:
+                if not self.outage.down:
+                    self._local, self._owed = MemoryLimiter(self._spent), {}
+                    self.outage.failed(exc)
+        if self._refuse:
+            raise LimitsUnavailable("redis unreachable, and SWITCHBOARD_AUTH_REDIS_UNAVAILABLE=refuse")
+        REDIS_DEGRADED_OPERATIONS.inc()
+        return await call(self._local), True
+
+    def _owe(self, key_id: str, limits: KeyLimits, tokens: int, cost: int, now: float) -> None:
+        _, owed_tokens, owed_cost, _ = self._owed.get(key_id, (limits, 0, 0, now))
+        self._owed[key_id] = (limits, owed_tokens + tokens, owed_cost + cost, now)
+
+    async def _recovered(self) -> None:
+        """Redis answers again: what was charged in memory meanwhile goes to its counters (raises if it fails)."""
+        self._shared.forget_seen()
+        while self._owed:
+            key_id, (limits, tokens, cost, now) = self._owed.popitem()
+            try:
+                # The per-minute token window of the outage is over or nearly; only the calendar counters.
+                await self._shared.settle(key_id, dataclasses.replace(limits, tokens_per_minute=None), "", tokens,
+                                          cost, now)
+            except LimitsUnavailable:
+                self._owe(key_id, limits, tokens, cost, now)
+                raise

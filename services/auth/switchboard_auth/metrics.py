@@ -6,7 +6,7 @@ credential. Label children are created once so the hot path only increments.
 
 from collections.abc import Iterable
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from switchboard_auth.policy import Reason, Verdict
 from switchboard_auth.usage import UsageEntry
@@ -31,6 +31,19 @@ USAGE_COST = Counter(
     "switchboard_usage_cost_total",
     "What newly accepted usage records cost at list prices, in USD, by platform and model (unpriced ones left out).",
     ["platform", "model"],
+)
+
+REDIS_DEGRADED = Gauge(
+    "switchboard_auth_redis_degraded",
+    "1 while the limits' Redis cannot be reached (limits then per replica in memory, or refused), else 0.",
+)
+REDIS_DEGRADED_OPERATIONS = Counter(
+    "switchboard_auth_redis_degraded_operations_total",
+    "Limit admissions and settlements made in this replica's memory because Redis could not be reached.",
+)
+STALE_KEY_LOOKUPS = Counter(
+    "switchboard_auth_stale_key_lookups_total",
+    "Key lookups answered from an expired cache entry because the key store could not be reached.",
 )
 
 _DECISION_CHILDREN = {

@@ -36,6 +36,15 @@ class AuthSettings:
     # this process's memory (one auth replica).
     redis_url: str = dataclasses.field(default="", repr=False)  # may hold a password
     redis_namespace: str = "switchboard"
+    # While redis_url cannot be reached: "local" keeps enforcing limits per replica in memory (each replica
+    # alone, so a key may get up to replicas x its limit) and goes back to Redis once it answers; "refuse"
+    # answers every request of a key with limits UNAVAILABLE (the edge: 503 with Retry-After).
+    redis_unavailable: str = "local"
+    # How long one Redis command may take before Redis counts as unreachable.
+    redis_timeout_seconds: float = 0.5
+    # While the key store (the database) cannot be reached, a key looked up within this long is still served
+    # from the cache, as it was when last read; 0: never (lookups fail, the edge answers 503).
+    stale_keys_seconds: float = 300.0
 
 
 def load(environ: Mapping[str, str] | None = None) -> AuthSettings:
