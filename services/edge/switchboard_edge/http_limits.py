@@ -8,6 +8,9 @@ bounds the request head as it arrives and puts a deadline on every wait for the 
 - a header line (`name: value` and its CRLF) over `max_header_line_bytes` → 431;
 - header lines together over `max_header_bytes` → 431;
 - a request target over `max_header_line_bytes` → 414;
+- a `Transfer-Encoding` other than `chunked` alone (`gzip, chunked`: a coding the edge would hand on undecoded)
+  → 400; the framing conflicts request smuggling relies on (Content-Length with Transfer-Encoding, two
+  Content-Lengths, an obfuscated Transfer-Encoding) httptools refuses itself → 400;
 - a head httptools refuses (control bytes, bad syntax) → 401 if the line is a key header, else 400;
 - no complete head `header_timeout` after the connection opened (on a kept-alive connection: after the
   request's first byte) → 408, or closed without an answer if the connection sent nothing;
@@ -194,6 +197,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
+        elif name == b"transfer-encoding" and _codings(value) != [b"chunked"]:
+            raise _Refused(InvalidRequest("Transfer-Encoding must be chunked alone; no other coding is supported."))
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -327,6 +332,11 @@ def _path_of(url: bytes) -> bytes:
         return httptools.parse_url(url).path or b""
     except httptools.HttpParserInvalidURLError:
         return b""
+
+
+def _codings(value: bytes) -> list[bytes]:
+    """A Transfer-Encoding value's codings, lowercased (empty list elements dropped, as RFC 9110 allows)."""
+    return [coding.strip().lower() for coding in value.split(b",") if coding.strip()]
 
 
 def _refused_header(head: bytes) -> bytes | None:
