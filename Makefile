@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: run test bench lint protos lock clean images
+.PHONY: run test bench chaos soak lint protos lock clean images
 
 # Bring the whole local stack up (simulator, auth, router, edge) with a demo key.
 run: $(VENV)/.built
@@ -17,6 +17,18 @@ test: lint
 # Fixed load against the gateway and, in the same run, straight at the simulator.
 bench: $(VENV)/.built
 	$(PY) -m switchboard_stack.bench
+
+# Two edges behind a balancer, two auth and two router replicas on the machine's PostgreSQL and Redis (a schema
+# and key namespace of their own, through fault proxies): every fault one at a time, then all together, under a
+# mixed load; what must hold is checked and printed per fault (switchboard_stack.chaos).
+chaos: $(VENV)/.built
+	$(PY) -m switchboard_stack.chaos
+
+# The same topology under a moderate load with random faults for SOAK_MINUTES (default 30): RSS, open files and
+# latency must stay flat.
+SOAK_MINUTES ?= 30
+soak: $(VENV)/.built
+	$(PY) -m switchboard_stack.chaos.soak --minutes $(SOAK_MINUTES)
 
 PACKAGES := services/common/switchboard_common services/edge/switchboard_edge services/auth/switchboard_auth \
 	services/router/switchboard_router simulator/switchboard_simulator tools/switchboard_stack \
