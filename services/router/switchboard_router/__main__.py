@@ -1,6 +1,7 @@
 """Boot the router: settings, logging, the account pool and its reload task, then serve.
 
-Exits with status 2 when a lease TTL setting is not positive, or the accounts file
+Exits with status 2 when a lease TTL setting is not positive, SWITCHBOARD_ROUTER_REDIS_UNAVAILABLE is
+neither local nor refuse, Redis (when set) cannot be reached at start, or the accounts file
 or the stored-credentials file is invalid at start (a missing accounts file starts
 an empty pool and is picked up once it appears; a missing credentials file is an
 empty one).
@@ -14,6 +15,8 @@ from prometheus_client import REGISTRY
 
 from switchboard_common import logs
 from switchboard_common.grpc_server import serve
+from switchboard_common.redis_outage import checked_policy
+from switchboard_router import metrics
 from switchboard_router import settings as router_settings
 from switchboard_router.credential_overlay import CredentialOverlay
 from switchboard_router.errors import AccountsInvalid, CredentialsFileInvalid
@@ -22,7 +25,7 @@ from switchboard_router.leases import LeaseTable
 from switchboard_router.metrics import AccountGauges
 from switchboard_router.pool import AccountPool
 from switchboard_router.server import SERVICE_NAME, RouterServicer
-from switchboard_router.state import MemoryState, RedisState, RouterState, StateUnavailable
+from switchboard_router.state import FallbackState, MemoryState, RedisState, RouterState, StateUnavailable
 
 
 async def main() -> int:
@@ -44,8 +47,17 @@ async def main() -> int:
         for problem in exc.problems:
             log.error("accounts file %s: %s", exc.source, problem)
         return 2
-    state: RouterState = (RedisState(settings.redis_url, settings.redis_namespace) if settings.redis_url
-                          else MemoryState())
+    try:
+        checked_policy(settings.redis_unavailable, "SWITCHBOARD_ROUTER_REDIS_UNAVAILABLE")
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    state: RouterState = MemoryState()
+    if settings.redis_url:
+        shared = RedisState(settings.redis_url, settings.redis_namespace,
+                            timeout_seconds=settings.redis_timeout_seconds)
+        state = FallbackState(shared, policy=settings.redis_unavailable, degraded=metrics.REDIS_DEGRADED,
+                              degraded_operations=metrics.REDIS_DEGRADED_OPERATIONS)
     try:
         await state.start()
     except StateUnavailable as exc:

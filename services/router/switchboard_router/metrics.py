@@ -49,6 +49,15 @@ SKIPS = Counter(
     ["reason"],
 )
 
+REDIS_DEGRADED = Gauge(
+    "switchboard_router_redis_degraded",
+    "1 while the shared state's Redis cannot be reached (state then per replica in memory, or picks refused).",
+)
+REDIS_DEGRADED_OPERATIONS = Counter(
+    "switchboard_router_redis_degraded_operations_total",
+    "Shared-state calls (holds, windows, breaker, sessions, slots) made in memory because Redis could not be reached.",
+)
+
 _pick_counters: dict[str, Counter] = {}
 
 

@@ -33,6 +33,8 @@ _REFUSED = {
     Unavailable.NO_MODEL: router_pb2.PICK_STATUS_NO_MODEL,
     Unavailable.NO_ACCOUNT: router_pb2.PICK_STATUS_NO_ACCOUNT,
 }
+# Why a pick is refused while the shared state is down and SWITCHBOARD_ROUTER_REDIS_UNAVAILABLE=refuse.
+_STATE_DOWN = "The router's shared state cannot be reached; try again shortly."
 # Holder ids are edge instance names ("<hostname>:<port>"); anything longer is a caller bug.
 MAX_HOLDER_CHARS = 512
 # Edge instances whose last slot extension is remembered; a bound, as holder names come from callers.
@@ -133,6 +135,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         session = _session_key(request.key_id, query.session_hint)
         bound = await self._bound(session)
         await self._holder_alive(request.holder)
+        if self.state.refusing():
+            return _state_down()
         skips: dict[str, int] = {}
         if log.isEnabledFor(logging.DEBUG):
             _log_review(request.request_id, self.selector.review(snapshot, query, live, bound))
@@ -147,6 +151,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 break
             # Another replica took the account's last slot since this one's copy of the counts was read.
             self.leases.release(lease_id)
+            if self.state.refusing():
+                return _state_down()
             live = replace(live, full=live.full | {account.id})
         metrics.count_pick(account)
         if skips:
@@ -221,6 +227,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         try:
             return await self.state.acquire(account.id, lease_id, account.max_concurrency, expires_at)
         except StateUnavailable as exc:
+            if self.state.refusing():
+                return False
             # Refusing every request while the store is down would be worse than a limit briefly unenforced.
             log.warning("concurrency slot of %s not counted in the shared state: %s", account.id, exc)
             return True
@@ -458,6 +466,12 @@ def _check_holder(holder: str, error: type[RouterError], *, required: bool) -> N
 def _session_key(key_id: str, hint: str) -> str:
     """Sessions are per key: two keys' conversations never share a binding."""
     return f"{key_id}:{hint}" if hint else ""
+
+
+def _state_down() -> router_pb2.PickResponse:
+    """A refused pick while the shared state is down (the edge: 503, Retry-After 1 s)."""
+    return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_NO_ACCOUNT, message=_STATE_DOWN,
+                                   retry_after=wire.duration(1.0))
 
 
 def _query(request: router_pb2.PickRequest) -> PickQuery:

@@ -27,6 +27,12 @@ class RouterSettings:
     # Shared state (holds, usage windows, breaker counters) for many router replicas; empty: in memory.
     redis_url: str = ""
     redis_namespace: str = "switchboard"
+    # While redis_url cannot be reached: "local" keeps holds, windows, the breaker, sessions and concurrency
+    # slots per replica in memory and goes back to Redis once it answers; "refuse" refuses every pick (the edge:
+    # 503 with Retry-After). Managed accounts cannot be changed either way.
+    redis_unavailable: str = "local"
+    # How long one Redis command may take before Redis counts as unreachable.
+    redis_timeout_seconds: float = 0.5
     # An account whose usage window is at least this full takes no new requests (steer before the 429).
     window_threshold: float = 0.95
     # This many upstream failures in a row (5xx, connection errors, timeouts) open the account's breaker...

@@ -128,6 +128,11 @@ class RouterState(Protocol):
 
     async def close(self) -> None: ...
 
+    def refusing(self) -> bool:
+        """True while picks must be refused: the shared store cannot be reached and the setting says refuse
+        (`fallback.FallbackState`); no I/O."""
+        ...
+
     # Holds and windows.
     async def put_hold(self, account_id: str, family: str, hold: Hold) -> None:
         """Sets the hold of `hold.kind` on the account's `family`, replacing one of the same kind."""

@@ -191,6 +191,9 @@ class MemoryState:
     async def close(self) -> None:
         pass
 
+    def refusing(self) -> bool:
+        return False
+
     async def put_hold(self, account_id: str, family: str, hold: Hold) -> None:
         self._tables.put_hold(account_id, family, hold)
 

@@ -35,9 +35,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from switchboard_common.redis_outage import fast_client
 from switchboard_router.state import redis_scripts as scripts
 from switchboard_router.state.base import FAILURE_STREAK_SECONDS, Health, Hold, HoldKind, StateUnavailable, Window
 from switchboard_router.state.memory import BREAKER_KINDS, ChangeCounter, Clock, StateTables, breaker_hold, tripped_mark
@@ -67,8 +67,9 @@ class RedisState:
         reload_gap: float = 0.05,
         failure_streak_seconds: float = FAILURE_STREAK_SECONDS,
         clock: Clock = time.time,
+        timeout_seconds: float = 0.5,
     ) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        self._redis = fast_client(url, timeout_seconds)
         self._prefix = f"{namespace}:router:"
         self._channel = self._prefix + "changed"
         self._reload_interval = reload_interval
@@ -93,6 +94,7 @@ class RedisState:
         self._stale = asyncio.Event()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._failing = False  # the last reload failed (logged once until one succeeds)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
 
     async def start(self) -> None:
@@ -113,6 +115,14 @@ class RedisState:
         self._tasks = []
         await self._pubsub.aclose()
         await self._redis.aclose()
+
+    def refusing(self) -> bool:
+        return False
+
+    async def ping(self) -> None:
+        """Raises StateUnavailable when Redis does not answer."""
+        with _reaching_redis():
+            await self._redis.ping()
 
     async def put_hold(self, account_id: str, family: str, hold: Hold) -> None:
         field, value = _hold_entry(family, hold)
@@ -283,7 +293,7 @@ class RedisState:
             try:
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             except RedisError as exc:
-                log.warning("router state: lost the change channel, retrying: %s", exc)
+                self._log_failure("lost the change channel, retrying", exc)
                 self._stale.set()  # messages may have been missed
                 await asyncio.sleep(self._reload_interval)
                 continue
@@ -303,9 +313,19 @@ class RedisState:
             try:
                 await self._reload()
             except RedisError as exc:
-                log.warning("router state: reload failed, serving the last snapshot: %s", exc)
+                self._log_failure("reload failed, serving the last snapshot", exc)
+            else:
+                if self._failing:
+                    log.info("router state: reloaded from Redis again")
+                self._failing = False
             # Windows change on every response: a burst of changes costs one reload per gap, not one each.
             await asyncio.sleep(self._reload_gap)
+
+
+    def _log_failure(self, what: str, exc: RedisError) -> None:
+        """A warning for the first failure of an outage; the ones after it (every second) only at debug."""
+        log.log(logging.DEBUG if self._failing else logging.WARNING, "router state: %s: %s", what, exc)
+        self._failing = True
 
 
 def _hold_entry(family: str, hold: Hold) -> tuple[str, str]:
