@@ -17,6 +17,7 @@ Rules owned here:
 - The credential and its hash are never logged, echoed or put in a label.
 """
 
+import asyncio
 import dataclasses
 import functools
 import logging
@@ -33,7 +34,7 @@ from switchboard_auth.errors import StoreError
 from switchboard_auth.key_changes import Change, KeyChanges
 from switchboard_auth.keys import KeyHasher, KeyLimits
 from switchboard_auth.limits import Limiter, LimitsUnavailable, MemoryLimiter
-from switchboard_auth.metrics import count_decision, count_invalid_usage, count_usage
+from switchboard_auth.metrics import STALE_KEY_LOOKUPS, count_decision, count_invalid_usage, count_usage
 from switchboard_auth.policy import (
     KEY_MISSING,
     MAX_CREDENTIAL_LENGTH,
@@ -49,6 +50,7 @@ from switchboard_auth.policy import (
 from switchboard_auth.pricing import PriceTable, cost_micro_usd, default_prices
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import UsageEntry, last_used_by_key, upstream_failed
+from switchboard_common.answer_streams import answer_stream
 
 SERVICE_NAME: str = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 _PROTO_REASON = {reason: auth_pb2.Reason.Value(f"REASON_{reason.name}") for reason in Reason}
@@ -56,6 +58,11 @@ _PROTO_REASON = {reason: auth_pb2.Reason.Value(f"REASON_{reason.name}") for reas
 log = logging.getLogger(__name__)
 # Keys whose limits are remembered for settling usage; a bound (the map is rebuilt as requests come).
 _MAX_LIMITED_KEYS = 100_000
+
+
+class Undecided(Exception):
+    """No decision can be made: a store it needs is unavailable (unary calls: UNAVAILABLE; streams: `unavailable`).
+    Its message is safe to send."""
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -72,9 +79,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         now: Callable[[], float] = time.time,
         prices: PriceTable | None = None,
         limiter: Limiter | None = None,
+        stale_keys_seconds: float = 0.0,
     ) -> None:
         """`clock` drives cache expiry, `now` (POSIX seconds) key expiry; tests swap both. `prices` prices the
-        usage records (None: the packaged list prices)."""
+        usage records (None: the packaged list prices). While the key store fails, a key cached within
+        `stale_keys_seconds` is answered as last read (`cache.KeyCache`)."""
         self._keys = keys
         self._ledger = ledger
         self._prices = _packaged_prices() if prices is None else prices
@@ -87,9 +96,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._limits_ttl = cache_ttl_seconds
         self._clock = clock
         self._cache = KeyCache(
-            self._load, ttl_seconds=cache_ttl_seconds, max_entries=cache_max_entries, clock=clock
+            self._load, ttl_seconds=cache_ttl_seconds, max_entries=cache_max_entries, clock=clock,
+            stale_seconds=stale_keys_seconds, on_stale=STALE_KEY_LOOKUPS.inc,
         )
         self.key_changes = KeyChanges(self._forget)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def register(self, server: grpc.aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self, server)
@@ -115,7 +126,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def _load(self, key_hash: str) -> CompiledKey | None:
         return matching_key(await self._keys.get_by_hash(key_hash), key_hash)
 
-    async def _lookup(self, credential: str, context: grpc.aio.ServicerContext) -> CompiledKey | None:
+    async def _lookup(self, credential: str) -> CompiledKey | None:
         """The key a non-empty credential names (None: no such key); an oversized one is never looked up."""
         if len(credential) > MAX_CREDENTIAL_LENGTH:
             return None
@@ -123,37 +134,63 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             return await self._cache.get(self._hash(credential))
         except StoreError as exc:
             log.error("key lookup failed: %s", exc)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "key store unavailable")
-            raise  # not reached: abort raises (grpc's stubs do not say so)
+            raise Undecided("key store unavailable") from None
 
     async def Authorize(
         self, request: auth_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.AuthorizeResponse:
+        try:
+            return await self._authorize(request)
+        except Undecided as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise  # not reached: abort raises (grpc's stubs do not say so)
+
+    async def AuthorizeStream(
+        self, requests: AsyncIterator[auth_pb2.AuthorizeRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[auth_pb2.AuthorizeResponse]:
+        """Authorize's answers over one stream (see auth.proto); no decision is `unavailable`, not an abort."""
+        async for response in answer_stream(requests, self._stream_answer, self._release_undelivered):
+            yield response
+
+    async def _stream_answer(self, request: auth_pb2.AuthorizeRequest) -> auth_pb2.AuthorizeResponse:
+        try:
+            return await self._authorize(request)
+        except Undecided as exc:
+            return auth_pb2.AuthorizeResponse(unavailable=True, message=str(exc))
+
+    def _release_undelivered(self, response: auth_pb2.AuthorizeResponse) -> None:
+        if response.admission_id:
+            release = auth_pb2.ReleaseAdmissionsRequest(admissions=[auth_pb2.ReleaseAdmissionsRequest.Admission(
+                key_id=response.identity.key_id, admission_id=response.admission_id)])
+            task = asyncio.get_running_loop().create_task(self._release(release))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    async def _authorize(self, request: auth_pb2.AuthorizeRequest) -> auth_pb2.AuthorizeResponse:
         if not request.credential:
             verdict = KEY_MISSING
         else:
-            key = await self._lookup(request.credential, context)
+            key = await self._lookup(request.credential)
             client = request.client
             verdict = decide(key, request.platforms, request.model, self._now(),
                              Caller(client.remote_addr, client.client_app, client.client_format))
             if verdict.allowed and verdict.key is not None and verdict.key.record.limits.any():
-                return await self._admit(verdict, context)
+                return await self._admit(verdict)
         response = _answer(verdict)
         if verdict.allowed and self._reuse_seconds > 0:
             response.reuse_for.FromNanoseconds(int(self._reuse_for(verdict) * 1e9))
         return response
 
-    async def _admit(self, verdict: Verdict, context: grpc.aio.ServicerContext) -> auth_pb2.AuthorizeResponse:
+    async def _admit(self, verdict: Verdict) -> auth_pb2.AuthorizeResponse:
         """A limited key's request: admitted against its limits now (no `reuse_for`: every request asks)."""
         assert verdict.key is not None
         record = verdict.key.record
         self._remember_limits(record.key_id, record.limits)
         try:
             check = await self._limiter.admit(record.key_id, record.limits, self._now())
-        except LimitsUnavailable as exc:
+        except (LimitsUnavailable, StoreError) as exc:  # StoreError: the ledger a first sight starts from
             log.error("limits unavailable: %s", exc)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "limits store unavailable")
-            raise  # not reached
+            raise Undecided("limits store unavailable") from None
         if not check.allowed:
             verdict = limit_refusal(verdict.key, check.refused_by)
         response = _answer(verdict)
@@ -172,7 +209,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if not request.credential:
             verdict = KEY_MISSING
         else:
-            verdict = authenticate(await self._lookup(request.credential, context), self._now())
+            try:
+                verdict = authenticate(await self._lookup(request.credential), self._now())
+            except Undecided as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                raise  # not reached
         return _answer(verdict)
 
     def _reuse_for(self, verdict: Verdict) -> float:
@@ -211,6 +252,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ReleaseAdmissions(
         self, request: auth_pb2.ReleaseAdmissionsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ReleaseAdmissionsResponse:
+        await self._release(request)
+        return auth_pb2.ReleaseAdmissionsResponse()
+
+    async def _release(self, request: auth_pb2.ReleaseAdmissionsRequest) -> None:
         for admission in request.admissions:
             limits = await self._limits_of(admission.key_id)
             if limits is None or not admission.admission_id:
@@ -219,7 +264,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 await self._limiter.settle(admission.key_id, limits, admission.admission_id, 0, 0, self._now())
             except LimitsUnavailable as exc:  # the admission expires by itself
                 log.warning("admission of %s not released: %s", admission.key_id, exc)
-        return auth_pb2.ReleaseAdmissionsResponse()
 
     async def _limits_of(self, key_id: str) -> KeyLimits | None:
         """The key's limits (None: it has none), as this replica last admitted it or, when another replica did,

@@ -3,11 +3,12 @@
 A key the edge has not seen valid in the last `_IDENTITY_TTL` seconds is
 authenticated (`Authenticate`, key only) before the request body is read.
 Auth says how long an ALLOW may be reused (`reuse_for`); while it holds, only
-Pick is called (over one long-lived stream, `picks`). Otherwise Authorize and Pick run concurrently: Pick needs the
+Pick is called. Otherwise Authorize and Pick run concurrently: Pick needs the
 key's identity and groups, which the edge remembers (by key digest, never the
-key), and it re-picks in the rare case they changed. Every Pick names this
-edge as the lease holder. A lease whose Pick answered after its request was
-given up (the client left, auth failed) is returned when it lands. Auth pushes key changes
+key), and it re-picks in the rare case they changed. Both go over one long-lived
+stream each (`call_streams`). Every Pick names this edge as the lease holder. A lease
+(or a concurrency admission) answered after its request was given up (the client
+left, auth failed) is returned when it lands. Auth pushes key changes
 (`follow_key_changes`): a changed key's remembered identity and decisions are dropped at once.
 """
 
@@ -22,6 +23,7 @@ import grpc
 
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_edge.call_streams import CallStream
 from switchboard_edge.errors import (
     AuthenticationFailed,
     ModelNotFound,
@@ -54,6 +56,7 @@ _DENIALS: dict[int, type[SwitchboardError]] = {
 _IDENTITY_CACHE_SIZE = 10_000
 # How long a key seen valid may send bodies without being authenticated again.
 _IDENTITY_TTL = 30.0
+_AUTH_UNAVAILABLE = "The gateway cannot check keys right now; try again shortly."
 
 
 def denial(response: auth_pb2.AuthorizeResponse) -> SwitchboardError:
@@ -92,6 +95,13 @@ class Admissions:
         self._timeout = rpc_timeout
         self.holder = holder
         self._picker = Picker(router, timeout=rpc_timeout, release=reports.release)
+
+        def orphan(answer: auth_pb2.AuthorizeResponse) -> None:
+            reports.release_admission(answer.identity.key_id, answer.admission_id)
+
+        self._authorizer: CallStream[auth_pb2.AuthorizeRequest, auth_pb2.AuthorizeResponse] = CallStream(
+            auth.AuthorizeStream, auth.Authorize, timeout=rpc_timeout, orphan=orphan, service="auth",
+            unavailable=_AUTH_UNAVAILABLE)
         # Key digest -> (monotonic expiry, identity) from its last Authenticate/Authorize; lets Pick run
         # alongside Authorize, and a known key send its body without another round trip.
         self._identities: dict[bytes, tuple[float, auth_pb2.KeyIdentity]] = {}
@@ -114,7 +124,7 @@ class Admissions:
                 auth_pb2.AuthenticateRequest(credential=credential, client=client), timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             log.warning("auth unavailable: %s", exc.code().name)
-            raise ServiceUnavailable("The gateway cannot check keys right now; try again shortly.") from None
+            raise ServiceUnavailable(_AUTH_UNAVAILABLE) from None
         if reply.decision != auth_pb2.DECISION_ALLOW:
             raise denial(reply)
         return reply
@@ -268,11 +278,12 @@ class Admissions:
         self._identities[digest] = (time.monotonic() + _IDENTITY_TTL, identity)
 
     async def _authorize(self, request: auth_pb2.AuthorizeRequest) -> auth_pb2.AuthorizeResponse:
-        try:
-            return await self._auth.Authorize(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("auth unavailable: %s", exc.code().name)
-            raise ServiceUnavailable("The gateway cannot check keys right now; try again shortly.") from None
+        """Over the long-lived `AuthorizeStream` (`switchboard_edge.call_streams`)."""
+        response = await self._authorizer.call(request)
+        if response.unavailable:
+            log.warning("auth unavailable: %s", response.message)
+            raise ServiceUnavailable(_AUTH_UNAVAILABLE)
+        return response
 
     def release(self, pick: router_pb2.PickResponse) -> None:
         self._reports.release(pick)
@@ -305,7 +316,7 @@ class Admissions:
             await asyncio.sleep(retry_seconds)
 
     async def close(self) -> None:
-        await self._picker.close()
+        await asyncio.gather(self._picker.close(), self._authorizer.close())
 
 
 def checked(pick: router_pb2.PickResponse) -> router_pb2.PickResponse:

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_common.answer_streams import answer_stream
 from switchboard_router import metrics, wire
 from switchboard_router.accounts import Account
 from switchboard_router.errors import CredentialNotSaved, InvalidHeartbeat, InvalidPick, RouterError
@@ -83,44 +84,20 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self, requests: AsyncIterator[router_pb2.PickRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[router_pb2.PickResponse]:
         """Answers each request as soon as it is chosen (several at once); see router.proto."""
-        ready: asyncio.Queue[router_pb2.PickResponse | None] = asyncio.Queue()
-        answering: set[asyncio.Task[None]] = set()
+        async for response in answer_stream(requests, self._stream_answer, self._return_undelivered):
+            yield response
 
-        async def answer(request: router_pb2.PickRequest) -> None:
-            try:
-                response = await self._pick(request)
-            except RouterError as exc:
-                response = router_pb2.PickResponse(status=router_pb2.PICK_STATUS_INVALID, message=str(exc))
-            response.call_id = request.call_id
-            ready.put_nowait(response)
-
-        async def read() -> None:
-            async for request in requests:
-                task = asyncio.create_task(answer(request))
-                answering.add(task)
-                task.add_done_callback(answering.discard)
-            if answering:
-                await asyncio.wait(answering)
-            ready.put_nowait(None)
-
-        reading = asyncio.create_task(read())
+    async def _stream_answer(self, request: router_pb2.PickRequest) -> router_pb2.PickResponse:
         try:
-            while (response := await ready.get()) is not None:
-                yield response
-        finally:
-            reading.cancel()
-            # The caller is gone: what was chosen for it and not delivered goes back.
-            for task in answering:
-                task.add_done_callback(lambda _: self._return_undelivered(ready))
-            self._return_undelivered(ready)
+            return await self._pick(request)
+        except RouterError as exc:
+            return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_INVALID, message=str(exc))
 
-    def _return_undelivered(self, ready: "asyncio.Queue[router_pb2.PickResponse | None]") -> None:
-        while not ready.empty():
-            response = ready.get_nowait()
-            if response is not None and response.lease_id:
-                account_id = self.leases.release(response.lease_id)
-                if account_id is not None:
-                    self._background(self._free_slot(account_id, response.lease_id))
+    def _return_undelivered(self, response: router_pb2.PickResponse) -> None:
+        if response.lease_id:
+            account_id = self.leases.release(response.lease_id)
+            if account_id is not None:
+                self._background(self._free_slot(account_id, response.lease_id))
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
