@@ -48,6 +48,7 @@ async def run(config: auth_settings.AuthSettings, prices: PriceTable) -> None:
             decision_reuse_seconds=config.decision_reuse_seconds,
             prices=prices,
             limiter=limiter,
+            stale_keys_seconds=config.stale_keys_seconds,
         )
         if opened.migrated:
             log.info("schema migrated to version %d (applied %s)", opened.schema_version,

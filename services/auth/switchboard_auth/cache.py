@@ -9,13 +9,21 @@ Rules owned here:
 - Concurrent misses for one hash share a single store lookup.
 - Store failures are never cached.
 - A key's change (`forget`, pushed by `key_changes`) drops its entries at once, whatever their TTL.
+- While the store fails (StoreError), an entry past its TTL by less than `stale_seconds` is still answered,
+  as it was when last read; so is one whose lookup takes longer than `stale_wait_seconds` (a store that
+  stalls), the lookup going on to refresh it. A warning is logged when stale answers start and when the
+  store answers again; each stale answer calls `on_stale` (a metric).
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 
+from switchboard_auth.errors import StoreError
 from switchboard_auth.policy import CompiledKey
+
+log = logging.getLogger(__name__)
 
 Loader = Callable[[str], Awaitable[CompiledKey | None]]
 _MISS = object()
@@ -24,18 +32,27 @@ _MISS = object()
 class _ExpiringMap:
     """dict with per-entry deadlines and a size bound (insertion order = age)."""
 
-    __slots__ = ("_entries", "_max")
+    __slots__ = ("_entries", "_max", "_kept")
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, kept_seconds: float = 0.0) -> None:
         self._entries: dict[str, tuple[float, CompiledKey | None]] = {}
         self._max = max_entries
+        self._kept = kept_seconds  # past its deadline an entry stays this long, for `stale`
 
     def get(self, key: str, now: float) -> object:
         entry = self._entries.get(key)
         if entry is None:
             return _MISS
         if entry[0] <= now:
-            del self._entries[key]
+            if entry[0] + self._kept <= now:
+                del self._entries[key]
+            return _MISS
+        return entry[1]
+
+    def stale(self, key: str, now: float) -> object:
+        """The entry, expired or not, unless it is more than `kept_seconds` past its deadline."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] + self._kept <= now:
             return _MISS
         return entry[1]
 
@@ -64,14 +81,20 @@ class KeyCache:
         ttl_seconds: float,
         max_entries: int,
         clock: Callable[[], float] = time.monotonic,
+        stale_seconds: float = 0.0,
+        stale_wait_seconds: float = 1.0,
+        on_stale: Callable[[], None] = lambda: None,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._load = load
         self._ttl = ttl_seconds
         self._clock = clock
-        self._found = _ExpiringMap(max_entries)
-        self._missing = _ExpiringMap(max_entries)
+        self._stale_wait = stale_wait_seconds
+        self._on_stale = on_stale
+        self._serving_stale = False
+        self._found = _ExpiringMap(max_entries, stale_seconds)
+        self._missing = _ExpiringMap(max_entries, stale_seconds)
         self._inflight: dict[str, asyncio.Future[CompiledKey | None]] = {}
         self._generation = 0  # moves on every `forget`
 
@@ -90,8 +113,21 @@ class KeyCache:
             pending = asyncio.ensure_future(self._fill(key_hash, self._generation))
             self._inflight[key_hash] = pending
             pending.add_done_callback(lambda done: self._settled(key_hash, done))
-        # shield: one caller giving up (RPC cancelled) must not cancel the lookup others wait on
-        return await asyncio.shield(pending)
+        stale = self._found.stale(key_hash, now)
+        if stale is _MISS:
+            stale = self._missing.stale(key_hash, now)
+        # shield: one caller giving up (RPC cancelled, or a stale answer) must not cancel the lookup others wait on
+        if stale is _MISS:
+            return await asyncio.shield(pending)
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending), self._stale_wait)
+        except (StoreError, TimeoutError) as exc:
+            if not self._serving_stale:
+                self._serving_stale = True
+                log.warning("key store unavailable, answering from cached keys as last read: %s",
+                            exc if isinstance(exc, StoreError) else "no answer in time")
+            self._on_stale()
+            return stale  # type: ignore[return-value]
 
     def _settled(self, key_hash: str, done: asyncio.Future[CompiledKey | None]) -> None:
         if self._inflight.get(key_hash) is done:
@@ -112,6 +148,9 @@ class KeyCache:
 
     async def _fill(self, key_hash: str, generation: int) -> CompiledKey | None:
         value = await self._load(key_hash)
+        if self._serving_stale:
+            self._serving_stale = False
+            log.warning("key store answering again: cached keys fresh from it")
         if self._ttl > 0 and generation == self._generation:
             side = self._missing if value is None else self._found
             side.put(key_hash, value, self._clock() + self._ttl)

@@ -55,12 +55,18 @@ class KeyChanges:
     async def follow(self, changes_since: ChangesSince, poll_seconds: float = POLL_SECONDS) -> None:
         """Runs until cancelled: publishes what the store's change log gains."""
         seq: int | None = None
+        failing = False
         while True:
             try:
                 latest, key_ids = await changes_since(-1 if seq is None else seq)
                 if seq is not None and key_ids:
                     self.publish(key_ids)
                 seq = latest
+                if failing:
+                    log.warning("key change log readable again")
+                failing = False
             except Exception as exc:  # a store hiccup must not end the following for good
-                log.warning("key change log unreadable, retrying: %s", exc)
+                # Once per outage: it is polled several times a second.
+                log.log(logging.DEBUG if failing else logging.WARNING, "key change log unreadable, retrying: %s", exc)
+                failing = True
             await asyncio.sleep(poll_seconds)
