@@ -14,9 +14,13 @@ run: $(VENV)/.built
 test: lint
 	$(PY) -m pytest
 
-# Fixed load against the gateway and, in the same run, straight at the simulator.
+# Scenarios A-G of issue 20: the gateway, a bare forwarder and the simulator straight, in one run (a table and JSON).
 bench: $(VENV)/.built
 	$(PY) -m switchboard_stack.bench
+
+# A-C against the gateway, the bare forwarder and LiteLLM's proxy (installed once under .cache/bench-peers).
+bench-peers: $(VENV)/.built
+	$(PY) -m switchboard_stack.bench_peers
 
 # Two edges behind a balancer, two auth and two router replicas on the machine's PostgreSQL and Redis (a schema
 # and key namespace of their own, through fault proxies): every fault one at a time, then all together, under a

@@ -12,6 +12,10 @@ key is already cached, so the store is not read per request (as in production):
 - `limited (redis)`: the same against Redis (one Lua script per admission), when Redis answers at
   `SWITCHBOARD_TEST_REDIS_URL` (default redis://127.0.0.1:6379/0); skipped otherwise.
 
+Then the same `plain` call among 100,000 keys (`measure_many`; written to the store in one bulk insert), a key
+drawn at random for every call: with the service's default key cache (10,000 entries, 2 s), where most calls
+read the store, and with the drawn keys all cached.
+
 `cpu µs` is process CPU time per call over the run; p50/p99 are per-call wall times. Numbers are printed, never
 asserted; this machine is shared, read the ratios.
 """
@@ -19,6 +23,8 @@ asserted; this machine is shared, read the ratios.
 import argparse
 import asyncio
 import os
+import random
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -32,9 +38,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from switchboard.auth.v1 import auth_pb2
-from switchboard_auth.keys import KeyHasher, KeyLimits, KeyPolicy, create_key
+from switchboard_auth.keys import KeyHasher, KeyLimits, KeyPolicy, create_key, generate_key, new_key_id, visible_prefix
 from switchboard_auth.limits import Limiter, MemoryLimiter, RedisLimiter
 from switchboard_auth.service import AuthServicer
+from switchboard_auth.settings import AuthSettings
 from switchboard_auth.sqlite_store import SqliteKeyStore, SqliteLedger
 
 REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -69,8 +76,9 @@ async def _redis_reachable() -> bool:
 
 
 async def _measure(name: str, call: Callable[[], Awaitable[auth_pb2.AuthorizeResponse]], calls: int,
-                   after: Callable[[auth_pb2.AuthorizeResponse], Awaitable[None]] | None = None) -> Measured:
-    for _ in range(min(200, calls)):
+                   after: Callable[[auth_pb2.AuthorizeResponse], Awaitable[None]] | None = None,
+                   warm: int = 200) -> Measured:
+    for _ in range(min(warm, calls)):
         response = await call()
         if after is not None:
             await after(response)
@@ -137,6 +145,60 @@ async def measure(calls: int = 5000) -> list[Measured]:
     return results
 
 
+def bulk_keys(db: str, template_name: str, count: int, pepper: str) -> list[str]:
+    """`count` more keys like the stored key `template_name` (same policy, fresh id, name and secret), written in
+    one transaction; returns their secrets."""
+    hasher = KeyHasher(pepper)
+    secrets = [generate_key() for _ in range(count)]
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        template = dict(conn.execute("SELECT * FROM api_keys WHERE name = ?", (template_name,)).fetchone())
+        columns = ", ".join(template)
+        values = ", ".join(f":{column}" for column in template)
+        conn.executemany(f"INSERT INTO api_keys ({columns}) VALUES ({values})", (
+            {**template, "key_id": new_key_id(), "name": f"bulk-{n:06d}", "key_hash": hasher(secret),
+             "key_prefix": visible_prefix(secret)} for n, secret in enumerate(secrets)))
+    return secrets
+
+
+async def measure_many(count: int = 100_000, calls: int = 5000, cached: int = 5000) -> list[Measured]:
+    """Authorize among `count` keys, a random one per call: with the default cache, then with `cached` keys
+    (the ones drawn from) already in it."""
+    defaults = AuthSettings()
+    with tempfile.TemporaryDirectory(prefix="switchboard-auth-bench-") as workdir:
+        db = str(Path(workdir) / "auth.db")
+        keys, ledger = await SqliteKeyStore.open(db), await SqliteLedger.open(db)
+        try:
+            await create_key(keys, "template", pepper="bench-pepper", platforms=["openai", "claude-console"],
+                             models=["gpt-*", "claude-*"])
+            secrets = bulk_keys(db, "template", count, "bench-pepper")
+            client = auth_pb2.ClientMetadata(remote_addr="10.1.2.3", client_app="codex-cli")
+            picker = random.Random(20)
+
+            def servicer() -> AuthServicer:
+                return AuthServicer(keys, ledger, hasher=KeyHasher("bench-pepper"),
+                                    cache_ttl_seconds=defaults.cache_ttl_seconds,
+                                    cache_max_entries=defaults.cache_max_entries)
+
+            def random_call(service: AuthServicer, among: list[str]
+                            ) -> Callable[[], Awaitable[auth_pb2.AuthorizeResponse]]:
+                return lambda: service.Authorize(auth_pb2.AuthorizeRequest(
+                    credential=picker.choice(among), platforms=["openai"], model="gpt-4o-mini", client=client),
+                    _context())
+
+            label = f"{count // 1000}k keys"
+            results = [await _measure(f"{label}, random, default cache", random_call(servicer(), secrets), calls)]
+            drawn = picker.sample(secrets, min(cached, count))
+            warm_service = servicer()
+            for secret in drawn:
+                await random_call(warm_service, [secret])()
+            results.append(await _measure(f"{label}, random, cached", random_call(warm_service, drawn), calls))
+        finally:
+            await keys.close()
+            await ledger.close()
+    return results
+
+
 async def _cleanup(limiter: Any) -> None:
     if isinstance(limiter, RedisLimiter):
         client = aioredis.Redis.from_url(REDIS_URL)
@@ -148,15 +210,18 @@ async def _cleanup(limiter: Any) -> None:
 
 
 def print_report(results: list[Measured]) -> None:
-    print(f"{'auth Authorize (in-process)':30} {'calls':>6} {'cpu µs':>8} {'p50 µs':>8} {'p99 µs':>8}  outcome")
+    print(f"{'auth Authorize (in-process)':34} {'calls':>6} {'cpu µs':>8} {'p50 µs':>8} {'p99 µs':>8}  outcome")
     for m in results:
-        print(f"{m.scenario:30} {m.calls:6d} {m.cpu_us:8.1f} {m.p50_us:8.1f} {m.p99_us:8.1f}  "
+        print(f"{m.scenario:34} {m.calls:6d} {m.cpu_us:8.1f} {m.p50_us:8.1f} {m.p99_us:8.1f}  "
               f"{'allowed' if m.allowed else 'REFUSED'}")
     print()
 
 
-def report(calls: int = 5000) -> list[Measured]:
+def report(calls: int = 5000, many: int = 100_000) -> list[Measured]:
+    """The scenarios above, then (with `many` > 0) Authorize among `many` keys."""
     results = asyncio.run(measure(calls))
+    if many > 0:
+        results += asyncio.run(measure_many(many, calls))
     print_report(results)
     return results
 
@@ -164,7 +229,9 @@ def report(calls: int = 5000) -> list[Measured]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000, help="calls per scenario (default 5000)")
-    report(parser.parse_args().calls)
+    parser.add_argument("--keys", type=int, default=100_000, help="keys of the many-keys scenarios (0: skip them)")
+    args = parser.parse_args()
+    report(args.calls, args.keys)
 
 
 if __name__ == "__main__":

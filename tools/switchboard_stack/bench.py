@@ -1,17 +1,25 @@
-"""`make bench`: a fixed load against the gateway and, in the same run, straight at the simulator.
+"""`make bench`: the gateway, a bare forwarder and the simulator straight, under the same load in one run.
 
-Both targets see the same simulator (no artificial latency, replies as fast as
-it can write), so the difference is what the gateway adds: admission (auth and
-router over gRPC), forwarding, stream relaying and accounting. The translated
-scenarios (a client of one format, a model of another vendor) are measured
-against the gateway serving the same upstream natively, so their difference is
-the conversion's cost. Before them, the router's own cost per choice and per
-gRPC round trip (`router_bench`), set against the gateway's added latency at
-the end. The native scenarios also run against a bare forwarder (`forwarder`:
-Starlette + aiohttp, no auth, no routing), started here, as the floor a Python
-gateway can reach; the gateway is set against it in ratios. Numbers are printed,
-never asserted; ratios are only meaningful within one run. All of them are also
-written to a JSON file (`--json`).
+Every target sees the same simulator (no simulated latency), so what a target adds over the simulator straight
+("direct") is its own cost. The scenarios, as issue 20 names them:
+
+- A. overhead: 1 concurrent client, non-stream → added latency p50/p99 (target minus direct);
+- B. throughput: 32 concurrent clients for a fixed duration, non-stream and stream → req/s, p50/p99;
+- C. streaming: replies of 200 SSE events → added time to first byte and per event, and whether any event is
+  held back: the same streams paced by a simulator of their own (100 tokens/s), the gaps between events as
+  they arrive and how many came together with the one before, set against the same streams read direct;
+- D. conversion: B with an OpenAI-format client served by a Claude account, against B's native Claude client;
+- E. memory: the edge's (and the forwarder's) RSS with 1,000 concurrent open streams (a simulator at
+  2 tokens/s keeps them open);
+- F. cost per decision: account choice at 1,000 accounts (`router_bench`), key authorization at 100,000 keys
+  (`auth_bench`);
+- G. A–C against the bare forwarder (`forwarder`: Starlette + aiohttp, no auth, no routing; the floor), in
+  ratios: gateway / forwarder.
+
+Each run also reads CPU time: the load generator's own (this process: it is not the bottleneck while its CPU
+per request stays well under the servers'), and each server's from /proc (the edge's; auth's and router's
+together), per request. Numbers are printed, never asserted; ratios are only meaningful within one run. All of
+them are written to a JSON file (`--json`). `make bench-peers` (`bench_peers`) adds LiteLLM's proxy to A–C.
 """
 
 import argparse
@@ -21,266 +29,456 @@ import json
 import math
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from switchboard_stack import auth_bench, conversion_bench, router_bench
+from switchboard_stack.bench_load import Result, Target, bursts, gaps, percentile, ratio, run
+from switchboard_stack.bench_proc import CpuReading, cpu_ms_per_request, rss_bytes
+from switchboard_stack.bench_servers import Server, forwarder, forwarder_server, simulator_server
 from switchboard_stack.demo import create_demo_key
-from switchboard_stack.launcher import SIMULATOR_ANTHROPIC_KEY, SIMULATOR_OPENAI_KEY, Ports, Stack
-from switchboard_stack.ports import free_port
+from switchboard_stack.launcher import SIMULATOR_ANTHROPIC_KEY, SIMULATOR_OPENAI_KEY, Ports, Stack, demo_accounts
 
-CLAUDE_BODY = b'{"model":"claude-sonnet-4-20250514","max_tokens":64,"messages":[{"role":"user","content":"Hello!"}]}'
-CLAUDE_STREAM_BODY = CLAUDE_BODY[:-1] + b',"stream":true}'
-OPENAI_BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}'
-# An OpenAI chat client asking for a Claude model (the contract's first example), and Claude's own client
-# asking for a GPT model: both through a translator.
-OPENAI_TO_CLAUDE_BODY = b'{"model":"claude-sonnet-4-20250514","messages":[{"role":"user","content":"Hello!"}]}'
-CLAUDE_TO_GPT_STREAM_BODY = (b'{"model":"gpt-4o-mini","max_tokens":64,"stream":true,'
-                             b'"messages":[{"role":"user","content":"Hello!"}]}')
-OPENAI_STREAM_BODY = OPENAI_BODY[:-1] + b',"stream":true}'
+__all__ = ["forwarder"]  # the bare forwarder's context manager, here since `make bench` starts it
+
+CLAUDE_MODEL = "claude-sonnet-4-20250514"
+REPLY_TOKENS = 35  # short replies (A, B, D): the simulator's default length, asked for with max_tokens
+LONG_TOKENS = 200  # C's replies: 200 text deltas (a token each), as many SSE events and a few more
+PACED_TOKENS_PER_SECOND = 100  # C's paced streams: one event every 10 ms
+SLOW_TOKENS_PER_SECOND = 2  # E's streams: open for 100 s unless closed
+PACED_MODEL = "paced-claude"  # served only by the paced simulator (its account, its forwarder)
+SLOW_MODEL = "slow-claude"
+
+
+def claude_body(model: str = CLAUDE_MODEL, max_tokens: int = REPLY_TOKENS, stream: bool = False) -> bytes:
+    return (f'{{"model":"{model}","max_tokens":{max_tokens},' + ('"stream":true,' if stream else "")
+            + '"messages":[{"role":"user","content":"Hello!"}]}').encode()
+
+
+def openai_body(model: str = "gpt-4o-mini", max_tokens: int = REPLY_TOKENS, stream: bool = False) -> bytes:
+    return (f'{{"model":"{model}","max_tokens":{max_tokens},' + ('"stream":true,' if stream else "")
+            + '"messages":[{"role":"user","content":"Hello!"}]}').encode()
+
+
+CLAUDE_BODY = claude_body()
+CLAUDE_STREAM_BODY = claude_body(stream=True)
+OPENAI_BODY = openai_body()
+OPENAI_STREAM_BODY = openai_body(stream=True)
+# An OpenAI chat client asking for a Claude model (the contract's first example): through a translator.
+OPENAI_TO_CLAUDE_BODY = openai_body(CLAUDE_MODEL)
+OPENAI_TO_CLAUDE_STREAM_BODY = openai_body(CLAUDE_MODEL, stream=True)
+LONG_STREAM_BODY = claude_body(max_tokens=LONG_TOKENS, stream=True)
+PACED_STREAM_BODY = claude_body(PACED_MODEL, LONG_TOKENS, stream=True)
+SLOW_STREAM_BODY = claude_body(SLOW_MODEL, LONG_TOKENS, stream=True)
+
+_PATHS = {"claude": "/v1/messages", "openai": "/v1/chat/completions"}
 
 
 @dataclass(frozen=True)
-class Scenario:
+class Endpoint:
+    """One target's base URL and how a client signs requests to it; `cpu` names the processes it runs as."""
+
     name: str
-    path: str
-    body: bytes
-    concurrency: int
-    requests: int
-    stream: bool = False
-    # A translated scenario's baseline: the route and body that reach the same upstream natively.
-    native: tuple[str, bytes] | None = None
+    base: str
+    claude_key: str
+    openai_key: str
+    cpu: dict[str, int] = field(default_factory=dict)
+    prefixed: bool = False  # the gateway's routes: /claude/v1/messages, /openai/v1/chat/completions
+    bearer: bool = False  # every route signed with Authorization: Bearer (LiteLLM's master key)
+    slow: bool = False  # fewer requests (LiteLLM)
+
+    def target(self, api: str, body: bytes) -> Target:
+        path = (f"/{api}" if self.prefixed else "") + _PATHS[api]
+        headers = {"content-type": "application/json"}
+        if api == "claude":
+            headers["anthropic-version"] = "2023-06-01"
+        if api == "claude" and not self.bearer:
+            headers["x-api-key"] = self.claude_key
+        else:
+            headers["authorization"] = f"Bearer {self.claude_key if api == 'claude' else self.openai_key}"
+        return Target(self.name, self.base + path, headers, body)
 
 
-@dataclass(frozen=True)
-class Result:
-    latencies: list[float]
-    first_bytes: list[float]
-    seconds: float
-    errors: int
+@dataclass
+class Servers:
+    """What the HTTP scenarios run against. `paced`/`slow` hold the endpoints reaching the paced and slow
+    simulators (the gateway reaches them by model, the others have their own)."""
 
-    @property
-    def throughput(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds else 0.0
-
-    def percentile(self, q: float, values: list[float] | None = None) -> float:
-        data = sorted(self.latencies if values is None else values)
-        if not data:
-            return float("nan")
-        return data[min(len(data) - 1, int(q * len(data)))]
-
-    def summary(self) -> dict[str, Any]:
-        """The numbers of the JSON file: counts, req/s, latency (and stream first byte) p50/p99 in ms."""
-        numbers: dict[str, Any] = {
-            "requests": len(self.latencies), "errors": self.errors, "seconds": self.seconds,
-            "req_per_s": self.throughput,
-            "p50_ms": self.percentile(0.5) * 1000, "p99_ms": self.percentile(0.99) * 1000}
-        if self.first_bytes:
-            numbers.update(ttfb_p50_ms=self.percentile(0.5, self.first_bytes) * 1000,
-                           ttfb_p99_ms=self.percentile(0.99, self.first_bytes) * 1000)
-        return numbers
+    endpoints: list[Endpoint]
+    paced: list[Endpoint]
+    slow: list[Endpoint]
+    pids: dict[str, int]
 
 
-async def run(session: aiohttp.ClientSession, url: str, headers: dict[str, str], scenario: Scenario) -> Result:
-    latencies: list[float] = []
-    first_bytes: list[float] = []
-    errors = 0
-    remaining = scenario.requests
+def _stack_accounts(simulator_url: str, paced_url: str, slow_url: str) -> list[dict[str, Any]]:
+    def own(name: str, url: str, model: str) -> dict[str, Any]:
+        return {"name": name, "platform": "claude-console", "base_url": url, "api_key": SIMULATOR_ANTHROPIC_KEY,
+                "models": [model]}
 
-    async def worker() -> None:
-        nonlocal remaining, errors
-        while remaining > 0:
-            remaining -= 1
-            start = time.perf_counter()
-            try:
-                async with session.post(url, data=scenario.body, headers=headers) as response:
-                    if scenario.stream:
-                        first = None
-                        async for _ in response.content.iter_any():
-                            if first is None:
-                                first = time.perf_counter() - start
-                        first_bytes.append(first or 0.0)
-                    else:
-                        await response.read()
-                    if response.status != 200:
-                        errors += 1
-                        continue
-            except aiohttp.ClientError:
-                errors += 1
-                continue
-            latencies.append(time.perf_counter() - start)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(scenario.concurrency)))
-    return Result(latencies, first_bytes, time.perf_counter() - began, errors)
-
-
-def scenarios(scale: float) -> list[Scenario]:
-    def n(count: int) -> int:
-        return max(50, int(count * scale))
-
-    return [
-        Scenario("claude non-stream, 1 concurrent", "/claude/v1/messages", CLAUDE_BODY, 1, n(600)),
-        Scenario("claude non-stream, 32 concurrent", "/claude/v1/messages", CLAUDE_BODY, 32, n(6000)),
-        Scenario("claude stream, 32 concurrent", "/claude/v1/messages", CLAUDE_STREAM_BODY, 32, n(3000), True),
-        Scenario("openai non-stream, 32 concurrent", "/openai/v1/chat/completions", OPENAI_BODY, 32, n(4000)),
-        Scenario("openai→claude non-stream, 32 conc.", "/openai/v1/chat/completions", OPENAI_TO_CLAUDE_BODY, 32,
-                 n(3000), native=("/claude/v1/messages", CLAUDE_BODY)),
-        Scenario("claude→gpt stream, 32 concurrent", "/claude/v1/messages", CLAUDE_TO_GPT_STREAM_BODY, 32, n(2000),
-                 True, native=("/openai/v1/chat/completions", OPENAI_STREAM_BODY)),
-    ]
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:7.2f}"
-
-
-async def bench(stack: Stack, key: str, scale: float, forwarder_url: str | None = None,
-                record: dict[str, Any] | None = None) -> dict[str, float]:
-    """Runs the scenarios; returns the added p50 latency (seconds) of those measured against the simulator.
-
-    With `forwarder_url`, the native scenarios also run against the bare forwarder there, and the gateway
-    is set against it. Every number goes into `record` (scenario name → targets and ratios) when given.
-    """
-    added_by_scenario: dict[str, float] = {}
-    record = {} if record is None else record
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        print(f"{'scenario':36} {'target':9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ttfb50':>8} {'errors':>6}")
-        for scenario in scenarios(scale):
-            targets = _targets(stack, key, scenario, forwarder_url)
-            results: dict[str, Result] = {}
-            for target, (url, headers, body) in targets.items():
-                measured = Scenario(scenario.name, scenario.path, body, scenario.concurrency, scenario.requests,
-                                    scenario.stream)
-                warm = Scenario(scenario.name, scenario.path, body, scenario.concurrency,
-                                min(200, scenario.requests), scenario.stream)
-                await run(session, url, headers, warm)
-                result = await run(session, url, headers, measured)
-                results[target] = result
-                ttfb = _ms(result.percentile(0.5, result.first_bytes)) if scenario.stream else "      -"
-                print(f"{scenario.name:36} {target:9} {result.throughput:8.0f} {_ms(result.percentile(0.5))} "
-                      f"{_ms(result.percentile(0.99))} {ttfb} {result.errors:6d}")
-            entry: dict[str, Any] = {"concurrency": scenario.concurrency, "stream": scenario.stream,
-                                     "baseline": next(iter(results)),
-                                     "targets": {name: r.summary() for name, r in results.items()}}
-            record[scenario.name] = entry
-            base, measured_result = list(results.values())[:2]
-            added = measured_result.percentile(0.5) - base.percentile(0.5)
-            ratio = measured_result.percentile(0.5) / base.percentile(0.5)
-            share = measured_result.throughput / base.throughput if base.throughput else float("nan")
-            against = "native" if scenario.native else "direct"
-            entry.update(added_p50_ms=added * 1000, latency_ratio=ratio, throughput_share=share)
-            if not scenario.native:
-                added_by_scenario[scenario.name] = added
-            print(f"{'':36} added p50 {added * 1000:.2f} ms (x{ratio:.2f} latency), "
-                  f"throughput {share:.2f} of {against}")
-            if "forwarder" in results:
-                versus = against_forwarder(results["simulator"], results["gateway"], results["forwarder"])
-                entry["versus_forwarder"] = versus
-                print(f"{'':36} gateway/forwarder: req/s {_x(versus['req_per_s_ratio'])}, added p50 "
-                      f"{_x(versus['added_p50_ratio'])}, added p99 {_x(versus['added_p99_ratio'])}"
-                      + (f", added ttfb p50 {_x(versus['added_ttfb_p50_ratio'])}" if scenario.stream else ""))
-        sys.stdout.flush()
-    return added_by_scenario
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    """NaN (null in the JSON, n/a printed) over a denominator of zero or less: the forwarder added nothing
-    measurable (a small run's p99 is noisy enough for that)."""
-    return numerator / denominator if denominator > 0 else float("nan")
-
-
-def _x(ratio: float) -> str:
-    return f"x{ratio:.2f}" if math.isfinite(ratio) else "n/a"
-
-
-def against_forwarder(direct: Result, gateway: Result, forwarder: Result) -> dict[str, float]:
-    """The gateway set against the bare forwarder: req/s ratio, and added latency (each minus direct) ratios.
-
-    A ratio above 1 means the gateway adds (or, for req/s, serves) that many times the forwarder's.
-    """
-    numbers: dict[str, float] = {"req_per_s_ratio": _ratio(gateway.throughput, forwarder.throughput)}
-    for q, label in ((0.5, "p50"), (0.99, "p99")):
-        gateway_added = gateway.percentile(q) - direct.percentile(q)
-        forwarder_added = forwarder.percentile(q) - direct.percentile(q)
-        numbers[f"gateway_added_{label}_ms"] = gateway_added * 1000
-        numbers[f"forwarder_added_{label}_ms"] = forwarder_added * 1000
-        numbers[f"added_{label}_ratio"] = _ratio(gateway_added, forwarder_added)
-    if direct.first_bytes:
-        gateway_ttfb = gateway.percentile(0.5, gateway.first_bytes) - direct.percentile(0.5, direct.first_bytes)
-        forwarder_ttfb = forwarder.percentile(0.5, forwarder.first_bytes) - direct.percentile(0.5, direct.first_bytes)
-        numbers.update(gateway_added_ttfb_p50_ms=gateway_ttfb * 1000, forwarder_added_ttfb_p50_ms=forwarder_ttfb * 1000,
-                       added_ttfb_p50_ratio=_ratio(gateway_ttfb, forwarder_ttfb))
-    return numbers
-
-
-def _targets(stack: Stack, key: str, scenario: Scenario,
-             forwarder_url: str | None = None) -> dict[str, tuple[str, dict[str, str], bytes]]:
-    """Baseline first: the simulator straight, or for a translated scenario the gateway serving it natively;
-    then the gateway; then, for a native scenario with a forwarder running, the forwarder."""
-    is_claude = scenario.path.startswith("/claude")
-    gateway = (f"{stack.base_url}{scenario.path}", _headers(key, is_claude), scenario.body)
-    if scenario.native is not None:
-        path, body = scenario.native
-        return {"native": (f"{stack.base_url}{path}", _headers(key, path.startswith("/claude")), body),
-                "gateway": gateway}
-    direct_key = SIMULATOR_ANTHROPIC_KEY if is_claude else SIMULATOR_OPENAI_KEY
-    upstream_path = scenario.path.removeprefix("/claude").removeprefix("/openai")
-    targets = {"simulator": (f"{stack.simulator_url}{upstream_path}", _headers(direct_key, is_claude), scenario.body),
-               "gateway": gateway}
-    if forwarder_url is not None:
-        # The forwarder puts the simulator's key in; the client's is sent as to the gateway.
-        targets["forwarder"] = (f"{forwarder_url}{scenario.path}", _headers(key, is_claude), scenario.body)
-    return targets
-
-
-def _headers(key: str, anthropic: bool) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
-    if anthropic:
-        headers.update({"x-api-key": key, "anthropic-version": "2023-06-01"})
-    else:
-        headers["authorization"] = f"Bearer {key}"
-    return headers
+    return [*demo_accounts(simulator_url), own("bench-paced", paced_url, PACED_MODEL),
+            own("bench-slow", slow_url, SLOW_MODEL)]
 
 
 @contextmanager
-def forwarder(upstream: str, timeout: float = 30.0) -> Iterator[str]:
-    """The bare forwarder (`python -m switchboard_stack.forwarder`) on a free port in front of `upstream`;
-    yields its base URL and stops it after."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "switchboard_stack.forwarder", "--port", str(port),
-                                "--upstream", upstream], stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the forwarder exited with status {process.returncode} during start-up")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the forwarder is not listening after {timeout}s") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
+def servers(workdir: Path) -> Iterator[Servers]:
+    """The stack (its simulator answering at full speed), the paced and slow simulators, a forwarder in front
+    of each simulator."""
+    own_models = ["--reply-tokens", str(LONG_TOKENS), "--anthropic-model"]
+    with ExitStack() as started:
+        paced = started.enter_context(simulator_server(
+            ["--tokens-per-second", str(PACED_TOKENS_PER_SECOND), *own_models, PACED_MODEL]))
+        slow = started.enter_context(simulator_server(
+            ["--tokens-per-second", str(SLOW_TOKENS_PER_SECOND), *own_models, SLOW_MODEL]))
+        ports = Ports.free()
+        simulator_url = f"http://127.0.0.1:{ports.simulator}"
+        stack = Stack(workdir, ports, accounts=_stack_accounts(simulator_url, paced.url, slow.url),
+                      simulator_args=["--latency-ms", "0", "--tokens-per-second", "0", "--no-record",
+                                      "--reply-tokens", str(LONG_TOKENS)],
+                      env={"SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_EDGE_DRAIN_SECONDS": "2"})
+        started.enter_context(stack)
+        pids = {process.name: process.popen.pid for process in stack.processes}
+        key = create_demo_key(stack.db_path)
+        fwd, paced_fwd, slow_fwd = (started.enter_context(forwarder_server(url))
+                                    for url in (simulator_url, paced.url, slow.url))
+
+        def direct(server: Server) -> Endpoint:
+            return Endpoint("direct", server.url, SIMULATOR_ANTHROPIC_KEY, SIMULATOR_OPENAI_KEY)
+
+        def bare(server: Server) -> Endpoint:
+            # The forwarder puts the simulator's key in; the client's is sent as to the gateway.
+            return Endpoint("forwarder", server.url, key, key, {"forwarder": server.pid}, prefixed=True)
+
+        gateway = Endpoint("gateway", stack.base_url, key, key,
+                           {name: pids[name] for name in ("edge", "auth", "router")}, prefixed=True)
+        pids.update(forwarder=fwd.pid)
+        print(f"switchboard bench: edge {stack.base_url}, simulator {simulator_url}, bare forwarder {fwd.url}, "
+              f"paced simulator {paced.url}, slow simulator {slow.url}\n")
+        yield Servers([direct(Server(simulator_url, pids["simulator"])), gateway, bare(fwd)],
+                      [direct(paced), gateway, bare(paced_fwd)], [gateway, bare(slow_fwd)], pids)
+
+
+@dataclass
+class Measured:
+    """One target's run of one scenario: what the client saw, and CPU ms per request by process."""
+
+    result: Result
+    cpu_ms: dict[str, float]
+
+    def server_cpu_ms(self) -> float:
+        """The serving process's CPU per request: the edge's for the gateway, the forwarder's, LiteLLM's."""
+        named = [ms for name, ms in self.cpu_ms.items() if name in ("edge", "forwarder", "litellm")]
+        return named[0] if named else float("nan")
+
+    def json(self) -> dict[str, Any]:
+        numbers = self.result.summary()
+        numbers["cpu_ms_per_request"] = self.cpu_ms
+        if "auth" in self.cpu_ms:
+            numbers["auth_router_cpu_ms_per_request"] = self.cpu_ms["auth"] + self.cpu_ms["router"]
+        return numbers
+
+
+async def measure(session: aiohttp.ClientSession, endpoint: Endpoint, target: Target, concurrency: int, *,
+                  requests: int | None = None, duration: float | None = None, stream: bool = False,
+                  record_events: bool = False) -> Measured:
+    """A warm-up, then the run, with the CPU of the endpoint's processes (and this one's) read around it."""
+    await run(session, target, concurrency, requests=min(100, requests or 100), stream=stream)
+    before = CpuReading.take(endpoint.cpu)
+    result = await run(session, target, concurrency, requests=requests, duration=duration, stream=stream,
+                       record_events=record_events)
+    return Measured(result, cpu_ms_per_request(before, CpuReading.take(endpoint.cpu), result.requests))
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.2f}" if math.isfinite(seconds) else "     n/a"
+
+
+def _x(value: float) -> str:
+    return f"x{value:.2f}" if math.isfinite(value) else "n/a"
+
+
+HEADER = (f"{'scenario':30} {'target':9} {'reqs':>6} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'ttfb50':>8} "
+          f"{'err':>4} {'srv cpu':>8} {'a+r cpu':>8} {'gen cpu':>8}")
+
+
+def row(scenario: str, target: str, measured: Measured) -> str:
+    """A table line; the CPU columns are ms per request: the serving process's, auth + router's (gateway
+    only), the load generator's."""
+    r, cpu = measured.result, measured.cpu_ms
+    ttfb = _ms(r.ttfb(0.5)) if r.first_bytes else "       -"
+    auth_router = _ms((cpu["auth"] + cpu["router"]) / 1000) if "auth" in cpu else "       -"
+    return (f"{scenario:30} {target:9} {r.requests:6d} {r.throughput:7.0f} {_ms(r.p(0.5))} {_ms(r.p(0.99))} "
+            f"{ttfb} {r.errors:4d} {_ms(measured.server_cpu_ms() / 1000)} {auth_router} "
+            f"{_ms(cpu['client'] / 1000)}")
+
+
+def added(direct: Result, other: Result) -> dict[str, float]:
+    """What `other` adds over direct, in ms: latency p50/p99, and for streams first byte p50/p99."""
+    numbers = {"added_p50_ms": (other.p(0.5) - direct.p(0.5)) * 1000,
+               "added_p99_ms": (other.p(0.99) - direct.p(0.99)) * 1000}
+    if direct.first_bytes and other.first_bytes:
+        numbers.update(added_ttfb_p50_ms=(other.ttfb(0.5) - direct.ttfb(0.5)) * 1000,
+                       added_ttfb_p99_ms=(other.ttfb(0.99) - direct.ttfb(0.99)) * 1000)
+    return numbers
+
+
+def gateway_ratios(numbers: dict[str, dict[str, float]], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """gateway / each other target, for each number in `keys` both have: e.g. {"forwarder": {"req_per_s": 0.5}}."""
+    gateway = numbers.get("gateway", {})
+    return {name: {key: ratio(gateway[key], other[key]) for key in keys if key in gateway and key in other}
+            for name, other in numbers.items() if name not in ("gateway", "direct")}
+
+
+def _print_ratios(ratios: dict[str, dict[str, float]]) -> None:
+    for name, values in ratios.items():
+        print(f"{'':30} gateway/{name}: " + ", ".join(f"{key} {_x(value)}" for key, value in values.items()))
+
+
+class Bench:
+    """The HTTP scenarios over one session; every number goes into `record` (section → numbers)."""
+
+    def __init__(self, session: aiohttp.ClientSession, servers: Servers, scale: float, record: dict[str, Any]):
+        self.session = session
+        self.servers = servers
+        self.scale = scale
+        self.record = record
+
+    def count(self, full: int, endpoint: Endpoint, slow_cap: int) -> int:
+        n = max(20, int(full * self.scale))
+        return min(n, slow_cap) if endpoint.slow else n
+
+    def duration(self, seconds: float) -> float:
+        return max(1.0, seconds * self.scale)
+
+    async def overhead(self) -> None:
+        """A: 1 concurrent, non-stream."""
+        print("A. overhead: 1 concurrent client, non-stream\n" + HEADER)
+        runs: dict[str, Measured] = {}
+        for endpoint in self.servers.endpoints:
+            runs[endpoint.name] = await measure(self.session, endpoint, endpoint.target("claude", CLAUDE_BODY), 1,
+                                                requests=self.count(2000, endpoint, 300))
+            print(row("claude non-stream", endpoint.name, runs[endpoint.name]))
+        self.record["A_overhead"] = self._compare(runs, ("added_p50_ms", "added_p99_ms"))
+
+    async def throughput(self) -> dict[str, Measured]:
+        """B: 32 concurrent for a fixed duration, non-stream and stream. Returns the gateway's runs (for D)."""
+        seconds = self.duration(10.0)
+        print(f"\nB. throughput: 32 concurrent clients, {seconds:.0f} s each\n" + HEADER)
+        gateway_runs: dict[str, Measured] = {}
+        for label, body, stream in (("claude non-stream", CLAUDE_BODY, False),
+                                    ("claude stream", CLAUDE_STREAM_BODY, True)):
+            runs: dict[str, Measured] = {}
+            for endpoint in self.servers.endpoints:
+                runs[endpoint.name] = await measure(self.session, endpoint, endpoint.target("claude", body), 32,
+                                                    duration=seconds, stream=stream)
+                print(row(label, endpoint.name, runs[endpoint.name]))
+            gateway_runs[label] = runs["gateway"]
+            self.record[f"B_throughput_{'stream' if stream else 'non_stream'}"] = self._compare(
+                runs, ("req_per_s", "server_cpu_ms", "added_p50_ms", "added_p99_ms"))
+        return gateway_runs
+
+    async def streaming(self) -> None:
+        """C: 200-event replies at full speed (1 concurrent), then paced (8 concurrent): per-event lags."""
+        print(f"\nC. streaming: replies of {LONG_TOKENS} text events, 1 concurrent client\n" + HEADER)
+        runs: dict[str, Measured] = {}
+        for endpoint in self.servers.endpoints:
+            runs[endpoint.name] = await measure(
+                self.session, endpoint, endpoint.target("claude", LONG_STREAM_BODY), 1,
+                requests=self.count(500, endpoint, 50), stream=True, record_events=True)
+            print(row(f"{LONG_TOKENS}-event stream", endpoint.name, runs[endpoint.name]))
+        section = self._compare(runs, ("added_p50_ms", "added_p99_ms", "added_ttfb_p50_ms", "added_ttfb_p99_ms",
+                                       "added_us_per_event"))
+        per_event = {name: entry["added_us_per_event"] for name, entry in section["targets"].items()
+                     if "added_us_per_event" in entry}
+        print(f"{'':30} added per event (p50 stream time over its events), µs: "
+              + ", ".join(f"{name} {value:.1f}" for name, value in per_event.items()))
+        section["paced"] = await self.held_back()
+        self.record["C_streaming"] = section
+
+    async def held_back(self) -> dict[str, Any]:
+        """C's paced streams: the gaps between events as they arrive, and how many came together with the one
+        before (under a quarter of the pacing gap apart). The source's pacing drifts from stream to stream, so
+        a relay is judged by its gaps against the same streams read straight, not by absolute times."""
+        gap = 1 / PACED_TOKENS_PER_SECOND
+        streams = max(8, int(16 * self.scale))
+        print(f"\n   paced at {PACED_TOKENS_PER_SECOND} events/s ({gap * 1000:.0f} ms apart), {streams} streams, "
+              f"8 concurrent: gaps between arriving events; together: < {gap * 250:.1f} ms after the one before")
+        print(f"   {'target':9} {'streams':>7} {'events':>7} {'gap p50':>8} {'gap p99':>8} {'gap max':>8} "
+              f"{'together/stream':>16}")
+        numbers: dict[str, Any] = {"gap_ms": gap * 1000}
+        for endpoint in self.servers.paced:
+            target = endpoint.target("claude", PACED_STREAM_BODY)
+            result = await run(self.session, target, 8, requests=streams, stream=True, record_events=True)
+            between = [g for arrivals in result.events for g in gaps(arrivals)]
+            together = sum(bursts(arrivals, gap / 4) for arrivals in result.events)
+            entry = {"streams": len(result.events), "errors": result.errors,
+                     "events_per_stream": result.events_per_stream(),
+                     "gap_p50_ms": percentile(between, 0.5) * 1000, "gap_p99_ms": percentile(between, 0.99) * 1000,
+                     "gap_max_ms": max(between, default=float("nan")) * 1000,
+                     "together_per_stream": together / len(result.events) if result.events else float("nan")}
+            numbers[endpoint.name] = entry
+            print(f"   {endpoint.name:9} {entry['streams']:7d} {entry['events_per_stream']:7.0f} "
+                  f"{_ms(entry['gap_p50_ms'] / 1000)} {_ms(entry['gap_p99_ms'] / 1000)} "
+                  f"{_ms(entry['gap_max_ms'] / 1000)} {entry['together_per_stream']:16.1f}")
+        return numbers
+
+    async def conversion(self, native: dict[str, Measured]) -> None:
+        """D: B's scenarios with an OpenAI client served by the Claude accounts, against B's native client."""
+        seconds = self.duration(10.0)
+        gateway = next(e for e in self.servers.endpoints if e.name == "gateway")
+        print(f"\nD. conversion: an OpenAI-format client, Claude accounts, 32 concurrent, {seconds:.0f} s\n"
+              + HEADER)
+        for (label, body, stream), native_label in zip(
+                (("openai→claude non-stream", OPENAI_TO_CLAUDE_BODY, False),
+                 ("openai→claude stream", OPENAI_TO_CLAUDE_STREAM_BODY, True)),
+                ("claude non-stream", "claude stream"), strict=True):
+            translated = await measure(self.session, gateway, gateway.target("openai", body), 32,
+                                       duration=seconds, stream=stream)
+            base = native[native_label]
+            print(row(label, "gateway", translated))
+            share = ratio(translated.result.throughput, base.result.throughput)
+            added_p50 = (translated.result.p(0.5) - base.result.p(0.5)) * 1000
+            added_cpu = translated.server_cpu_ms() - base.server_cpu_ms()
+            print(f"{'':30} against native ({native_label}): req/s {_x(share)}, added p50 {added_p50:.2f} ms, "
+                  f"edge CPU {added_cpu:+.3f} ms/request")
+            numbers = {"native": base.json(), "translated": translated.json(), "req_per_s_ratio": share,
+                       "added_p50_ms": added_p50, "edge_cpu_ms_added": added_cpu}
+            self.record[f"D_conversion_{'stream' if stream else 'non_stream'}"] = numbers
+
+    async def memory(self, streams: int = 1000) -> None:
+        """E: resident memory of the edge and the forwarder with `streams` open streams."""
+        streams = max(50, int(streams * min(1.0, self.scale)))
+        print(f"\nE. memory: {streams} concurrent open streams (paced at {SLOW_TOKENS_PER_SECOND} events/s)")
+        print(f"   {'target':9} {'opened':>6} {'errors':>6} {'baseline MiB':>12} {'open MiB':>9} {'peak MiB':>9}")
+        section: dict[str, Any] = {"streams": streams}
+        for endpoint in self.servers.slow:
+            pid = next(iter(endpoint.cpu.values()))
+            numbers = await hold_open(self.session, endpoint.target("claude", SLOW_STREAM_BODY), pid, streams)
+            section[endpoint.name] = numbers
+            print(f"   {endpoint.name:9} {numbers['opened']:6d} {numbers['errors']:6d} "
+                  f"{numbers['baseline_mib']:12.1f} {numbers['open_mib']:9.1f} {numbers['peak_mib']:9.1f}")
+        self.record["E_memory"] = section
+
+    def _compare(self, runs: dict[str, Measured], keys: Sequence[str]) -> dict[str, Any]:
+        """Each target's numbers, what it adds over direct, and the gateway's ratios to the others (printed)."""
+        direct = runs["direct"].result
+        targets: dict[str, dict[str, float]] = {}
+        for name, measured in runs.items():
+            entry = measured.json()
+            entry["server_cpu_ms"] = measured.server_cpu_ms()
+            if name != "direct":
+                entry.update(added(direct, measured.result))
+                if measured.result.events and direct.events:
+                    events = measured.result.events_per_stream()
+                    entry["added_us_per_event"] = (measured.result.p(0.5) - direct.p(0.5)) / events * 1e6
+            targets[name] = entry
+        ratios = gateway_ratios(targets, keys)
+        _print_ratios(ratios)
+        return {"targets": targets, "gateway_ratios": ratios}
+
+
+async def hold_open(session: aiohttp.ClientSession, target: Target, pid: int, streams: int) -> dict[str, Any]:
+    """Opens `streams` streams (100 at a time, each until its first bytes), samples `pid`'s RSS while they are
+    all open, then closes them."""
+    baseline = rss_bytes(pid)
+    release = asyncio.Event()
+    opened = 0
+    errors = 0
+
+    async def one(started: asyncio.Event) -> None:
+        nonlocal opened, errors
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            async with session.post(target.url, data=target.body, headers=target.headers) as response:
+                if response.status != 200:
+                    errors += 1
+                    return
+                await response.content.readany()
+                opened += 1
+                started.set()
+                await release.wait()
+        except (TimeoutError, aiohttp.ClientError):
+            errors += 1
+        finally:
+            started.set()
+
+    tasks: list[asyncio.Task[None]] = []
+    for batch in range(0, streams, 100):
+        events = [asyncio.Event() for _ in range(min(100, streams - batch))]
+        tasks += [asyncio.create_task(one(event)) for event in events]
+        await asyncio.gather(*(event.wait() for event in events))
+    samples = []
+    for _ in range(10):
+        samples.append(rss_bytes(pid))
+        await asyncio.sleep(0.2)
+    release.set()
+    await asyncio.gather(*tasks)
+    mib = 1024 * 1024
+    return {"opened": opened, "errors": errors, "baseline_mib": baseline / mib, "open_mib": samples[-1] / mib,
+            "peak_mib": max(samples) / mib}
+
+
+def headline(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's table, one row per target: B's req/s, A's added p50/p99, C's added first byte p50, B's server
+    CPU per request, E's RSS with the streams open."""
+    rows = []
+    a, c = record.get("A_overhead", {}).get("targets", {}), record.get("C_streaming", {}).get("targets", {})
+    b = record.get("B_throughput_non_stream", {}).get("targets", {})
+    b_stream = record.get("B_throughput_stream", {}).get("targets", {})
+    memory = record.get("E_memory", {})
+    names = dict.fromkeys(name for section in (a, b, c) for name in section if name != "direct")
+    nan = float("nan")
+    for name in names:
+        rows.append({"target": name, "req_per_s": b.get(name, {}).get("req_per_s", nan),
+                     "stream_req_per_s": b_stream.get(name, {}).get("req_per_s", nan),
+                     "added_p50_ms": a.get(name, {}).get("added_p50_ms", nan),
+                     "added_p99_ms": a.get(name, {}).get("added_p99_ms", nan),
+                     "added_ttfb_p50_ms": c.get(name, {}).get("added_ttfb_p50_ms", nan),
+                     "server_cpu_ms": b.get(name, {}).get("server_cpu_ms", nan),
+                     "rss_open_streams_mib": memory.get(name, {}).get("peak_mib", nan)})
+    return rows
+
+
+def print_headline(rows: list[dict[str, Any]]) -> None:
+    def cell(value: float, digits: int = 2) -> str:
+        return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+
+    print("\n| target | req/s (stream) | added p50 / p99 at 1 concurrent | added stream TTFB p50 "
+          "| server CPU per request | RSS, 1,000 open streams |\n|---|---|---|---|---|---|")
+    gateway = next((r for r in rows if r["target"] == "gateway"), None)
+    for r in rows:
+        versus = ""
+        if gateway is not None and r is not gateway:
+            versus = (f" (gateway x{cell(ratio(gateway['req_per_s'], r['req_per_s']))}"
+                      f" / x{cell(ratio(gateway['stream_req_per_s'], r['stream_req_per_s']))})")
+        print(f"| {r['target']} | {cell(r['req_per_s'], 0)} ({cell(r['stream_req_per_s'], 0)}){versus} "
+              f"| {cell(r['added_p50_ms'])} / {cell(r['added_p99_ms'])} ms | {cell(r['added_ttfb_p50_ms'])} ms "
+              f"| {cell(r['server_cpu_ms'])} ms | {cell(r['rss_open_streams_mib'], 0)} MiB |")
+
+
+async def http(servers: Servers, scale: float, record: dict[str, Any], sections: str = "ABCDE") -> None:
+    timeout = aiohttp.ClientTimeout(total=300, sock_read=60)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+        bench = Bench(session, servers, scale, record)
+        if "A" in sections:
+            await bench.overhead()
+        native = await bench.throughput() if "B" in sections or "D" in sections else {}
+        if "C" in sections:
+            await bench.streaming()
+        if "D" in sections:
+            await bench.conversion(native)
+        if "E" in sections:
+            await bench.memory()
+    rows = headline(record)
+    record["headline"] = rows
+    print_headline(rows)
+    sys.stdout.flush()
 
 
 def default_json_path() -> Path:
@@ -306,35 +504,35 @@ def write_json(path: Path, record: dict[str, Any]) -> None:
     path.write_text(json.dumps(_plain(record), indent=2) + "\n")
 
 
+def new_record(scale: float) -> dict[str, Any]:
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "scale": scale,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}
+
+
+def decisions(record: dict[str, Any], keys: int) -> None:
+    """F: the router's choice (all its pool sizes, 1,000 accounts among them) and auth's Authorize (at `keys`)."""
+    print("F. cost per decision")
+    conversion_bench.report()  # printed only: it returns no numbers to record
+    record["F_router"] = router_bench.report()
+    record["F_auth"] = auth_bench.report(many=keys)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts (default 1.0)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply request counts and durations (default 1.0)")
+    parser.add_argument("--sections", default="ABCDEF", help="which scenarios to run (default ABCDEF; G is A-C's "
+                        "forwarder rows)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="write every number of the run there (default .run/bench.json when ./.run exists, "
                              "else bench.json in the working directory)")
     args = parser.parse_args()
     json_path: Path = args.json or default_json_path()
-    record: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "scale": args.scale,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}
-    conversion_bench.report()  # printed only: it returns no numbers to record
-    router = router_bench.report()
-    record["router"] = router
-    auth = auth_bench.report()
-    if auth:
-        record["auth"] = auth
-    http: dict[str, Any] = {}
-    record["http"] = http
-    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as workdir:
-        stack = Stack(Path(workdir), Ports.free(), simulator_args=["--latency-ms", "0", "--tokens-per-second", "0"],
-                      env={"SWITCHBOARD_LOG_LEVEL": "WARNING"})
-        with stack, forwarder(stack.simulator_url) as forwarder_url:
-            key = create_demo_key(stack.db_path)
-            print(f"switchboard bench: edge {stack.base_url}, simulator {stack.simulator_url}, "
-                  f"bare forwarder {forwarder_url}\n")
-            added = asyncio.run(bench(stack, key, args.scale, forwarder_url, http))
-    print()
-    router_bench.compare(router.round_trip, added)
+    record = new_record(args.scale)
+    if "F" in args.sections:
+        decisions(record, max(1000, int(100_000 * min(1.0, args.scale))))
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as workdir, servers(Path(workdir)) as running:
+        asyncio.run(http(running, args.scale, record, args.sections))
     write_json(json_path, record)
     print(f"\nall numbers written to {json_path}")
 

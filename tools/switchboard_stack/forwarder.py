@@ -1,10 +1,10 @@
 """The bare forwarder `make bench` measures the gateway against: the floor a Python gateway can reach.
 
 Starlette and one pooled aiohttp ClientSession, nothing else: no auth, no routing, no accounting. Two
-routes, each to one upstream path with the simulator's key put in place of the client's; non-stream
-replies are read and written whole, SSE replies relayed chunk by chunk as they arrive (no buffering).
-Run with `python -m switchboard_stack.forwarder --port P --upstream URL` (uvicorn on uvloop and httptools,
-as the edge).
+routes (and GET /healthz, for start-up), each to one upstream path with the simulator's key put in place of the
+client's; non-stream replies are read and written whole, SSE replies relayed chunk by chunk as they arrive
+(no buffering). Run with `python -m switchboard_stack.forwarder --port P --upstream URL` (uvicorn on uvloop
+and httptools, as the edge).
 """
 
 import argparse
@@ -62,7 +62,11 @@ def create_app(upstream: str) -> Starlette:
 
         return endpoint
 
+    async def healthz(_: Request) -> Response:
+        return Response(b"ok")
+
     routes = [
+        Route("/healthz", healthz),
         Route("/claude/v1/messages", forward("/v1/messages", ("x-api-key", SIMULATOR_ANTHROPIC_KEY)),
               methods=["POST"]),
         Route("/openai/v1/chat/completions",
