@@ -82,6 +82,22 @@ async def test_local_limits_while_redis_is_gone_then_redis_again(proxy: FaultPro
             await limiter.close()
 
 
+async def test_an_admission_from_before_the_outage_ended_during_it_is_ended_in_redis(proxy: FaultProxy) -> None:
+    limits = KeyLimits(concurrency=1)
+    async with fresh_namespace() as namespace:
+        limiter = await _limiter(proxy, namespace, "local")
+        try:
+            held = await limiter.admit("k", limits, NOW)
+            assert held.allowed and held.admission_id
+            await proxy.down()
+            await limiter.settle("k", limits, held.admission_id, 10, 0, NOW + 1)  # its usage arrives meanwhile
+            await proxy.resume()
+            await _until_recovered(limiter)
+            assert (await limiter.admit("k", limits, NOW + 2)).allowed, "the slot is free in Redis too"
+        finally:
+            await limiter.close()
+
+
 async def test_a_stalled_redis_does_not_hang_admissions(proxy: FaultProxy) -> None:
     async with fresh_namespace() as namespace:
         limiter = await _limiter(proxy, namespace, "local")

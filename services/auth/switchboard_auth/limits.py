@@ -499,13 +499,18 @@ class RedisLimiter:
         await self._redis.aclose()
 
 
+_MAX_ENDED = 100_000  # admissions ended during one outage that are remembered to end in Redis
+
+
 class FallbackLimiter:
     """`RedisLimiter` that keeps answering while Redis cannot be reached, as `policy` says.
 
     "local": the same rules in this replica's memory, in a `MemoryLimiter` made fresh for each outage (its
     calendar counters start from the ledger). The tokens and cost charged there are charged to Redis once it
-    answers again, so its counters miss nothing of the outage; requests per minute, tokens per minute and
-    concurrency start over from what Redis held. "refuse": every call raises `LimitsUnavailable`.
+    answers again, so its counters miss nothing of the outage, and the concurrency admissions ended there are
+    ended in Redis too (an admission Redis gave before the outage does not hold a slot until it expires);
+    requests and tokens per minute start over from what Redis held. "refuse": every call raises
+    `LimitsUnavailable`.
     """
 
     def __init__(self, shared: RedisLimiter, *, policy: str = LOCAL, spent: SpentSource = _nothing_spent,
@@ -515,6 +520,7 @@ class FallbackLimiter:
         self._spent = spent
         self._local = MemoryLimiter(spent)
         self._owed: dict[str, tuple[KeyLimits, int, int, float]] = {}  # key_id → charged in memory, not in Redis
+        self._ended: dict[str, tuple[str, KeyLimits, float]] = {}  # admission id → (key_id, ...) ended in memory
         self.outage = RedisOutage(shared.ping, what="auth limits", policy=policy, log=log, degraded=REDIS_DEGRADED,
                                   on_recovery=self._recovered, probe_interval=probe_interval)
 
@@ -532,6 +538,8 @@ class FallbackLimiter:
             lambda limiter: limiter.settle(key_id, limits, admission_id, tokens, cost_micro_usd, now))
         if local and (tokens or cost_micro_usd):
             self._owe(key_id, limits, tokens, cost_micro_usd, now)
+        if local and admission_id and len(self._ended) < _MAX_ENDED:
+            self._ended[admission_id] = (key_id, limits, now)
 
     async def close(self) -> None:
         await self.outage.close()
@@ -544,7 +552,7 @@ class FallbackLimiter:
                 return await call(self._shared), False
             except LimitsUnavailable as exc:
                 if not self.outage.down:
-                    self._local, self._owed = MemoryLimiter(self._spent), {}
+                    self._local, self._owed, self._ended = MemoryLimiter(self._spent), {}, {}
                     self.outage.failed(exc)
         if self._refuse:
             raise LimitsUnavailable("redis unreachable, and SWITCHBOARD_AUTH_REDIS_UNAVAILABLE=refuse")
@@ -566,4 +574,12 @@ class FallbackLimiter:
                                           cost, now)
             except LimitsUnavailable:
                 self._owe(key_id, limits, tokens, cost, now)
+                raise
+        while self._ended:
+            admission_id, (key_id, limits, now) = self._ended.popitem()
+            try:
+                await self._shared.settle(key_id, dataclasses.replace(limits, tokens_per_minute=None), admission_id,
+                                          0, 0, now)
+            except LimitsUnavailable:
+                self._ended[admission_id] = (key_id, limits, now)
                 raise
