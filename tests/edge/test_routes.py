@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from switchboard.router.v1 import router_pb2
-from switchboard_edge.app import create_app
+from switchboard_edge.app import EdgeApp, create_app
 from switchboard_edge.settings import EdgeSettings
 from switchboard_simulator import config as simulator_config
 from switchboard_simulator.app import create_app as create_simulator
@@ -28,6 +28,7 @@ class Edge:
     client: httpx.AsyncClient
     router: FakeRouter
     simulator: str
+    app: EdgeApp
 
     def use_account(self, platform: str, key: str) -> None:
         self.router.account = router_pb2.Account(
@@ -50,7 +51,7 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://client-chosen-host") as client:
-                yield Edge(client, router, f"http://127.0.0.1:{runner.addresses[0][1]}")
+                yield Edge(client, router, f"http://127.0.0.1:{runner.addresses[0][1]}", app)
     finally:
         await server.stop(None)
         await runner.cleanup()
@@ -120,3 +121,18 @@ async def test_other_unknown_paths_are_404_in_openai_format(edge: Edge, path: st
     assert response.status_code == 404 and "location" not in response.headers
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["code"] == "not_found"
+
+
+async def test_the_relay_fixed_routes_never_go_through_fastapi_middleware(edge: Edge) -> None:
+    """The per-request layers (middleware stack, route matching) are skipped on the path every request takes:
+    FastAPI builds its middleware stack on the first request it handles, and after relayed requests it has not."""
+    edge.use_account("claude-console", "sk-sim-anthropic")
+    for path in ("/claude/v1/messages", "/claude/v1/messages/"):
+        response = await edge.client.post(path, json=CLAUDE_BODY, headers=CLAUDE_HEADERS)
+        assert response.status_code == 200 and response.json()["type"] == "message"
+    refused = await edge.client.post("/claude/v1/messages", json=CLAUDE_BODY, headers={"x-api-key": "bad"})
+    assert refused.status_code == 401 and refused.json()["type"] == "error"
+    assert edge.app.middleware_stack is None
+    wrong_method = await edge.client.get("/claude/v1/messages")  # not a relay: FastAPI answers (405 with Allow)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert edge.app.middleware_stack is not None

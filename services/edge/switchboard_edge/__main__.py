@@ -83,6 +83,9 @@ def main() -> None:
         ws="websockets-sansio",
         ws_max_size=settings.max_body_bytes,
         access_log=False,
+        # The client's address behind a proxy is the edge's own business (SWITCHBOARD_EDGE_TRUSTED_PROXIES,
+        # `callers`): uvicorn's rewriting it from X-Forwarded-For first would be a second, different rule.
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=round(settings.drain_seconds + _SETTLE_SECONDS),
     )

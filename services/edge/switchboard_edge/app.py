@@ -34,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard_edge import admin_routes, framing, inbound, models, sessions
@@ -135,6 +136,28 @@ OPENAI_CHAT = Endpoint(
 )
 
 
+class EdgeApp(FastAPI):
+    """FastAPI, with the relay's fixed-path routes dispatched straight from the ASGI call.
+
+    Those routes read the raw request themselves and answer every error in their own format: FastAPI's
+    middleware stack and route matching would be pure per-request cost on the path every request takes. Any
+    other request (another method on those paths, Gemini's templated paths, listings, admin) goes through
+    FastAPI as usual.
+    """
+
+    relay_routes: dict[str, Callable[[Request], Awaitable[Response]]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.relay_routes.get(scope["path"])
+            if handler is not None:
+                scope["app"] = self
+                response = await handler(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 class _Runtime:
     """The process-wide clients, created in the lifespan and used by the routes."""
 
@@ -143,7 +166,7 @@ class _Runtime:
     sockets: ResponsesSockets
 
 
-def create_app(settings: EdgeSettings) -> FastAPI:
+def create_app(settings: EdgeSettings) -> EdgeApp:
     runtime = _Runtime()
 
     @asynccontextmanager
@@ -176,8 +199,9 @@ def create_app(settings: EdgeSettings) -> FastAPI:
             await control.close()
             await upstreams.close()
 
-    app = FastAPI(title="Switchboard edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+    app = EdgeApp(title="Switchboard edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   redirect_slashes=False)
+    app.relay_routes = {}
 
     # The relay routes are plain Starlette routes: they read the raw request themselves, so FastAPI's
     # parameter resolution would be pure per-request cost. SDKs given a Base URL ending in "/" may call
@@ -187,6 +211,8 @@ def create_app(settings: EdgeSettings) -> FastAPI:
         handler = _relay_route(runtime, endpoint)
         app.add_route(endpoint.route, handler, methods=["POST"])
         app.add_route(endpoint.route + "/", handler, methods=["POST"])
+        if "{" not in endpoint.route:
+            app.relay_routes[endpoint.route] = app.relay_routes[endpoint.route + "/"] = handler
 
     # Codex's WebSocket transport: the same Responses routes, as GET with Upgrade: websocket.
     for endpoint in RESPONSES_ENDPOINTS if settings.responses_websocket else ():
