@@ -100,6 +100,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             stale_seconds=stale_keys_seconds, on_stale=STALE_KEY_LOOKUPS.inc,
         )
         self.key_changes = KeyChanges(self._forget)
+        self._ledger_failing = False  # the last usage append failed (logged once until one succeeds)
         self._releasing: set[asyncio.Task[None]] = set()
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -238,8 +239,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         try:
             new = await self._ledger.append(entries)
         except StoreError as exc:
-            log.error("usage append failed: %s", exc)
+            # Once per outage: the edges send the batches they keep again at every flush.
+            log.log(logging.DEBUG if self._ledger_failing else logging.ERROR,
+                    "usage append failed, the edges keep the records and send them again: %s", exc)
+            self._ledger_failing = True
             await context.abort(grpc.StatusCode.UNAVAILABLE, "usage ledger unavailable")
+        if self._ledger_failing:
+            self._ledger_failing = False
+            log.warning("usage ledger writable again")
         count_usage(len(entries), new)
         await self._settle(new)
         try:
