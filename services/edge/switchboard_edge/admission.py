@@ -35,6 +35,7 @@ from switchboard_edge.errors import (
     SwitchboardError,
 )
 from switchboard_edge.limit_headers import limit_headers
+from switchboard_edge.outage import LastDecisions, LastPicks
 from switchboard_edge.picks import Picker
 from switchboard_edge.reports import Reports
 
@@ -88,7 +89,8 @@ def preferred_count(platforms: Sequence[str], natives: frozenset[str]) -> int:
 
 class Admissions:
     def __init__(self, auth: auth_pb2_grpc.AuthServiceStub, router: router_pb2_grpc.RouterServiceStub,
-                 reports: Reports, *, rpc_timeout: float, holder: str) -> None:
+                 reports: Reports, *, rpc_timeout: float, holder: str, auth_outage_grace: float = 0.0,
+                 router_outage_grace: float = 0.0) -> None:
         self._auth = auth
         self._router = router
         self._reports = reports
@@ -107,6 +109,9 @@ class Admissions:
         self._identities: dict[bytes, tuple[float, auth_pb2.KeyIdentity]] = {}
         # (key digest, platforms, model) -> (monotonic expiry, ALLOW response) while auth lets us reuse it.
         self._decisions: dict[tuple[bytes, tuple[str, ...], str], tuple[float, auth_pb2.AuthorizeResponse]] = {}
+        # The last answers of each service, ridden on while it cannot be reached (`outage`).
+        self._last_decisions = LastDecisions(auth_outage_grace)
+        self._last_picks = LastPicks(router_outage_grace)
 
     async def authenticate(self, credential: str, client: auth_pb2.ClientMetadata) -> None:
         """Refuses an invalid key (401) before its body is read; free for a key seen valid recently."""
@@ -114,8 +119,14 @@ class Admissions:
         known = self._identities.get(digest)
         if known is not None and known[0] > time.monotonic():
             return
-        reply = await self.key(credential, client)
+        try:
+            reply = await self.key(credential, client)
+        except ServiceUnavailable:
+            if self._last_decisions.admits_key(digest):
+                return
+            raise
         self._remember(digest, reply.identity)
+        self._last_decisions.seen(digest)
 
     async def key(self, credential: str, client: auth_pb2.ClientMetadata) -> auth_pb2.AuthorizeResponse:
         """The key's identity and permissions, asked of auth every time (listings use it as it is)."""
@@ -163,14 +174,15 @@ class Admissions:
         )
         known = self._identities.get(digest)
         if known is None:
-            auth = await self._authorize(request)
+            auth = await self._decide(request, digest)
             if auth.decision != auth_pb2.DECISION_ALLOW:
                 raise denial(auth)
             self._remember(digest, auth.identity)
             pick = await self.pick(auth.allowed_platforms, model, auth.identity, client.session_id, client.request_id,
                                    preferred=preferred_count(auth.allowed_platforms, natives))
         else:
-            auth, pick = await self._authorize_and_pick(request, known[1], preferred_count(platforms, natives))
+            auth, pick = await self._authorize_and_pick(request, digest, known[1],
+                                                        preferred_count(platforms, natives))
             stale = auth.identity.key_id != known[1].key_id or auth.identity.groups != known[1].groups
             self._remember(digest, auth.identity)
             off_limits = pick.status == router_pb2.PICK_STATUS_OK and (
@@ -192,12 +204,12 @@ class Admissions:
                          preferred_count(auth.allowed_platforms, natives), auth.admission_id, tuple(auth.limits))
 
     async def _authorize_and_pick(
-        self, request: auth_pb2.AuthorizeRequest, identity: auth_pb2.KeyIdentity, preferred: int
+        self, request: auth_pb2.AuthorizeRequest, digest: bytes, identity: auth_pb2.KeyIdentity, preferred: int
     ) -> tuple[auth_pb2.AuthorizeResponse, router_pb2.PickResponse]:
         """Both calls at once; if either fails (or the caller gives up), a lease already taken is returned."""
         loop = asyncio.get_running_loop()
         client = request.client
-        authorizing = loop.create_task(self._authorize(request))
+        authorizing = loop.create_task(self._decide(request, digest))
         picking = loop.create_task(
             self._pick(request.platforms, request.model, identity, client.session_id, client.request_id,
                        preferred=preferred))
@@ -270,12 +282,33 @@ class Admissions:
             holder=self.holder,
             preferred=preferred,
         )
-        return await self._picker.pick(request)
+        try:
+            response = await self._picker.pick(request)
+        except ServiceUnavailable:
+            recalled = self._last_picks.recall(platforms, model, exclude)
+            if recalled is None:
+                raise
+            return recalled
+        self._last_picks.remember(platforms, model, response)
+        return response
 
     def _remember(self, digest: bytes, identity: auth_pb2.KeyIdentity) -> None:
         if len(self._identities) >= _IDENTITY_CACHE_SIZE:
             self._identities.clear()
         self._identities[digest] = (time.monotonic() + _IDENTITY_TTL, identity)
+
+    async def _decide(self, request: auth_pb2.AuthorizeRequest, digest: bytes) -> auth_pb2.AuthorizeResponse:
+        """Auth's decision; while auth cannot be reached, its last ALLOW for the same request within the grace."""
+        platforms = tuple(request.platforms)
+        try:
+            auth = await self._authorize(request)
+        except ServiceUnavailable:
+            recalled = self._last_decisions.recall(digest, platforms, request.model)
+            if recalled is None:
+                raise
+            return recalled
+        self._last_decisions.remember(digest, platforms, request.model, auth)
+        return auth
 
     async def _authorize(self, request: auth_pb2.AuthorizeRequest) -> auth_pb2.AuthorizeResponse:
         """Over the long-lived `AuthorizeStream` (`switchboard_edge.call_streams`)."""
@@ -292,9 +325,11 @@ class Admissions:
         """Auth says these keys changed (None: any may have): what is remembered of them is dropped, so the next
         request of a disabled, deleted or rotated key is asked about again."""
         if key_ids is None:
+            # Not the last decisions (`outage`): a broken change stream is how an auth outage begins.
             self._identities.clear()
             self._decisions.clear()
             return
+        self._last_decisions.forget(key_ids)
         for digest in [d for d, (_, identity) in self._identities.items() if identity.key_id in key_ids]:
             del self._identities[digest]
         for decided in [k for k, (_, auth) in self._decisions.items() if auth.identity.key_id in key_ids]:

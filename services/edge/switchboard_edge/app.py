@@ -180,6 +180,8 @@ def create_app(settings: EdgeSettings) -> EdgeApp:
             holder=settings.instance_id or f"{socket.gethostname()}:{settings.port}",
             spool=UsageSpool(settings.spool_dir),
             catalog_refresh_seconds=settings.catalog_refresh_seconds,
+            auth_outage_grace=settings.auth_outage_grace_seconds,
+            router_outage_grace=settings.router_outage_grace_seconds,
         )
         control.start()
         upstreams = Upstreams()

@@ -31,6 +31,8 @@ class ControlPlane:
         holder: str = "",
         spool: UsageSpool | None = None,
         catalog_refresh_seconds: float = 2.0,
+        auth_outage_grace: float = 0.0,
+        router_outage_grace: float = 0.0,
     ) -> None:
         options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)]
         self.auth_channel = grpc.aio.insecure_channel(auth_target, options=options)
@@ -40,7 +42,8 @@ class ControlPlane:
         self.reports = Reports(auth, router, rpc_timeout=rpc_timeout, usage_flush_seconds=usage_flush_seconds,
                                usage_batch_size=usage_batch_size, outcome_flush_seconds=outcome_flush_seconds,
                                holder=holder, spool=spool)
-        self.admission = Admissions(auth, router, self.reports, rpc_timeout=rpc_timeout, holder=holder)
+        self.admission = Admissions(auth, router, self.reports, rpc_timeout=rpc_timeout, holder=holder,
+                                    auth_outage_grace=auth_outage_grace, router_outage_grace=router_outage_grace)
         self.catalog = ModelCatalog()
         self._catalog_refresh = catalog_refresh_seconds
         self._following: list[asyncio.Task[None]] = []

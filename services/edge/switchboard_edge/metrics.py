@@ -19,6 +19,11 @@ USAGE_BACKLOG = Gauge(
     "switchboard_edge_usage_backlog_records",
     "Usage records settled at this edge and not yet taken by auth (in memory and in the spool).",
 )
+DEGRADED_ANSWERS = Counter(
+    "switchboard_edge_degraded_answers_total",
+    "Requests admitted from the last answers of a service that could not be reached (auth or router).",
+    ["service"],
+)
 ACTIVE_STREAMS = Gauge(
     "switchboard_edge_active_streams", "Streams currently being relayed.", ["client_format"]
 )

@@ -15,6 +15,12 @@ class EdgeSettings:
     router_target: str = "127.0.0.1:50052"
     # Deadline for each gRPC call to auth or router.
     rpc_timeout_seconds: float = 2.0
+    # While auth cannot be reached, a key's last ALLOW for the same platforms and model admits its requests
+    # for this long after it was given (limits uncounted meanwhile); then 503. 0: 503 at once.
+    auth_outage_grace_seconds: float = 300.0
+    # While the router cannot be reached, accounts it chose for the same platforms and model within this long
+    # serve the requests (round robin, no leases); then 503. 0: 503 at once.
+    router_outage_grace_seconds: float = 300.0
     # Largest request body accepted (Claude Code sends 50-90 KB; images make more).
     max_body_bytes: int = 32 * 1024 * 1024
     upstream_connect_timeout_seconds: float = 10.0

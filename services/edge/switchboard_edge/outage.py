@@ -1,0 +1,144 @@
+"""What the edge answers from while auth or the router cannot be reached: their last answers, for a bounded time.
+
+- Auth down: a key's last ALLOW for the same platforms and model, given within `grace` seconds, admits the
+  request (its limits cannot be counted meanwhile: no concurrency admission, no x-ratelimit-* headers). A key
+  never allowed within the grace is refused with 503, as before.
+- Router down: an account the router chose for the same platforms and model within `grace` seconds serves the
+  request (round robin among them, the ones already tried excluded), without a lease: there is nobody to
+  hold one with.
+
+Each answer given this way counts in `switchboard_edge_degraded_answers_total{service}`; the first of an
+outage logs a warning, the first real answer after it an info line. A `grace` of 0 turns it off.
+"""
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Collection, Hashable, Sequence
+from typing import Generic, TypeVar
+
+from switchboard.auth.v1 import auth_pb2
+from switchboard.router.v1 import router_pb2
+from switchboard_edge import metrics
+
+log = logging.getLogger(__name__)
+
+_SIZE = 10_000
+Answer = TypeVar("Answer")
+
+
+class _Outage(Generic[Answer]):
+    """Remembered answers by key, each with when it was given; whether an outage is being ridden out."""
+
+    def __init__(self, service: str, grace: float, clock: Callable[[], float]) -> None:
+        self._service = service
+        self._grace = grace
+        self._clock = clock
+        self._answers: dict[Hashable, tuple[float, Answer]] = {}
+        self._riding = False
+        self._counter = metrics.DEGRADED_ANSWERS.labels(service)
+
+    def _put(self, key: Hashable, answer: Answer) -> None:
+        if self._grace <= 0:
+            return
+        if self._riding:
+            self._riding = False
+            log.info("%s answering again: its answers are used, not the last ones remembered", self._service)
+        if len(self._answers) >= _SIZE and key not in self._answers:
+            self._answers.pop(next(iter(self._answers)))
+        self._answers[key] = (self._clock(), answer)
+
+    def _get(self, key: Hashable) -> Answer | None:
+        found = self._answers.get(key)
+        if found is None or self._clock() - found[0] > self._grace:
+            return None
+        return found[1]
+
+    def _used(self) -> None:
+        self._counter.inc()
+        if not self._riding:
+            self._riding = True
+            log.warning("%s unreachable: answering from its last answers (for up to %.0f s after each)",
+                        self._service, self._grace)
+
+
+class LastDecisions(_Outage[auth_pb2.AuthorizeResponse]):
+    """Auth's last ALLOW per (key digest, platforms, model), and when each key was last allowed at all."""
+
+    def __init__(self, grace: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__("auth", grace, clock)
+        self._allowed: dict[bytes, float] = {}
+
+    def remember(self, digest: bytes, platforms: tuple[str, ...], model: str,
+                 answer: auth_pb2.AuthorizeResponse) -> None:
+        if answer.decision == auth_pb2.DECISION_ALLOW:
+            self._put((digest, platforms, model), answer)
+            self.seen(digest)
+
+    def seen(self, digest: bytes) -> None:
+        """Auth found this key valid just now."""
+        if self._grace > 0:
+            if len(self._allowed) >= _SIZE and digest not in self._allowed:
+                self._allowed.pop(next(iter(self._allowed)))
+            self._allowed[digest] = self._clock()
+
+    def admits_key(self, digest: bytes) -> bool:
+        """Whether the key was found valid within the grace (its body may be read while auth is down)."""
+        since = self._allowed.get(digest)
+        if since is None or self._clock() - since > self._grace:
+            return False
+        self._used()
+        return True
+
+    def forget(self, key_ids: Collection[str]) -> None:
+        """These keys changed (disabled, rotated, deleted): their last ALLOWs are void."""
+        for key in [key for key, (_, answer) in self._answers.items() if answer.identity.key_id in key_ids]:
+            self._allowed.pop(key[0], None)  # type: ignore[index]
+            del self._answers[key]
+
+    def recall(self, digest: bytes, platforms: tuple[str, ...], model: str) -> auth_pb2.AuthorizeResponse | None:
+        """The remembered ALLOW, without what only a live auth can grant (an admission, limit statuses)."""
+        found = self._get((digest, platforms, model))
+        if found is None:
+            return None
+        self._used()
+        answer = auth_pb2.AuthorizeResponse()
+        answer.CopyFrom(found)
+        for field in ("admission_id", "limits", "reuse_for", "call_id"):
+            answer.ClearField(field)
+        return answer
+
+
+class LastPicks(_Outage[list[router_pb2.PickResponse]]):
+    """The accounts the router chose per (platforms, model), most recent first, a few of each."""
+
+    _PER_QUERY = 8
+
+    def __init__(self, grace: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__("router", grace, clock)
+        self._turn = itertools.count()
+
+    def remember(self, platforms: Sequence[str], model: str, pick: router_pb2.PickResponse) -> None:
+        if pick.status != router_pb2.PICK_STATUS_OK:
+            return
+        key = (tuple(platforms), model)
+        found = self._answers.get(key)
+        if found is not None and found[1][0].account.id == pick.account.id:  # the usual case: the same account
+            found[1][0] = pick
+            self._put(key, found[1])
+            return
+        picks = [] if found is None else [p for p in found[1] if p.account.id != pick.account.id]
+        self._put(key, [pick, *picks][: self._PER_QUERY])
+
+    def recall(self, platforms: Sequence[str], model: str, exclude: Sequence[str]) -> router_pb2.PickResponse | None:
+        """One of the remembered accounts not in `exclude`, without a lease."""
+        picks = self._get((tuple(platforms), model))
+        usable = [pick for pick in picks or () if pick.account.id not in exclude]
+        if not usable:
+            return None
+        self._used()
+        answer = router_pb2.PickResponse()
+        answer.CopyFrom(usable[next(self._turn) % len(usable)])
+        answer.ClearField("lease_id")
+        answer.ClearField("call_id")
+        return answer
