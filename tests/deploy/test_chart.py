@@ -342,7 +342,8 @@ def test_prometheus_rule_alerts_on_what_the_issue_names(production: Rendered) ->
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
     assert set(alerts) == {"SwitchboardUpstreamErrorRate", "SwitchboardPlatformUnavailable",
                            "SwitchboardKeyLimitSaturation", "SwitchboardHighLatencyP99",
-                           "SwitchboardGatewayOverheadP99", "SwitchboardUsageBacklog"}
+                           "SwitchboardGatewayOverheadP99", "SwitchboardUsageBacklog", "SwitchboardRedisUnreachable",
+                           "SwitchboardKeyStoreUnreachable"}
     for alert in alerts.values():
         assert alert["expr"].strip() and alert["labels"]["severity"] in {"warning", "critical"}
         assert f'namespace="{NAMESPACE}"' in alert["expr"]
