@@ -27,7 +27,7 @@ class ControlPlane:
         rpc_timeout: float,
         usage_flush_seconds: float,
         usage_batch_size: int,
-        outcome_flush_seconds: float = 0.005,
+        outcome_flush_seconds: float = 0.02,
         holder: str = "",
         spool: UsageSpool | None = None,
         catalog_refresh_seconds: float = 2.0,

@@ -28,7 +28,7 @@ _DEFAULT_HEARTBEAT = 10.0
 class Reports:
     def __init__(self, auth: auth_pb2_grpc.AuthServiceStub, router: router_pb2_grpc.RouterServiceStub, *,
                  rpc_timeout: float, usage_flush_seconds: float, usage_batch_size: int,
-                 outcome_flush_seconds: float = 0.005, holder: str = "", spool: UsageSpool | None = None) -> None:
+                 outcome_flush_seconds: float = 0.02, holder: str = "", spool: UsageSpool | None = None) -> None:
         self._auth = auth
         self._router = router
         self._timeout = rpc_timeout
