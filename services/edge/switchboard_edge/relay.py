@@ -415,7 +415,11 @@ class Relay:
         if answer is not None:
             exchange.usage = platform.usage(answer)
             if crossing is not None and isinstance(answer, dict):
-                payload, content_type = orjson.dumps(crossing.response(answer)), "application/json"
+                try:
+                    payload, content_type = orjson.dumps(crossing.response(answer)), "application/json"
+                except UpstreamUnavailable as untranslatable:  # an answer the translator could not read
+                    raise UpstreamAttemptFailed(untranslatable, router_pb2.OUTCOME_UPSTREAM_ERROR, status,
+                                                UPSTREAM_ERROR) from None
         self._report(exchange, router_pb2.OUTCOME_SUCCESS, status)
         exchange.end_reason = COMPLETE
         self._settle(exchange, status, None, record=True)
@@ -599,6 +603,8 @@ class Relay:
                 failure, message = TIMEOUT, "The upstream API stopped sending its answer."
             except aiohttp.ClientError:
                 failure = UPSTREAM_ERROR if tap.errored else UPSTREAM_BROKE
+            except UpstreamUnavailable as untranslatable:  # an upstream event the translator could not read
+                failure, message = UPSTREAM_BROKE, untranslatable.message
             if failure and not tap.errored:
                 error = UpstreamTimeout(message) if failure == TIMEOUT else UpstreamUnavailable(message)
                 yield framing.error(error, client_format)
