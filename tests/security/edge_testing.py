@@ -43,9 +43,11 @@ class SecuredEdge:
 
 
 @asynccontextmanager
-async def secured_edge(workdir: Path, **settings: Any) -> AsyncIterator[SecuredEdge]:
-    """The edge app (lifespan running) with `settings` over the defaults here."""
-    runner = web.AppRunner(create_simulator(simulator_config.load(["--reply-tokens", "3"])))
+async def secured_edge(workdir: Path, upstream: web.Application | None = None,
+                       **settings: Any) -> AsyncIterator[SecuredEdge]:
+    """The edge app (lifespan running) with `settings` over the defaults here; its one account's OpenAI chat
+    upstream is `upstream`, or the simulator."""
+    runner = web.AppRunner(upstream or create_simulator(simulator_config.load(["--reply-tokens", "3"])))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     simulator = f"http://127.0.0.1:{runner.addresses[0][1]}"
