@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: run test bench chaos soak lint protos lock clean images
+.PHONY: run test bench bench-peers chaos soak lint protos lock clean images
 
 # Bring the whole local stack up (simulator, auth, router, edge) with a demo key.
 run: $(VENV)/.built

@@ -187,3 +187,30 @@ def test_json_has_no_nan() -> None:
     assert bench._plain({"a": float("nan"), "b": [1.0, float("inf")], "c": Result(seconds=1.0)}) == {
         "a": None, "b": [1.0, None],
         "c": {"latencies": [], "first_bytes": [], "events": [], "seconds": 1.0, "errors": 0}}
+
+
+def test_targets_are_checked_against_the_issues_bounds() -> None:
+    record = {
+        "B_throughput_non_stream": {"gateway_ratios": {"forwarder": {"req_per_s": 0.79, "server_cpu_ms": 1.5},
+                                                       "litellm": {"req_per_s": 25.0}}},
+        "A_overhead": {"gateway_ratios": {"forwarder": {"added_p50_ms": 1.4, "added_p99_ms": float("nan")}}},
+        "C_streaming": {"paced": {"forwarder": {"together_per_stream": 5.0}, "gateway": {"together_per_stream": 9.0}}},
+        "E_memory": {"gateway": {"peak_mib": 120.0}},
+    }
+    checks = {what: (value, met) for what, value, _, met in bench.targets(record)}
+    assert checks["B non_stream req/s, gateway/forwarder"] == (0.79, False)
+    assert checks["B non_stream req/s, gateway/litellm"] == (25.0, True)
+    assert checks["A added p50, gateway/forwarder"] == (1.4, True)
+    assert "A added p99, gateway/forwarder" not in checks  # not measurable: left out, not passed
+    assert checks["C paced: events together per stream, gateway minus forwarder"] == (4.0, False)
+    assert checks["B edge CPU per request, gateway/forwarder"] == (1.5, True)
+    assert checks["E edge RSS MiB, 1,000 open streams"] == (120.0, True)
+    assert not any(what.startswith("B stream") for what in checks)
+
+
+def test_rounds_add_up_to_one_result() -> None:
+    total = Result()
+    total.add(Result(latencies=[0.001, 0.002], first_bytes=[0.0005], events=[[0.0]], seconds=1.0, errors=1))
+    total.add(Result(latencies=[0.003], seconds=0.5))
+    assert total.latencies == [0.001, 0.002, 0.003] and total.first_bytes == [0.0005] and total.events == [[0.0]]
+    assert total.seconds == 1.5 and total.errors == 1 and total.throughput == 2.0

@@ -177,23 +177,60 @@ class Measured:
         named = [ms for name, ms in self.cpu_ms.items() if name in ("edge", "forwarder", "litellm")]
         return named[0] if named else float("nan")
 
+    def client_busy(self) -> float:
+        """The share of one core the load generator used during the run (near 1: it may be the bottleneck)."""
+        result = self.result
+        return self.cpu_ms["client"] * result.requests / 1000 / result.seconds if result.seconds else float("nan")
+
     def json(self) -> dict[str, Any]:
         numbers = self.result.summary()
         numbers["cpu_ms_per_request"] = self.cpu_ms
+        numbers["client_core_share"] = self.client_busy()
         if "auth" in self.cpu_ms:
             numbers["auth_router_cpu_ms_per_request"] = self.cpu_ms["auth"] + self.cpu_ms["router"]
         return numbers
 
 
-async def measure(session: aiohttp.ClientSession, endpoint: Endpoint, target: Target, concurrency: int, *,
-                  requests: int | None = None, duration: float | None = None, stream: bool = False,
-                  record_events: bool = False) -> Measured:
-    """A warm-up, then the run, with the CPU of the endpoint's processes (and this one's) read around it."""
-    await run(session, target, concurrency, requests=min(100, requests or 100), stream=stream)
-    before = CpuReading.take(endpoint.cpu)
-    result = await run(session, target, concurrency, requests=requests, duration=duration, stream=stream,
-                       record_events=record_events)
-    return Measured(result, cpu_ms_per_request(before, CpuReading.take(endpoint.cpu), result.requests))
+ROUNDS = 5  # each run is split in rounds, the targets taking turns: load from elsewhere falls on all alike
+
+
+@dataclass(frozen=True)
+class Run:
+    """One target's share of a scenario: its name in the table, where the requests go, how many (None: for the
+    scenario's duration)."""
+
+    name: str
+    endpoint: Endpoint
+    target: Target
+    requests: int | None = None
+
+
+async def measure(session: aiohttp.ClientSession, runs: Sequence[Run], concurrency: int, *,
+                  duration: float | None = None, stream: bool = False, record_events: bool = False,
+                  rounds: int = ROUNDS) -> dict[str, Measured]:
+    """A warm-up for each, then `rounds` rounds in which the runs take turns (in a rotating order), each doing its
+    share of the requests or of `duration`; the CPU of each endpoint's processes (and this one's) is read around
+    each turn. Returns each run's merged result."""
+    for item in runs:
+        await run(session, item.target, concurrency, requests=min(100, item.requests or 100), stream=stream)
+    results = {item.name: Result() for item in runs}
+    cpu_ms = {item.name: dict.fromkeys([*item.endpoint.cpu, "client"], 0.0) for item in runs}
+    for turn in range(rounds):
+        for item in [*runs[turn % len(runs):], *runs[:turn % len(runs)]]:
+            share = None if item.requests is None else item.requests // rounds + (turn < item.requests % rounds)
+            if share == 0:
+                continue
+            before = CpuReading.take(item.endpoint.cpu)
+            part = await run(session, item.target, concurrency, requests=share,
+                             duration=None if duration is None else duration / rounds, stream=stream,
+                             record_events=record_events)
+            spent = cpu_ms_per_request(before, CpuReading.take(item.endpoint.cpu), 1)
+            results[item.name].add(part)
+            for name, ms in spent.items():
+                cpu_ms[item.name][name] += ms
+    return {name: Measured(result, {process: total / result.requests if result.requests else float("nan")
+                                    for process, total in cpu_ms[name].items()})
+            for name, result in results.items()}
 
 
 def _ms(seconds: float) -> str:
@@ -260,39 +297,33 @@ class Bench:
     async def overhead(self) -> None:
         """A: 1 concurrent, non-stream."""
         print("A. overhead: 1 concurrent client, non-stream\n" + HEADER)
-        runs: dict[str, Measured] = {}
-        for endpoint in self.servers.endpoints:
-            runs[endpoint.name] = await measure(self.session, endpoint, endpoint.target("claude", CLAUDE_BODY), 1,
-                                                requests=self.count(2000, endpoint, 300))
-            print(row("claude non-stream", endpoint.name, runs[endpoint.name]))
+        runs = await measure(self.session, [Run(e.name, e, e.target("claude", CLAUDE_BODY), self.count(2000, e, 300))
+                                            for e in self.servers.endpoints], 1)
+        for name, measured in runs.items():
+            print(row("claude non-stream", name, measured))
         self.record["A_overhead"] = self._compare(runs, ("added_p50_ms", "added_p99_ms"))
 
-    async def throughput(self) -> dict[str, Measured]:
-        """B: 32 concurrent for a fixed duration, non-stream and stream. Returns the gateway's runs (for D)."""
+    async def throughput(self) -> None:
+        """B: 32 concurrent for a fixed duration, non-stream and stream."""
         seconds = self.duration(10.0)
         print(f"\nB. throughput: 32 concurrent clients, {seconds:.0f} s each\n" + HEADER)
-        gateway_runs: dict[str, Measured] = {}
         for label, body, stream in (("claude non-stream", CLAUDE_BODY, False),
                                     ("claude stream", CLAUDE_STREAM_BODY, True)):
-            runs: dict[str, Measured] = {}
-            for endpoint in self.servers.endpoints:
-                runs[endpoint.name] = await measure(self.session, endpoint, endpoint.target("claude", body), 32,
-                                                    duration=seconds, stream=stream)
-                print(row(label, endpoint.name, runs[endpoint.name]))
-            gateway_runs[label] = runs["gateway"]
+            runs = await measure(self.session, [Run(e.name, e, e.target("claude", body))
+                                                for e in self.servers.endpoints], 32, duration=seconds, stream=stream)
+            for name, measured in runs.items():
+                print(row(label, name, measured))
             self.record[f"B_throughput_{'stream' if stream else 'non_stream'}"] = self._compare(
                 runs, ("req_per_s", "server_cpu_ms", "added_p50_ms", "added_p99_ms"))
-        return gateway_runs
 
     async def streaming(self) -> None:
         """C: 200-event replies at full speed (1 concurrent), then paced (8 concurrent): per-event lags."""
         print(f"\nC. streaming: replies of {LONG_TOKENS} text events, 1 concurrent client\n" + HEADER)
-        runs: dict[str, Measured] = {}
-        for endpoint in self.servers.endpoints:
-            runs[endpoint.name] = await measure(
-                self.session, endpoint, endpoint.target("claude", LONG_STREAM_BODY), 1,
-                requests=self.count(500, endpoint, 50), stream=True, record_events=True)
-            print(row(f"{LONG_TOKENS}-event stream", endpoint.name, runs[endpoint.name]))
+        runs = await measure(self.session, [Run(e.name, e, e.target("claude", LONG_STREAM_BODY),
+                                                self.count(500, e, 50)) for e in self.servers.endpoints],
+                             1, stream=True, record_events=True)
+        for name, measured in runs.items():
+            print(row(f"{LONG_TOKENS}-event stream", name, measured))
         section = self._compare(runs, ("added_p50_ms", "added_p99_ms", "added_ttfb_p50_ms", "added_ttfb_p99_ms",
                                        "added_us_per_event"))
         per_event = {name: entry["added_us_per_event"] for name, entry in section["targets"].items()
@@ -329,28 +360,30 @@ class Bench:
                   f"{_ms(entry['gap_max_ms'] / 1000)} {entry['together_per_stream']:16.1f}")
         return numbers
 
-    async def conversion(self, native: dict[str, Measured]) -> None:
-        """D: B's scenarios with an OpenAI client served by the Claude accounts, against B's native client."""
+    async def conversion(self) -> None:
+        """D: B's scenarios with an OpenAI client served by the Claude accounts, against the native Claude client
+        (taking turns with it)."""
         seconds = self.duration(10.0)
         gateway = next(e for e in self.servers.endpoints if e.name == "gateway")
-        print(f"\nD. conversion: an OpenAI-format client, Claude accounts, 32 concurrent, {seconds:.0f} s\n"
+        print(f"\nD. conversion: an OpenAI-format client, Claude accounts, 32 concurrent, {seconds:.0f} s each\n"
               + HEADER)
-        for (label, body, stream), native_label in zip(
-                (("openai→claude non-stream", OPENAI_TO_CLAUDE_BODY, False),
-                 ("openai→claude stream", OPENAI_TO_CLAUDE_STREAM_BODY, True)),
-                ("claude non-stream", "claude stream"), strict=True):
-            translated = await measure(self.session, gateway, gateway.target("openai", body), 32,
-                                       duration=seconds, stream=stream)
-            base = native[native_label]
-            print(row(label, "gateway", translated))
+        for kind, native_body, body, stream in (
+                ("non-stream", CLAUDE_BODY, OPENAI_TO_CLAUDE_BODY, False),
+                ("stream", CLAUDE_STREAM_BODY, OPENAI_TO_CLAUDE_STREAM_BODY, True)):
+            runs = await measure(self.session, [Run("native", gateway, gateway.target("claude", native_body)),
+                                                Run("openai→claude", gateway, gateway.target("openai", body))],
+                                 32, duration=seconds, stream=stream)
+            base, translated = runs["native"], runs["openai→claude"]
+            print(row(f"claude {kind}", "native", base))
+            print(row(f"openai→claude {kind}", "gateway", translated))
             share = ratio(translated.result.throughput, base.result.throughput)
             added_p50 = (translated.result.p(0.5) - base.result.p(0.5)) * 1000
             added_cpu = translated.server_cpu_ms() - base.server_cpu_ms()
-            print(f"{'':30} against native ({native_label}): req/s {_x(share)}, added p50 {added_p50:.2f} ms, "
+            print(f"{'':30} translated/native: req/s {_x(share)}, added p50 {added_p50:.2f} ms, "
                   f"edge CPU {added_cpu:+.3f} ms/request")
-            numbers = {"native": base.json(), "translated": translated.json(), "req_per_s_ratio": share,
-                       "added_p50_ms": added_p50, "edge_cpu_ms_added": added_cpu}
-            self.record[f"D_conversion_{'stream' if stream else 'non_stream'}"] = numbers
+            self.record[f"D_conversion_{kind.replace('-', '_')}"] = {
+                "native": base.json(), "translated": translated.json(), "req_per_s_ratio": share,
+                "added_p50_ms": added_p50, "edge_cpu_ms_added": added_cpu}
 
     async def memory(self, streams: int = 1000) -> None:
         """E: resident memory of the edge and the forwarder with `streams` open streams."""
@@ -381,6 +414,8 @@ class Bench:
             targets[name] = entry
         ratios = gateway_ratios(targets, keys)
         _print_ratios(ratios)
+        print(f"{'':30} load generator busy (share of one core): "
+              + ", ".join(f"{name} {measured.client_busy():.0%}" for name, measured in runs.items()))
         return {"targets": targets, "gateway_ratios": ratios}
 
 
@@ -462,22 +497,80 @@ def print_headline(rows: list[dict[str, Any]]) -> None:
               f"| {cell(r['server_cpu_ms'])} ms | {cell(r['rss_open_streams_mib'], 0)} MiB |")
 
 
+def _get(record: dict[str, Any], *path: str) -> float:
+    value: Any = record
+    for key in path:
+        value = value.get(key, {}) if isinstance(value, dict) else {}
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def targets(record: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
+    """Issue 20's targets against this run's numbers: (what, measured, the bound, met). Targets whose numbers the
+    run does not have are left out."""
+    checks: list[tuple[str, float, str, bool]] = []
+
+    def at_least(what: str, value: float, bound: float) -> None:
+        if math.isfinite(value):
+            checks.append((what, value, f">= {bound:g}", value >= bound))
+
+    def at_most(what: str, value: float, bound: float) -> None:
+        if math.isfinite(value):
+            checks.append((what, value, f"<= {bound:g}", value <= bound))
+
+    for kind in ("non_stream", "stream"):
+        ratios = record.get(f"B_throughput_{kind}", {}).get("gateway_ratios", {})
+        at_least(f"B {kind} req/s, gateway/forwarder", _get(ratios, "forwarder", "req_per_s"), 0.8)
+        at_least(f"B {kind} req/s, gateway/litellm", _get(ratios, "litellm", "req_per_s"), 20)
+    for label in ("p50", "p99"):
+        at_most(f"A added {label}, gateway/forwarder",
+                _get(record, "A_overhead", "gateway_ratios", "forwarder", f"added_{label}_ms"), 1.5)
+    at_most("C added TTFB p50, gateway/forwarder",
+            _get(record, "C_streaming", "gateway_ratios", "forwarder", "added_ttfb_p50_ms"), 1.5)
+    paced = record.get("C_streaming", {}).get("paced", {})
+    # Zero buffering: the gateway bunches no more events than the bare forwarder does on the same machine (a busy
+    # machine makes any relay send some events together; one that buffers bunches nearly all of them).
+    at_most("C paced: events together per stream, gateway minus forwarder",
+            _get(paced, "gateway", "together_per_stream") - _get(paced, "forwarder", "together_per_stream"), 1.0)
+    at_most("B edge CPU per request, gateway/forwarder",
+            _get(record, "B_throughput_non_stream", "gateway_ratios", "forwarder", "server_cpu_ms"), 1.5)
+    at_most("E edge RSS MiB, 1,000 open streams", _get(record, "E_memory", "gateway", "peak_mib"), 150)
+    router = record.get("F_router")
+    if isinstance(router, router_bench.Report):
+        picks = [c.cpu_us for c in router.choices if c.accounts == 1000 and c.layer == "Pick" and c.scenario == "plain"]
+        at_most("F account choice (Pick, 1,000 accounts) CPU µs", picks[0] if picks else float("nan"), 50)
+    for measured in record.get("F_auth", []):
+        if "keys, random" in measured.scenario:
+            at_most(f"F Authorize ({measured.scenario}) CPU µs", measured.cpu_us, 50)
+    return checks
+
+
+def print_targets(checks: list[tuple[str, float, str, bool]]) -> None:
+    print("\nissue 20's targets")
+    for what, value, bound, met in checks:
+        print(f"  {what:62} {value:9.2f} {bound:>8}  {'met' if met else 'MISSED'}")
+
+
 async def http(servers: Servers, scale: float, record: dict[str, Any], sections: str = "ABCDE") -> None:
     timeout = aiohttp.ClientTimeout(total=300, sock_read=60)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
         bench = Bench(session, servers, scale, record)
         if "A" in sections:
             await bench.overhead()
-        native = await bench.throughput() if "B" in sections or "D" in sections else {}
+        if "B" in sections:
+            await bench.throughput()
         if "C" in sections:
             await bench.streaming()
         if "D" in sections:
-            await bench.conversion(native)
+            await bench.conversion()
         if "E" in sections:
             await bench.memory()
     rows = headline(record)
     record["headline"] = rows
     print_headline(rows)
+    checks = targets(record)
+    record["targets"] = [{"what": what, "value": value, "bound": bound, "met": met}
+                         for what, value, bound, met in checks]
+    print_targets(checks)
     sys.stdout.flush()
 
 

@@ -52,6 +52,14 @@ class Result:
     seconds: float = 0.0
     errors: int = 0
 
+    def add(self, other: "Result") -> None:
+        """Takes in another run of the same scenario (a round of it): its requests, time and errors."""
+        self.latencies += other.latencies
+        self.first_bytes += other.first_bytes
+        self.events += other.events
+        self.seconds += other.seconds
+        self.errors += other.errors
+
     @property
     def requests(self) -> int:
         return len(self.latencies)
