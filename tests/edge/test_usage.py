@@ -9,7 +9,9 @@ message_delta repeats the totals without the split and, on newer models, adds
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
+from switchboard_edge.metrics import Children
 from switchboard_edge.usage import Usage, from_openai, merge_anthropic
 
 
@@ -174,3 +176,15 @@ def test_openai_usage_splits_cached_prompt_tokens_out_of_the_input(reported: Any
 def test_usage_with_only_cache_writes_is_not_empty() -> None:
     assert Usage().is_empty()
     assert not Usage(cache_creation_input_tokens=10, cache_creation_1h_input_tokens=10).is_empty()
+
+
+def test_metric_children_are_the_metrics_own_and_found_once() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("children_probe_total", "probe", ["route", "status"], registry=registry)
+    children = Children(counter)
+    children("/a", "200").inc()
+    children("/a", "200").inc(2)
+    children("/b", "500").inc()
+    assert children("/a", "200") is counter.labels("/a", "200")
+    assert registry.get_sample_value("children_probe_total", {"route": "/a", "status": "200"}) == 3
+    assert registry.get_sample_value("children_probe_total", {"route": "/b", "status": "500"}) == 1

@@ -3,7 +3,12 @@
 Keys and credentials never appear in labels; accounts appear by name only.
 """
 
+from typing import Any, Generic, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -98,3 +103,23 @@ class ModelLabels:
             self._known.add(model)
             return model
         return self.OTHER
+
+
+class Children(Generic[Metric]):
+    """A labelled metric's children, found in a plain dict by their label values.
+
+    prometheus_client's `labels()` checks its arguments and takes a lock on every call; the request path
+    asks for the same few children over and over. Label values must already be bounded (see `ModelLabels`).
+    """
+
+    __slots__ = ("_metric", "_children")
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Metric:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child

@@ -88,6 +88,14 @@ from switchboard_edge.usage import Usage, estimate_input
 log = logging.getLogger(__name__)
 
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# Every request's metrics, their children found without prometheus_client's per-call checks.
+_REQUESTS = metrics.Children(metrics.REQUESTS)
+_OVERHEAD = metrics.Children(metrics.OVERHEAD)
+_REQUEST_DURATION = metrics.Children(metrics.REQUEST_DURATION)
+_TIME_TO_FIRST_TOKEN = metrics.Children(metrics.TIME_TO_FIRST_TOKEN)
+_TIME_PER_OUTPUT_TOKEN = metrics.Children(metrics.TIME_PER_OUTPUT_TOKEN)
+_TOKEN_USAGE = metrics.Children(metrics.TOKEN_USAGE)
+_ACTIVE_STREAMS = metrics.Children(metrics.ACTIVE_STREAMS)
 
 _RESTARTING = "The gateway is restarting; retry the request."
 
@@ -562,7 +570,7 @@ class Relay:
     async def _events(self, exchange: Exchange, platform: Platform, tap: StreamTap, upstream: aiohttp.ClientResponse,
                       converter: StreamConverter | None, secrets: tuple[str, ...]) -> AsyncIterator[bytes]:
         client_format = exchange.endpoint.client_format
-        gauge = metrics.ACTIVE_STREAMS.labels(client_format.value)
+        gauge = _ACTIVE_STREAMS(client_format.value)
         gauge.inc()
         decoder = platform.decoder()
         framing = exchange.framing
@@ -672,16 +680,16 @@ class Relay:
         # Only a model an account served becomes a label value; refused requests count as "other".
         served = exchange.admission is not None and exchange.first_byte > 0 and status < 400
         model = self._labels.label(exchange.model, served)
-        metrics.REQUESTS.labels(endpoint.route, endpoint.client_format.value, platform, str(status)).inc()
-        metrics.OVERHEAD.labels(endpoint.route).observe(max(0.0, elapsed - exchange.upstream_time))
-        metrics.REQUEST_DURATION.labels(endpoint.operation, platform, model, error_type or "").observe(elapsed)
+        _REQUESTS(endpoint.route, endpoint.client_format.value, platform, str(status)).inc()
+        _OVERHEAD(endpoint.route).observe(max(0.0, elapsed - exchange.upstream_time))
+        _REQUEST_DURATION(endpoint.operation, platform, model, error_type or "").observe(elapsed)
         usage = exchange.usage
         if exchange.stream and exchange.first_byte:
-            metrics.TIME_TO_FIRST_TOKEN.labels(platform, model).observe(
+            _TIME_TO_FIRST_TOKEN(platform, model).observe(
                 exchange.upstream_started - exchange.started + exchange.first_byte)
             if usage.output_tokens > 1:
                 per_token = (exchange.upstream_time - exchange.first_byte) / (usage.output_tokens - 1)
-                metrics.TIME_PER_OUTPUT_TOKEN.labels(platform, model).observe(max(0.0, per_token))
+                _TIME_PER_OUTPUT_TOKEN(platform, model).observe(max(0.0, per_token))
         if not usage.is_empty():
             response_model = self._labels.label(exchange.upstream_model, served) if exchange.upstream_model else model
             for token_type, count in (
@@ -692,7 +700,7 @@ class Relay:
                 ("reasoning", usage.reasoning_tokens),
             ):
                 if count:
-                    metrics.TOKEN_USAGE.labels(endpoint.operation, platform, model, response_model,
+                    _TOKEN_USAGE(endpoint.operation, platform, model, response_model,
                                                token_type).observe(count)
         admission = exchange.admission
         if admission is not None and admission.admission_id:
