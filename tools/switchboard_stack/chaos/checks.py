@@ -177,6 +177,7 @@ def sticky_sessions(outcomes: Sequence[Outcome], rows: Sequence[Mapping[str, Any
     """A conversation's records stay on one account, moving only off one the fault made unusable."""
     conversations = {outcome.session for outcome in outcomes if outcome.conversation}
     records = _by_session((row for row in rows if row["status_code"] < 400), "session_id")
+    sent = _by_session(outcomes, "session")
     moves = bad = 0
     examples: list[str] = []
     for session in conversations:
@@ -187,7 +188,8 @@ def sticky_sessions(outcomes: Sequence[Outcome], rows: Sequence[Mapping[str, Any
             moves += 1
             if before.rpartition("/")[2] not in fault.unusable and not fault.loses_redis:
                 bad += 1
-                examples.append(f"{before} -> {after}")
+                statuses = ",".join(str(outcome.status) for outcome in sent.get(session, []))
+                examples.append(f"{before} -> {after} (answers {statuses})")
     detail = (f"{len(conversations)} conversations, {moves} moves, {bad} off usable accounts"
               + (f" [{'; '.join(examples[:3])}]" if examples else ""))
     return Check("sticky sessions moved only off unusable accounts", bad == 0, detail)
@@ -200,6 +202,9 @@ def clean_answers(outcomes: Sequence[Outcome], fault: Fault) -> Check:
     resets = [outcome for outcome in outcomes if outcome.status is None and not outcome.hung]
     broken = [outcome for outcome in outcomes if outcome.status is not None and not
               (outcome.complete or outcome.clean_error or outcome.left)]
+    if fault.resets:  # streams the killed replica was relaying end without a word
+        resets += [outcome for outcome in broken if outcome.stream and outcome.status == 200]
+        broken = [outcome for outcome in broken if not (outcome.stream and outcome.status == 200)]
     bad = len(hung) + len(broken) + (0 if fault.resets else len(resets))
     examples = [f"{outcome.kind}{' stream' if outcome.stream else ''} {outcome.status} {outcome.error[:90]!r}"
                 for outcome in broken[:3]]
@@ -212,14 +217,25 @@ def clean_answers(outcomes: Sequence[Outcome], fault: Fault) -> Check:
     return Check("complete answer or clean protocol error", bad == 0, detail)
 
 
-def every_format_served(outcomes: Sequence[Outcome]) -> Check:
-    """Each kind of request (client format, or the OAuth account) got complete answers: the faults are partial."""
-    kinds = sorted({outcome.kind for outcome in outcomes})
-    served = {kind: sum(1 for outcome in outcomes if outcome.kind == kind and outcome.complete) for kind in kinds}
-    starved = [kind for kind in kinds if not served[kind]]
-    examples = [next(f"{o.kind} {o.status} {o.error[:100]!r}" for o in outcomes if o.kind == kind) for kind in starved]
-    detail = " ".join(f"{kind} {served[kind]}" for kind in kinds) + (f" [{'; '.join(examples)}]" if examples else "")
-    return Check("every request kind served", not starved, detail)
+def served_after(outcomes: Sequence[Outcome], recovered_at: float, least: int = 3) -> Check:
+    """Once the fault is undone (plus a second), every kind of request (client format, or the OAuth account) is
+    served again: of each kind sent at least `least` times since, some got a whole answer (or were being
+    streamed one when their client left)."""
+    after = [outcome for outcome in outcomes if outcome.started >= recovered_at + 1.0]
+    kinds = sorted({outcome.kind for outcome in after})
+    sent = {kind: sum(1 for outcome in after if outcome.kind == kind) for kind in kinds}
+    served = {kind: sum(1 for outcome in after if outcome.kind == kind and (outcome.complete or outcome.left))
+              for kind in kinds}
+    starved = [kind for kind in kinds if not served[kind] and sent[kind] >= least]
+    examples = [next(f"{o.kind} {o.status} {o.error[:100]!r}" for o in after if o.kind == kind) for kind in starved]
+    detail = (" ".join(f"{kind} {served[kind]}/{sent[kind]}" for kind in kinds) or "no request after the fault") + (
+        f" [{'; '.join(examples)}]" if examples else "")
+    return Check("every request kind served after the fault", bool(kinds) and not starved, detail)
+
+
+def restarts_clean(problems: Sequence[str]) -> Check:
+    """A replica restarted during the fault came up at once (no crash loop)."""
+    return Check("restarted replicas came up", not problems, "; ".join(problems[:3]) or "no restart failed")
 
 
 def _statuses(outcomes: Sequence[Outcome]) -> str:

@@ -15,6 +15,10 @@ import grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_stack.chaos.topology import REVOKED_KEY, Topology
 
+API_KEY_KINDS = ("claude", "openai", "responses", "gemini")
+# With the OAuth account: its requests go to one account alone, so one in error starves them (the baseline shows
+# whether it serves across replicas, `oauth-refresh-down` whether it comes back).
+OAUTH_KINDS = (*API_KEY_KINDS, "oauth")
 FIRST = ("claude-console-a", "openai-a", "openai-responses-a", "gemini-a")
 SECOND = ("claude-console-b", "openai-b", "openai-responses-b", "gemini-b")
 
@@ -30,6 +34,8 @@ class Fault:
     resets: bool = False
     # Redis is lost: per-key limits and session bindings may restart from nothing.
     loses_redis: bool = False
+    # What the load sends: the OAuth account's requests only where it is the subject (see `OAUTH_KINDS`).
+    kinds: tuple[str, ...] = API_KEY_KINDS
 
 
 async def _swap_keys(topology: Topology, accounts: Sequence[str], key: str, hold: float) -> None:
@@ -121,7 +127,7 @@ async def _together(topology: Topology, hold: float) -> None:
 
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in (
-    Fault("none", "no fault (baseline)", lambda topology, hold: asyncio.sleep(hold)),
+    Fault("none", "no fault (baseline)", lambda topology, hold: asyncio.sleep(hold), kinds=OAUTH_KINDS),
     Fault("upstream-5xx", "80% 500s from one account per platform", _upstream("sk-chaos-fault-5xx", FIRST),
           frozenset(FIRST)),
     Fault("upstream-429", "80% 429s from one account per platform", _upstream("sk-chaos-fault-429", FIRST),
@@ -135,7 +141,7 @@ FAULTS: dict[str, Fault] = {fault.name: fault for fault in (
     Fault("credential-revoked", "claude-console-a's key refused (401) until it is replaced",
           _upstream(REVOKED_KEY, ("claude-console-a",)), frozenset({"claude-console-a"})),
     Fault("oauth-refresh-down", "the OAuth token endpoint unreachable, then ClearHolds", _oauth_down,
-          frozenset({"claude-oauth"})),
+          frozenset({"claude-oauth"}), kinds=OAUTH_KINDS),
     Fault("redis-restart", "Redis connections cut, its keys gone, refused for 3 s", _redis_restart,
           loses_redis=True),
     Fault("postgres-down", "PostgreSQL unreachable for 10 s", _postgres_down),
@@ -145,5 +151,5 @@ FAULTS: dict[str, Fault] = {fault.name: fault for fault in (
     Fault("edge-sigterm", "edge-2 SIGTERMed with streams open (drains), restarted", _edge_term),
     Fault("together", "5xx, cuts, Redis restart, PostgreSQL down, auth-1 and router-2 killed, edge-2 SIGTERM",
           _together, frozenset({"claude-console-a", "gemini-a", "openai-a", "openai-responses-b"}),
-          loses_redis=True),
+          resets=True, loses_redis=True),
 )}

@@ -2,7 +2,8 @@
 
 Every client format (Claude messages, OpenAI chat, Responses, Gemini, and Claude on the OAuth account), stream
 and not; single requests with a session id of their own and conversations of a few turns on one session id
-(Claude's `x-claude-code-session-id` or `metadata.user_id`, OpenAI's `session_id`, Gemini's opening hash); some
+(Claude's `x-claude-code-session-id` or `metadata.user_id`, OpenAI's `session_id`, Gemini's opening hash), their
+turns `TURN_GAP` apart (replicas see each other's session bindings within about a second, as documented); some
 streaming clients leave after the first events. Each request's session hint is computed with the edge's own
 readers (`switchboard_edge.sessions`) so the ledger's `session_id` names it.
 """
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ from switchboard_edge import sessions
 from switchboard_stack.chaos.topology import CLAUDE_MODEL, GEMINI_MODEL, OAUTH_MODEL, OPENAI_MODEL, RESPONSES_MODEL
 
 KINDS = ("claude", "openai", "responses", "gemini", "oauth")
-_WEIGHTS = (3, 2, 2, 2, 1)
+TURN_GAP = 1.5
+WEIGHTS = {"claude": 3, "openai": 2, "responses": 2, "gemini": 2, "oauth": 1}
 _JSON = {"content-type": "application/json"}
 
 
@@ -91,7 +93,7 @@ def _request(kind: str, stream: bool, secret: str, session_id: str, turns: list[
         body: dict[str, Any] = {"model": OAUTH_MODEL if kind == "oauth" else CLAUDE_MODEL, "max_tokens": 64,
                                 "messages": messages, "stream": stream}
         headers = {"x-api-key": secret, "anthropic-version": "2023-06-01"}
-        if hash(session_id) % 2:
+        if session_id[-1] in "02468ace":  # Claude Code's header, or its metadata.user_id
             headers["x-claude-code-session-id"] = session_id
         else:
             body["metadata"] = {"user_id": orjson.dumps({"session_id": session_id}).decode()}
@@ -267,12 +269,11 @@ class Load:
     timeout: float = 30.0
     pause: float = 0.0
     kinds: tuple[str, ...] = KINDS
-    weights: tuple[int, ...] = _WEIGHTS
+    weights: tuple[int, ...] = tuple(WEIGHTS.values())
     seed: int | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     label: str = ""
     _random: random.Random = field(default_factory=random.Random)
-    on_outcome: Callable[[Outcome], None] | None = None
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -294,6 +295,8 @@ class Load:
             for count in range(1, len(turns) + 1 if conversation else 2):
                 if stop.is_set():
                     break
+                if count > 1:
+                    await asyncio.sleep(TURN_GAP)
                 stream = rng.random() < self.stream_rate
                 leave = 2 if stream and rng.random() < self.leave_rate else None
                 request = _request(kind, stream, key.secret, session_id, turns[:count])
@@ -301,7 +304,5 @@ class Load:
                                   phase=self.label)
                 self.outcomes.append(outcome)
                 await send(client, request, outcome, leave, self.timeout)
-                if self.on_outcome is not None:
-                    self.on_outcome(outcome)
                 if self.pause:
                     await asyncio.sleep(self.pause)

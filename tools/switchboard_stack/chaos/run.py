@@ -20,7 +20,7 @@ import orjson
 from switchboard_stack.chaos import checks
 from switchboard_stack.chaos.checks import Check
 from switchboard_stack.chaos.faults import FAULTS, Fault
-from switchboard_stack.chaos.load import Key, Load, Outcome, create_key
+from switchboard_stack.chaos.load import WEIGHTS, Key, Load, Outcome, create_key
 from switchboard_stack.chaos.topology import POSTGRES_URL, REDIS_URL, Topology, can_reach
 
 ONE_AT_A_TIME = [name for name in FAULTS if name != "together"]
@@ -58,12 +58,15 @@ async def phase_keys(topology: Topology, name: str) -> list[Key]:
 async def run_phase(topology: Topology, fault: Fault, pacing: Pacing, all_keys: list[str]) -> PhaseResult:
     keys = await phase_keys(topology, fault.name)
     all_keys.extend(key.secret for key in keys)
-    load = Load(topology.base_url, keys, workers=pacing.workers, label=fault.name)
+    load = Load(topology.base_url, keys, workers=pacing.workers, label=fault.name, kinds=fault.kinds,
+                weights=tuple(WEIGHTS[kind] for kind in fault.kinds))
+    restarts_before = len(topology.restart_problems)
     stop = asyncio.Event()
     task = asyncio.create_task(load.run(stop))
     try:
         await asyncio.sleep(pacing.warmup)
         await fault.run(topology, pacing.hold)
+        recovered_at = time.time()
         await asyncio.sleep(pacing.cooldown)
     finally:
         stop.set()
@@ -83,7 +86,8 @@ async def run_phase(topology: Topology, fault: Fault, pacing: Pacing, all_keys: 
         checks.limits_held(unique, rows, fault),
         checks.sticky_sessions(load.outcomes, rows, fault),
         checks.clean_answers(load.outcomes, fault),
-        checks.every_format_served(load.outcomes),
+        checks.served_after(load.outcomes, recovered_at),
+        checks.restarts_clean(topology.restart_problems[restarts_before:]),
         checks.retry_after(load.outcomes),
         checks.no_secrets(logs, [*topology.secrets(), *all_keys]),
     ]

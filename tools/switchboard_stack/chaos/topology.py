@@ -140,6 +140,8 @@ class Topology:
     redis_proxy: FaultProxy | None = None
     oauth_proxy: FaultProxy | None = None
     balancer: Balancer | None = None
+    # Restarts that did not come up at once ("auth-1 exited with 3 ..."), each retried until it did.
+    restart_problems: list[str] = field(default_factory=list)
 
     @property
     def schema(self) -> str:
@@ -282,10 +284,21 @@ class Topology:
                         raise TimeoutError(f"{edge.name} not ready after {timeout}s")
                     await asyncio.sleep(0.1)
 
-    async def restart(self, replica: Replica) -> None:
-        """Starts a replica that was killed or stopped again, on its port, and waits until it listens."""
-        replica.start()
-        await replica.wait_listening()
+    async def restart(self, replica: Replica, timeout: float = 60.0) -> None:
+        """Starts a replica that was killed or stopped again, on its port, and waits until it listens; one that
+        exits is started again a second later (as an orchestrator would), and noted in `restart_problems`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            replica.start()
+            try:
+                await replica.wait_listening()
+                break
+            except RuntimeError as exc:
+                lines = str(exc).strip().splitlines()
+                self.restart_problems.append(f"{lines[0].rstrip(':')} on restart: {lines[-1][:220]}")
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
         if replica in self.edges:
             await self.wait_edges_ready()
 

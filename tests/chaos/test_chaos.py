@@ -1,0 +1,32 @@
+"""The chaos suite's short form: the multi-replica topology under a small load, a few faults, every check held.
+
+The faults here are those the gateway passes today; `make chaos` runs them all (see the README). Needs the
+machine's PostgreSQL and Redis: skipped without them on a developer's machine, failed in CI (CI=true).
+"""
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from switchboard_stack.chaos.run import Pacing, missing_servers, run_chaos
+
+# Left out until the services pass them: "none" (the baseline, whose OAuth account ends in error when both edges
+# refresh its token through different routers), "router-kill" (conversations move between usable accounts) and
+# "together" (an auth replica restarted while PostgreSQL is down exits instead of starting).
+FAULTS = ["upstream-5xx", "mid-stream-cut", "postgres-down", "edge-sigterm"]
+
+
+def test_faults_keep_every_promise(tmp_path: Path) -> None:
+    problems = missing_servers()
+    if problems:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the chaos suite needs PostgreSQL and Redis in CI: {'; '.join(problems)}")
+        pytest.skip("; ".join(problems))
+    results = asyncio.run(run_chaos(tmp_path, FAULTS, Pacing(workers=6, warmup=2.0, hold=4.0, cooldown=4.0),
+                                    verbose=False))
+    failed = [f"{result.fault.name}: {check.name}: {check.detail}"
+              for result in results for check in result.checks if not check.passed]
+    assert not failed, "\n".join(failed)
+    assert all(len(result.outcomes) > 20 for result in results)
