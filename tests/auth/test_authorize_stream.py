@@ -108,3 +108,15 @@ async def test_an_admission_decided_after_its_caller_left_is_released(db_path: P
         await server.stop(None)
         await ledger.close()
         await keys.close()
+
+
+async def test_admission_releases_on_their_stream_free_the_slot_and_echo_the_call_id(harness: Harness) -> None:
+    good, _ = await harness.create("one-at-a-time", limits=KeyLimits(concurrency=1))
+    held = await harness.authorize(good)
+    assert held.decision == ALLOW and held.admission_id
+    assert (await harness.authorize(good)).reason == auth_pb2.REASON_CONCURRENCY_LIMITED
+    release = auth_pb2.ReleaseAdmissionsRequest(call_id=5, admissions=[auth_pb2.ReleaseAdmissionsRequest.Admission(
+        key_id=held.identity.key_id, admission_id=held.admission_id)])
+    answers = [answer.call_id async for answer in harness.stub.ReleaseAdmissionStream(iter([release]))]
+    assert answers == [5]
+    assert (await harness.authorize(good)).decision == ALLOW

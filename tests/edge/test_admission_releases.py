@@ -1,79 +1,129 @@
-"""Concurrency admissions end with their requests, batched: the releases of one outcome window go to auth in one
-`ReleaseAdmissions` call (one call per request cost auth as much CPU as the admission itself)."""
+"""Settlement batches leave the edge over long-lived streams: the admission releases and the outcomes of one window
+go in one message each (`ReleaseAdmissionStream`, `ReportOutcomeStream`), with the unary methods for services
+without the streams. Real in-process gRPC servers."""
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
 
-from switchboard.auth.v1 import auth_pb2
-from switchboard.router.v1 import router_pb2
+from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
+from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_edge.reports import Reports
 
 
-class _Auth:
-    def __init__(self, fail: bool = False) -> None:
-        self.calls: list[auth_pb2.ReleaseAdmissionsRequest] = []
+class _Auth(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, *, streams: bool, fail: bool = False) -> None:
+        self.batches: list[tuple[str, list[str]]] = []  # (method, admission ids)
+        self.streams = streams
         self.fail = fail
 
-    async def ReleaseAdmissions(self, request: auth_pb2.ReleaseAdmissionsRequest,  # noqa: N802 - gRPC's name
-                                timeout: float) -> auth_pb2.ReleaseAdmissionsResponse:
-        self.calls.append(request)
+    async def ReleaseAdmissions(self, request, context):  # type: ignore[no-untyped-def]
         if self.fail:
-            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        self.batches.append(("unary", [a.admission_id for a in request.admissions]))
         return auth_pb2.ReleaseAdmissionsResponse()
 
+    async def ReleaseAdmissionStream(self, requests, context):  # type: ignore[no-untyped-def]
+        if not self.streams:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        async for request in requests:
+            self.batches.append(("stream", [a.admission_id for a in request.admissions]))
+            yield auth_pb2.ReleaseAdmissionsResponse(call_id=request.call_id)
 
-class _Router:
-    def __init__(self) -> None:
-        self.calls: list[router_pb2.ReportOutcomesRequest] = []
 
-    async def ReportOutcomes(self, request: router_pb2.ReportOutcomesRequest,  # noqa: N802 - gRPC's name
-                             timeout: float) -> router_pb2.ReportOutcomeResponse:
-        self.calls.append(request)
+class _Router(router_pb2_grpc.RouterServiceServicer):
+    def __init__(self, *, streams: bool) -> None:
+        self.batches: list[tuple[str, list[str]]] = []  # (method, lease ids)
+        self.streams = streams
+
+    async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
+        self.batches.append(("unary", [o.lease_id for o in request.outcomes]))
         return router_pb2.ReportOutcomeResponse()
 
+    async def ReportOutcomeStream(self, requests, context):  # type: ignore[no-untyped-def]
+        if not self.streams:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        async for request in requests:
+            self.batches.append(("stream", [o.lease_id for o in request.outcomes]))
+            yield router_pb2.ReportOutcomeResponse(call_id=request.call_id)
 
-def _reports(auth: _Auth, router: _Router) -> Reports:
-    return Reports(auth, router, rpc_timeout=1.0, usage_flush_seconds=60, usage_batch_size=100,  # type: ignore[arg-type]
-                   outcome_flush_seconds=0.01)
+
+@pytest.fixture()
+async def serve() -> AsyncIterator[Callable[[_Auth, _Router], "asyncio.Future[Reports]"]]:
+    servers: list[grpc.aio.Server] = []
+    channels: list[grpc.aio.Channel] = []
+    made: list[Reports] = []
+
+    async def start(auth: _Auth, router: _Router) -> Reports:
+        server = grpc.aio.server()
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
+        router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        servers.append(server)
+        channels.append(channel)
+        reports = Reports(auth_pb2_grpc.AuthServiceStub(channel), router_pb2_grpc.RouterServiceStub(channel),
+                          rpc_timeout=2.0, usage_flush_seconds=60, usage_batch_size=100, outcome_flush_seconds=0.02)
+        made.append(reports)
+        return reports
+
+    yield start  # type: ignore[misc]
+    for reports in made:
+        await reports.close()
+    for channel in channels:
+        await channel.close()
+    for server in servers:
+        await server.stop(None)
 
 
-async def _settled(*lists: list[object]) -> None:
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        if all(lists):
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if condition():
             return
+        await asyncio.sleep(0.02)
+    raise AssertionError("never happened")
 
 
-async def test_releases_within_one_window_leave_in_one_call_with_the_outcomes() -> None:
-    auth, router = _Auth(), _Router()
-    reports = _reports(auth, router)
+def _outcome(lease: str) -> router_pb2.ReportOutcomeRequest:
+    return router_pb2.ReportOutcomeRequest(lease_id=lease, outcome=router_pb2.OUTCOME_SUCCESS)
+
+
+async def test_one_window_leaves_in_one_message_per_service_over_their_streams(serve) -> None:  # type: ignore[no-untyped-def]
+    auth, router = _Auth(streams=True), _Router(streams=True)
+    reports = await serve(auth, router)
     reports.release_admission("key-1", "adm-1")
     reports.release_admission("key-2", "adm-2")
-    reports.report(router_pb2.ReportOutcomeRequest(lease_id="lease-1", outcome=router_pb2.OUTCOME_SUCCESS))
-    await _settled(auth.calls, router.calls)
-    assert len(auth.calls) == 1
-    assert [(a.key_id, a.admission_id) for a in auth.calls[0].admissions] == [("key-1", "adm-1"), ("key-2", "adm-2")]
-    assert [o.lease_id for o in router.calls[0].outcomes] == ["lease-1"]
-    assert router.calls and len(router.calls) == 1
-
-    reports.release_admission("key-1", "adm-3")  # a later window: a call of its own
-    await _settled(auth.calls[1:])
-    assert [[a.admission_id for a in call.admissions] for call in auth.calls] == [["adm-1", "adm-2"], ["adm-3"]]
-    assert len(router.calls) == 1  # no empty outcome batch was sent
-    await reports.close()
-
-
-async def test_no_admission_nothing_sent_and_a_failed_release_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
-    auth, router = _Auth(fail=True), _Router()
-    reports = _reports(auth, router)
-    reports.release_admission("key-1", "")  # a key without a concurrency limit has no admission
+    reports.release_admission("key-3", "")  # a key without a concurrency limit has no admission
+    reports.report(_outcome("lease-1"))
+    reports.report(_outcome("lease-2"))
+    await _until(lambda: bool(auth.batches and router.batches))
+    assert auth.batches == [("stream", ["adm-1", "adm-2"])]
+    assert router.batches == [("stream", ["lease-1", "lease-2"])]
+    reports.release_admission("key-1", "adm-3")  # a later window: a message of its own, on the same stream
+    await _until(lambda: len(auth.batches) == 2)
     await asyncio.sleep(0.05)
-    assert auth.calls == []
+    assert auth.batches[1] == ("stream", ["adm-3"])
+    assert len(router.batches) == 1  # no empty outcome batch was sent
+
+
+async def test_services_without_the_streams_get_the_same_batches_unary(serve) -> None:  # type: ignore[no-untyped-def]
+    auth, router = _Auth(streams=False), _Router(streams=False)
+    reports = await serve(auth, router)
     reports.release_admission("key-1", "adm-1")
-    await _settled(auth.calls)
-    await asyncio.sleep(0.02)
-    assert len(auth.calls) == 1
-    assert "admission release failed" in caplog.text
-    await reports.close()
+    reports.report(_outcome("lease-1"))
+    await _until(lambda: bool(auth.batches and router.batches))
+    assert auth.batches == [("unary", ["adm-1"])] and router.batches == [("unary", ["lease-1"])]
+    reports.report(_outcome("lease-2"))  # from now on unary straight away
+    await _until(lambda: len(router.batches) == 2)
+    assert router.batches[1] == ("unary", ["lease-2"])
+
+
+async def test_a_release_auth_cannot_take_is_only_logged(serve, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    auth, router = _Auth(streams=False, fail=True), _Router(streams=True)
+    reports = await serve(auth, router)
+    reports.release_admission("key-1", "adm-1")
+    await _until(lambda: "admission release failed" in caplog.text)
+    assert auth.batches == []

@@ -141,3 +141,21 @@ async def test_batched_outcomes_return_every_lease(router: Router) -> None:
     ])
     await router.stub.ReportOutcomes(batch, timeout=5)
     assert await in_flight(router) == 1
+
+
+async def test_outcome_batches_on_the_stream_are_acknowledged_by_call_id_once_their_leases_are_back(
+        router: Router) -> None:
+    router.set_accounts([account("a")])
+    picks = [await router.pick() for _ in range(3)]
+    assert await in_flight(router) == 3
+
+    def batch(call_id: int, *leases: str) -> router_pb2.ReportOutcomesRequest:
+        return router_pb2.ReportOutcomesRequest(call_id=call_id, outcomes=[
+            router_pb2.ReportOutcomeRequest(lease_id=lease, account_id=CONSOLE_A, outcome=router_pb2.OUTCOME_SUCCESS)
+            for lease in leases])
+
+    call = router.stub.ReportOutcomeStream(iter([batch(11, picks[0].lease_id, picks[1].lease_id),
+                                                 batch(12, picks[2].lease_id)]))
+    acknowledged = sorted([answer.call_id async for answer in call])
+    assert acknowledged == [11, 12]
+    assert await in_flight(router) == 0

@@ -101,7 +101,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         self.key_changes = KeyChanges(self._forget)
         self._ledger_failing = False  # the last usage append failed (logged once until one succeeds)
-        self._releasing: set[asyncio.Task[None]] = set()
+        self._releasing: set[asyncio.Task[auth_pb2.ReleaseAdmissionsResponse]] = set()
 
     def register(self, server: grpc.aio.Server) -> None:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(self, server)
@@ -259,10 +259,16 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ReleaseAdmissions(
         self, request: auth_pb2.ReleaseAdmissionsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ReleaseAdmissionsResponse:
-        await self._release(request)
-        return auth_pb2.ReleaseAdmissionsResponse()
+        return await self._release(request)
 
-    async def _release(self, request: auth_pb2.ReleaseAdmissionsRequest) -> None:
+    async def ReleaseAdmissionStream(
+        self, requests: AsyncIterator[auth_pb2.ReleaseAdmissionsRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[auth_pb2.ReleaseAdmissionsResponse]:
+        """ReleaseAdmissions' batches over one stream, each answered once applied (see auth.proto)."""
+        async for response in answer_stream(requests, self._release, lambda _: None):
+            yield response
+
+    async def _release(self, request: auth_pb2.ReleaseAdmissionsRequest) -> auth_pb2.ReleaseAdmissionsResponse:
         for admission in request.admissions:
             limits = await self._limits_of(admission.key_id)
             if limits is None or not admission.admission_id:
@@ -271,6 +277,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 await self._limiter.settle(admission.key_id, limits, admission.admission_id, 0, 0, self._now())
             except LimitsUnavailable as exc:  # the admission expires by itself
                 log.warning("admission of %s not released: %s", admission.key_id, exc)
+        return auth_pb2.ReleaseAdmissionsResponse()
 
     async def _limits_of(self, key_id: str) -> KeyLimits | None:
         """The key's limits (None: it has none), as this replica last admitted it or, when another replica did,

@@ -18,11 +18,17 @@ import grpc
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_edge import metrics
+from switchboard_edge.call_streams import CallStream
+from switchboard_edge.errors import ServiceUnavailable
 from switchboard_edge.spool import Segment, UsageSpool
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_HEARTBEAT = 10.0
+
+
+def _drop(_: object) -> None:
+    """An acknowledgement nobody waits for any more: nothing to give back."""
 
 
 class Reports:
@@ -48,6 +54,14 @@ class Reports:
         self._outcomes: list[router_pb2.ReportOutcomeRequest] = []
         self._admissions: list[auth_pb2.ReleaseAdmissionsRequest.Admission] = []
         self._outcome_window = outcome_flush_seconds
+        # Both batches go over one long-lived stream each (unary for a service without it): at a few hundred
+        # requests a second a unary call per window cost the edge and the service more than the request's pick.
+        self._outcome_calls: CallStream[router_pb2.ReportOutcomesRequest, router_pb2.ReportOutcomeResponse] = (
+            CallStream(router.ReportOutcomeStream, router.ReportOutcomes, timeout=rpc_timeout, orphan=_drop,
+                       service="router", unavailable="router unavailable"))
+        self._release_calls: CallStream[auth_pb2.ReleaseAdmissionsRequest, auth_pb2.ReleaseAdmissionsResponse] = (
+            CallStream(auth.ReleaseAdmissionStream, auth.ReleaseAdmissions, timeout=rpc_timeout, orphan=_drop,
+                       service="auth", unavailable="auth unavailable"))
         self._outcome_flush: asyncio.TimerHandle | None = None
         metrics.USAGE_BACKLOG.set_function(lambda: self.usage_waiting)
 
@@ -68,9 +82,9 @@ class Reports:
 
     async def _release_admissions(self, request: auth_pb2.ReleaseAdmissionsRequest) -> None:
         try:
-            await self._auth.ReleaseAdmissions(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            log.warning("admission release failed (they expire by themselves): %s", exc.code().name)
+            await self._release_calls.call(request)
+        except ServiceUnavailable:
+            log.warning("admission release failed (they expire by themselves)")
 
     def report(self, outcome: router_pb2.ReportOutcomeRequest) -> None:
         if self._closed:  # too late to send; the router returns the lease when this holder goes silent
@@ -87,7 +101,7 @@ class Reports:
         self._outcome_flush = None
         batch, self._outcomes = self._outcomes, []
         if batch:
-            self._spawn(self._call(self._router.ReportOutcomes, router_pb2.ReportOutcomesRequest(outcomes=batch)))
+            self._spawn(self._report_outcomes(router_pb2.ReportOutcomesRequest(outcomes=batch)))
         admissions, self._admissions = self._admissions, []
         if admissions:
             self._spawn(self._release_admissions(auth_pb2.ReleaseAdmissionsRequest(admissions=admissions)))
@@ -109,6 +123,12 @@ class Reports:
         self._usage.append(record)
         if len(self._usage) >= self._batch_size:
             self._usage_wakeup.set()
+
+    async def _report_outcomes(self, request: router_pb2.ReportOutcomesRequest) -> None:
+        try:
+            await self._outcome_calls.call(request)
+        except ServiceUnavailable:
+            log.warning("router report failed: %d outcomes not delivered", len(request.outcomes))
 
     async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable, request: object) -> None:
         try:
@@ -216,5 +236,6 @@ class Reports:
         if self._background:
             await asyncio.wait(self._background, timeout=self._timeout)
         await self.flush_usage()
+        await asyncio.gather(self._outcome_calls.close(), self._release_calls.close())
         if self._spool is not None:
             self._spool.close()

@@ -245,6 +245,16 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ReportOutcomes(
         self, request: router_pb2.ReportOutcomesRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.ReportOutcomeResponse:
+        return await self._settle_batch(request)
+
+    async def ReportOutcomeStream(
+        self, requests: AsyncIterator[router_pb2.ReportOutcomesRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[router_pb2.ReportOutcomeResponse]:
+        """ReportOutcomes' batches over one stream, each answered once applied (see router.proto)."""
+        async for response in answer_stream(requests, self._settle_batch, lambda _: None):
+            yield response
+
+    async def _settle_batch(self, request: router_pb2.ReportOutcomesRequest) -> router_pb2.ReportOutcomeResponse:
         for outcome in request.outcomes:
             await self._settle(outcome)
         return router_pb2.ReportOutcomeResponse()
