@@ -186,7 +186,7 @@ def test_litellm_is_configured_for_the_same_simulators() -> None:
 def test_json_has_no_nan() -> None:
     assert bench._plain({"a": float("nan"), "b": [1.0, float("inf")], "c": Result(seconds=1.0)}) == {
         "a": None, "b": [1.0, None],
-        "c": {"latencies": [], "first_bytes": [], "events": [], "seconds": 1.0, "errors": 0}}
+        "c": {"latencies": [], "first_bytes": [], "events": [], "seconds": 1.0, "errors": 0, "error_kinds": {}}}
 
 
 def test_targets_are_checked_against_the_issues_bounds() -> None:
@@ -214,3 +214,14 @@ def test_rounds_add_up_to_one_result() -> None:
     total.add(Result(latencies=[0.003], seconds=0.5))
     assert total.latencies == [0.001, 0.002, 0.003] and total.first_bytes == [0.0005] and total.events == [[0.0]]
     assert total.seconds == 1.5 and total.errors == 1 and total.throughput == 2.0
+
+
+def test_errors_are_counted_by_kind_across_rounds() -> None:
+    first, second = Result(), Result()
+    first.error("status 502")
+    first.error("ServerDisconnectedError")
+    second.error("status 502")
+    first.add(second)
+    assert first.errors == 3 and first.error_kinds == {"status 502": 2, "ServerDisconnectedError": 1}
+    assert first.summary()["error_kinds"] == {"status 502": 2, "ServerDisconnectedError": 1}
+    assert "error_kinds" not in Result(latencies=[0.001]).summary()

@@ -253,7 +253,7 @@ def row(scenario: str, target: str, measured: Measured) -> str:
     auth_router = _ms((cpu["auth"] + cpu["router"]) / 1000) if "auth" in cpu else "       -"
     return (f"{scenario:30} {target:9} {r.requests:6d} {r.throughput:7.0f} {_ms(r.p(0.5))} {_ms(r.p(0.99))} "
             f"{ttfb} {r.errors:4d} {_ms(measured.server_cpu_ms() / 1000)} {auth_router} "
-            f"{_ms(cpu['client'] / 1000)}")
+            f"{_ms(cpu['client'] / 1000)}" + (f"  errors: {r.error_kinds}" if r.error_kinds else ""))
 
 
 def added(direct: Result, other: Result) -> dict[str, float]:
@@ -461,7 +461,7 @@ async def hold_open(session: aiohttp.ClientSession, target: Target, pid: int, st
 
 def headline(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's table, one row per target: B's req/s, A's added p50/p99, C's added first byte p50, B's server
-    CPU per request, E's RSS with the streams open."""
+    CPU per request, E's RSS with the streams open, and the RSS after the run."""
     rows = []
     a, c = record.get("A_overhead", {}).get("targets", {}), record.get("C_streaming", {}).get("targets", {})
     b = record.get("B_throughput_non_stream", {}).get("targets", {})
@@ -476,7 +476,8 @@ def headline(record: dict[str, Any]) -> list[dict[str, Any]]:
                      "added_p99_ms": a.get(name, {}).get("added_p99_ms", nan),
                      "added_ttfb_p50_ms": c.get(name, {}).get("added_ttfb_p50_ms", nan),
                      "server_cpu_ms": b.get(name, {}).get("server_cpu_ms", nan),
-                     "rss_open_streams_mib": memory.get(name, {}).get("peak_mib", nan)})
+                     "rss_open_streams_mib": memory.get(name, {}).get("peak_mib", nan),
+                     "rss_after_run_mib": record.get("rss_after_run_mib", {}).get(name, nan)})
     return rows
 
 
@@ -485,7 +486,7 @@ def print_headline(rows: list[dict[str, Any]]) -> None:
         return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
 
     print("\n| target | req/s (stream) | added p50 / p99 at 1 concurrent | added stream TTFB p50 "
-          "| server CPU per request | RSS, 1,000 open streams |\n|---|---|---|---|---|---|")
+          "| server CPU per request | RSS, 1,000 open streams | RSS after the run |\n|---|---|---|---|---|---|---|")
     gateway = next((r for r in rows if r["target"] == "gateway"), None)
     for r in rows:
         versus = ""
@@ -494,7 +495,8 @@ def print_headline(rows: list[dict[str, Any]]) -> None:
                       f" / x{cell(ratio(gateway['stream_req_per_s'], r['stream_req_per_s']))})")
         print(f"| {r['target']} | {cell(r['req_per_s'], 0)} ({cell(r['stream_req_per_s'], 0)}){versus} "
               f"| {cell(r['added_p50_ms'])} / {cell(r['added_p99_ms'])} ms | {cell(r['added_ttfb_p50_ms'])} ms "
-              f"| {cell(r['server_cpu_ms'])} ms | {cell(r['rss_open_streams_mib'], 0)} MiB |")
+              f"| {cell(r['server_cpu_ms'])} ms | {cell(r['rss_open_streams_mib'], 0)} MiB "
+              f"| {cell(r['rss_after_run_mib'], 0)} MiB |")
 
 
 def _get(record: dict[str, Any], *path: str) -> float:
@@ -564,6 +566,8 @@ async def http(servers: Servers, scale: float, record: dict[str, Any], sections:
             await bench.conversion()
         if "E" in sections:
             await bench.memory()
+    record["rss_after_run_mib"] = {e.name: rss_bytes(next(iter(e.cpu.values()))) / 2**20
+                                   for e in servers.endpoints if e.cpu}
     rows = headline(record)
     record["headline"] = rows
     print_headline(rows)

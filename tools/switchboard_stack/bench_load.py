@@ -51,6 +51,12 @@ class Result:
     events: list[list[float]] = field(default_factory=list)
     seconds: float = 0.0
     errors: int = 0
+    # What went wrong, by kind ("status 502", "ServerDisconnectedError"): the first lines of a diagnosis.
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors += 1
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
     def add(self, other: "Result") -> None:
         """Takes in another run of the same scenario (a round of it): its requests, time and errors."""
@@ -59,6 +65,8 @@ class Result:
         self.events += other.events
         self.seconds += other.seconds
         self.errors += other.errors
+        for kind, count in other.error_kinds.items():
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + count
 
     @property
     def requests(self) -> int:
@@ -82,6 +90,8 @@ class Result:
         numbers: dict[str, Any] = {"requests": self.requests, "errors": self.errors, "seconds": self.seconds,
                                    "req_per_s": self.throughput, "p50_ms": self.p(0.5) * 1000,
                                    "p99_ms": self.p(0.99) * 1000}
+        if self.error_kinds:
+            numbers["error_kinds"] = self.error_kinds
         if self.first_bytes:
             numbers.update(ttfb_p50_ms=self.ttfb(0.5) * 1000, ttfb_p99_ms=self.ttfb(0.99) * 1000)
         if self.events:
@@ -111,10 +121,10 @@ async def _one(session: aiohttp.ClientSession, target: Target, stream: bool, rec
             else:
                 await response.read()
             if response.status != 200:
-                result.errors += 1
+                result.error(f"status {response.status}")
                 return
-    except (TimeoutError, aiohttp.ClientError):
-        result.errors += 1
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        result.error(type(exc).__name__)
         return
     result.latencies.append(time.perf_counter() - start)
 
