@@ -225,3 +225,20 @@ def test_errors_are_counted_by_kind_across_rounds() -> None:
     assert first.errors == 3 and first.error_kinds == {"status 502": 2, "ServerDisconnectedError": 1}
     assert first.summary()["error_kinds"] == {"status 502": 2, "ServerDisconnectedError": 1}
     assert "error_kinds" not in Result(latencies=[0.001]).summary()
+
+
+def test_the_decision_targets_read_the_router_and_auth_numbers() -> None:
+    from switchboard_stack import auth_bench, router_bench
+
+    router = router_bench.Report([
+        router_bench.Choice("plain", 1000, "selector", 10, 40.0, 1.0, 1.0, "ok"),
+        router_bench.Choice("plain", 1000, "Pick", 10, 90.0, 1.0, 1.0, "ok"),
+        router_bench.Choice("plain", 100, "Pick", 10, 5.0, 1.0, 1.0, "ok")],
+        router_bench.RoundTrip(1, 1.0, 1.0, 1.0, 1.0))
+    auth = [auth_bench.Measured("plain", 10, 20.0, 1.0, 1.0, True),
+            auth_bench.Measured("100k keys, random, cached", 10, 45.0, 1.0, 1.0, True)]
+    checks = {what: (value, met) for what, value, _, met in bench.targets({"F_router": router, "F_auth": auth})}
+    assert checks == {
+        "F account choice at 1,000 accounts, the selector alone: CPU µs": (40.0, True),
+        "F account choice at 1,000 accounts, the whole Pick servicer call: CPU µs": (90.0, False),
+        "F Authorize (100k keys, random, cached) CPU µs": (45.0, True)}
