@@ -115,6 +115,7 @@ async def test_down_cuts_and_refuses_then_comes_back(proxy: FaultProxy) -> None:
     await proxy.down(0.4)
     with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
         await _roundtrip(reader, writer)
+    await _close(writer)
     with pytest.raises(ConnectionRefusedError):
         await _connect(proxy)
     await asyncio.sleep(0.6)

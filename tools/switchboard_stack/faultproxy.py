@@ -87,6 +87,7 @@ class FaultProxy:
         self._stop_listening()
         await self.cut()
         self._flowing.set()
+        await asyncio.sleep(0.01)  # aborted transports close their sockets on the loop's next turns
 
     async def cut(self) -> int:
         """Closes every current connection; returns how many."""
