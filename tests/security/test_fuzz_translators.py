@@ -15,7 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from switchboard_common import platforms
 from switchboard_edge.errors import ClientError, ClientFormat, UpstreamUnavailable
+from switchboard_edge.translate import seal
 from switchboard_edge.translate.base import Target
 from switchboard_edge.translate.bridge import Bridge, bridge
 from switchboard_edge.translate.registry import TRANSLATORS
@@ -148,15 +150,44 @@ FOUND_REQUESTS = [
                  id="claude-tool-without-name"),
     pytest.param((ClientFormat.OPENAI, ClientFormat.ANTHROPIC),
                  {"model": "m", "messages": _USER, "service_tier": [0]}, id="chat-service-tier-a-list"),
+    pytest.param((ClientFormat.OPENAI, ClientFormat.RESPONSES),
+                 {"model": "m", "messages": [{"role": "developer", "content": [{"type": "text", "text": {}}]}, *_USER]},
+                 id="chat-developer-text-an-object"),
+    pytest.param((ClientFormat.RESPONSES, ClientFormat.ANTHROPIC),
+                 {"model": "m", "input": "Hi", "tools": [{"type": "custom", "name": "t", "description": {"a": 1}}]},
+                 id="responses-custom-tool-description-an-object"),
+    pytest.param((ClientFormat.ANTHROPIC, ClientFormat.RESPONSES),
+                 {"model": "m", "max_tokens": 8, "messages": _USER, "tools": 3}, id="claude-tools-a-number"),
+    pytest.param((ClientFormat.ANTHROPIC, ClientFormat.RESPONSES),
+                 {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": [
+                     {"type": "tool_result", "tool_use_id": "t", "content": 5}]}]}, id="claude-tool-result-a-number"),
+    pytest.param((ClientFormat.ANTHROPIC, ClientFormat.RESPONSES),
+                 {"model": "m", "max_tokens": 8, "messages": _USER, "tools": [None]}, id="claude-tool-null"),
+    pytest.param((ClientFormat.ANTHROPIC, ClientFormat.RESPONSES),
+                 {"model": "m", "max_tokens": 8, "messages": _USER, "service_tier": {}},
+                 id="claude-service-tier-an-object-for-responses"),
+    pytest.param((ClientFormat.GEMINI, ClientFormat.OPENAI),
+                 {"contents": [{"parts": [{"text": "Hi"}]}], "tools": [{"functionDeclarations": [{"name": "f"}]}],
+                  "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": {"f": 1}}}},
+                 id="gemini-allowed-function-names-an-object"),
+    pytest.param((ClientFormat.RESPONSES, ClientFormat.ANTHROPIC), {"model": "m", "input": "Hi", "include": 5},
+                 id="responses-include-a-number"),
+    pytest.param((ClientFormat.RESPONSES, ClientFormat.ANTHROPIC),
+                 {"model": "m", "input": [
+                     {"type": "reasoning", "encrypted_content": seal.sealed(platforms.CLAUDE_CONSOLE, "sig"),
+                      "summary": [{"type": "summary_text", "text": None}]}, {"role": "user", "content": "Hi"}]},
+                 id="responses-reasoning-summary-text-null"),
 ]
 
 
 @pytest.mark.parametrize("pair, body", FOUND_REQUESTS)
-def test_found_request_shapes_are_client_errors(pair: Pair, body: dict[str, Any]) -> None:
+def test_found_request_shapes_are_client_errors_naming_the_field(pair: Pair, body: dict[str, Any]) -> None:
     for stream in (False, True):
         with pytest.raises(ClientError) as refused:
             crossing(pair, body, stream=stream).request(body, {})
         assert refused.value.status == 400
+        # Refused by the translator's own check, not only by the bridge's guard (which cannot name the field).
+        assert "unexpected type or shape" not in refused.value.message
 
 
 FOUND_ANSWERS = [

@@ -293,7 +293,7 @@ def _generation(body: Mapping[str, Any]) -> dict[str, Any]:
         if key not in ("effort", "format"):
             raise InvalidRequest(f"'output_config.{key}' is not supported on a Gemini model.")
     effort = output.get("effort")
-    if effort is not None and effort not in _EFFORT_BUDGETS:
+    if effort is not None and (not isinstance(effort, str) or effort not in _EFFORT_BUDGETS):
         raise InvalidRequest(f"'output_config.effort' {effort!r} is not one of low, medium, high, max.")
     output_format = output.get("format", body.get("output_format"))
     if output_format is not None:

@@ -403,7 +403,7 @@ class AnthropicToOpenAI(Translator):
                 out["user"] = user if len(user) <= _MAX_USER else hashlib.sha256(user.encode()).hexdigest()
         tier = body.get("service_tier")
         if tier is not None:
-            if tier not in _SERVICE_TIERS:
+            if not isinstance(tier, str) or tier not in _SERVICE_TIERS:
                 raise _refuse(f"service_tier: {tier!r} is not a known service tier (auto, standard_only).")
             out["service_tier"] = _SERVICE_TIERS[tier]
         out["stream"] = target.stream

@@ -97,6 +97,8 @@ def _session(user_id: str) -> str | None:
 
 def _image(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     source = block.get("source") or {}
+    if not isinstance(source, dict):
+        raise _bad(f"{where}.source must be an object.")
     if source.get("type") == "base64":
         return {"type": "input_image", "image_url": f"data:{source.get('media_type')};base64,{source.get('data')}",
                 "detail": "auto"}
@@ -107,6 +109,8 @@ def _image(block: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def _document(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     source = block.get("source") or {}
+    if not isinstance(source, dict):
+        raise _bad(f"{where}.source must be an object.")
     if source.get("type") == "base64":
         return {"type": "input_file", "filename": block.get("title") or "document.pdf",
                 "file_data": f"data:{source.get('media_type')};base64,{source.get('data')}"}
@@ -122,9 +126,11 @@ def _result_output(content: Any, where: str) -> Any:
         return ""
     if isinstance(content, str):
         return content
+    if not isinstance(content, list):
+        raise _bad(f"{where}.content must be a string or an array of blocks.")
     parts: list[dict[str, Any]] = []
     for index, block in enumerate(content):
-        kind = block.get("type")
+        kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             parts.append({"type": "input_text", "text": block.get("text", "")})
         elif kind == "image":
@@ -191,13 +197,19 @@ def _message_items(role: str, content: Any, where: str, platform: str, items: li
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise _bad("tools must be an array.")
     out = []
     for index, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict):
+            raise _bad(f"tools[{index}] must be an object.")
+        kind = tool.get("type")
         if isinstance(kind, str) and kind.startswith("tool_search_tool"):
             continue  # every tool, deferred ones included, is sent to OpenAI: nothing to search
         if kind not in (None, "custom") or "input_schema" not in tool:
             raise _bad(f"tools[{index}]: the Anthropic server tool {kind!r} cannot run on an OpenAI model.")
+        if not isinstance(tool.get("name"), str) or not tool["name"]:
+            raise _bad(f"tools[{index}].name must be a non-empty string.")
         function: dict[str, Any] = {"type": "function", "name": tool["name"], "parameters": tool["input_schema"],
                                     "strict": False}
         if tool.get("description"):
@@ -232,7 +244,7 @@ def _output_config(config: Any, name: str) -> tuple[str | None, dict[str, Any] |
     effort, text_format = None, None
     for key, value in config.items():
         if key == "effort" and value is not None:
-            if value not in _EFFORTS:
+            if not isinstance(value, str) or value not in _EFFORTS:
                 raise _bad(f"{name}.effort: {value!r} is not supported on an OpenAI model.")
             effort = _EFFORTS[value]
         elif key == "format" and value is not None:
@@ -272,7 +284,10 @@ class AnthropicToResponses(Translator):
         if isinstance(system, str) and system:
             out["instructions"] = system
         elif isinstance(system, list) and system:
-            out["instructions"] = "\n\n".join(block.get("text", "") for block in system if isinstance(block, dict))
+            texts = [block.get("text", "") for block in system if isinstance(block, dict)]
+            if not all(isinstance(text, str) for text in texts):
+                raise _bad("system: each block's text must be a string.")
+            out["instructions"] = "\n\n".join(texts)
         items: list[dict[str, Any]] = []
         messages = body.get("messages")
         if not isinstance(messages, list):
@@ -287,6 +302,8 @@ class AnthropicToResponses(Translator):
                 items[-1]["role"] = "system"
         out["input"] = items
         if body.get("max_tokens") is not None:
+            if not isinstance(body["max_tokens"], int) or isinstance(body["max_tokens"], bool):
+                raise _bad("max_tokens must be an integer.")
             out["max_output_tokens"] = max(body["max_tokens"], _MIN_OUTPUT)
         effort, text_format = _output_config(body.get("output_config"), "output_config")
         if body.get("output_format") is not None:
@@ -323,7 +340,7 @@ class AnthropicToResponses(Translator):
                 out["prompt_cache_key"] = session
         tier = body.get("service_tier")
         if tier is not None:
-            if tier not in _TIERS:
+            if not isinstance(tier, str) or tier not in _TIERS:
                 raise _bad(f"service_tier: {tier!r} is not supported on an OpenAI model.")
             out["service_tier"] = _TIERS[tier]
         out["store"] = False

@@ -321,10 +321,12 @@ def _tool_choice(config: Any) -> Any:
     if not isinstance(calling, dict):
         raise InvalidRequest("'toolConfig' must hold a functionCallingConfig.")
     mode = calling.get("mode") or "AUTO"
-    if mode not in _MODES:
+    if not isinstance(mode, str) or mode not in _MODES:
         raise InvalidRequest(f"'toolConfig.functionCallingConfig.mode' {mode!r} is not supported on an OpenAI "
                              "model (AUTO, ANY or NONE).")
     names = _get(calling, "allowedFunctionNames", "allowed_function_names")
+    if names and (not isinstance(names, list) or not all(isinstance(name, str) for name in names)):
+        raise InvalidRequest("'toolConfig.functionCallingConfig.allowedFunctionNames' must be an array of names.")
     if not names or mode == "NONE":
         return _MODES[mode]
     if mode == "ANY" and len(names) == 1:
@@ -339,10 +341,9 @@ def _effort(thinking: Any) -> str | None:
         raise InvalidRequest("'generationConfig.thinkingConfig' must be an object.")
     level = _get(thinking, "thinkingLevel", "thinking_level")
     if level is not None:
-        level = level.lower() if isinstance(level, str) else level
-        if level not in _LEVELS:
+        if not isinstance(level, str) or level.lower() not in _LEVELS:
             raise InvalidRequest(f"'generationConfig.thinkingConfig.thinkingLevel' {level!r} is not supported.")
-        return str(level)
+        return level.lower()
     budget = _get(thinking, "thinkingBudget", "thinking_budget")
     if budget is None or budget == -1:
         return None

@@ -485,7 +485,7 @@ class OpenAIToAnthropic(Translator):
             out["metadata"] = {"user_id": user}
         tier = body.get("service_tier")
         if tier is not None:
-            if tier not in _SERVICE_TIERS:
+            if not isinstance(tier, str) or tier not in _SERVICE_TIERS:
                 raise _refuse(f"'service_tier' {tier!r} is not available on Claude (auto, default, priority).")
             out["service_tier"] = _SERVICE_TIERS[tier]
         out["stream"] = target.stream

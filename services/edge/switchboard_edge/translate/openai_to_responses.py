@@ -215,6 +215,8 @@ def _texts(content: Any, where: str, part_type: str) -> list[dict[str, Any]]:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind != "text":
             raise _bad(f"{where}: the content part type '{kind}' is not allowed in this message.")
+        if not isinstance(part.get("text", ""), str):
+            raise _bad(f"{where}: a text part's text must be a string.")
         parts.append({"type": part_type, "text": part.get("text", "")})
     return parts
 

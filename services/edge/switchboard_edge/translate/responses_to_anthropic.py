@@ -166,6 +166,8 @@ def _arguments(text: Any, where: str) -> Any:
 
 def _tool(tool: Any, where: str) -> dict[str, Any]:
     kind = tool.get("type") if isinstance(tool, dict) else None
+    if kind in ("function", "custom") and (not isinstance(tool.get("name"), str) or not tool["name"]):
+        raise _bad(f"{where}.name must be a non-empty string.")
     if kind == "function":
         out: dict[str, Any] = {"name": tool["name"], "input_schema": tool.get("parameters") or {"type": "object"}}
         if tool.get("description"):
@@ -173,6 +175,8 @@ def _tool(tool: Any, where: str) -> dict[str, Any]:
         return out
     if kind == "custom":
         description = tool.get("description") or ""
+        if not isinstance(description, str):
+            raise _bad(f"{where}.description must be a string.")
         fmt = tool.get("format")
         if isinstance(fmt, dict) and fmt.get("type") == "grammar":
             description += (f"\n\nThe `input` string must follow this {fmt.get('syntax', '')} grammar:\n"
@@ -265,7 +269,12 @@ def _convert_input(items: Any, platform: str, system: list[str], tools: list[dic
             signature = seal.opened(token, platform) if isinstance(token, str) else None
             if signature is not None:
                 summary = item.get("summary") or []
-                text = "\n\n".join(part.get("text", "") for part in summary if isinstance(part, dict))
+                if not isinstance(summary, list):
+                    raise _bad(f"{where}.summary must be an array.")
+                texts = [part.get("text", "") for part in summary if isinstance(part, dict)]
+                if not all(isinstance(text, str) for text in texts):
+                    raise _bad(f"{where}.summary: each part's text must be a string.")
+                text = "\n\n".join(texts)
                 block = ({"type": "redacted_thinking", "data": signature.removeprefix(_REDACTED)}
                          if signature.startswith(_REDACTED) else
                          {"type": "thinking", "thinking": text, "signature": signature})
@@ -314,7 +323,10 @@ class ResponsesToAnthropic(Translator):
             raise _bad("top_logprobs is not supported on a Claude model.")
         if body.get("truncation") not in (None, "disabled"):
             raise _bad("truncation: only 'disabled' is supported; the gateway does not drop context.")
-        for value in body.get("include") or []:
+        include = body.get("include") or []
+        if not isinstance(include, list):
+            raise _bad("include must be an array.")
+        for value in include:
             if value != "reasoning.encrypted_content":
                 raise _bad(f"include: {value!r} is not supported on a Claude model.")
         text = body.get("text")
@@ -334,6 +346,8 @@ class ResponsesToAnthropic(Translator):
         out: dict[str, Any] = {"model": target.model}
         reasoning = body.get("reasoning")
         effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+        if effort is not None and not isinstance(effort, str):
+            raise _bad("reasoning.effort must be a string.")
         thinking = anthropic_defaults.thinking_for_effort(effort)
         if thinking is not None and _unsigned_tool_turn(built.messages):
             thinking = None
@@ -367,7 +381,7 @@ class ResponsesToAnthropic(Translator):
             out["metadata"] = {"user_id": user}
         tier = body.get("service_tier")
         if tier is not None:
-            if tier not in _TIERS:
+            if not isinstance(tier, str) or tier not in _TIERS:
                 raise _bad(f"service_tier: {tier!r} is not available on a Claude model (use auto or default).")
             out["service_tier"] = _TIERS[tier]
         out["stream"] = target.stream

@@ -272,7 +272,7 @@ def _include(values: Any) -> None:
     if not isinstance(values, list):
         raise _bad("include must be an array.")
     for value in values:
-        if value not in _CONSUMED_INCLUDES:
+        if not isinstance(value, str) or value not in _CONSUMED_INCLUDES:
             raise _bad(f"include: '{value}' is not supported by this model's chat completions API.")
 
 
@@ -441,7 +441,7 @@ def _input(items: Any, messages: _Messages, tools: list[dict[str, Any]]) -> None
         elif kind == "item_reference":
             raise _bad(f"{where}: item_reference is not supported here: the gateway keeps no stored items. Send the "
                        "items themselves.")
-        elif kind in _BUILT_IN_CALLS:
+        elif isinstance(kind, str) and kind in _BUILT_IN_CALLS:
             raise _bad(f"{where}: the item type '{kind}' belongs to a built-in tool that this model's chat "
                        "completions API cannot run.")
         else:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from switchboard_edge.errors import InvalidRequest
 from switchboard_edge.translate.base import ClientTool
 
 SEPARATOR = "__"
@@ -30,6 +31,8 @@ def upstream_name(name: Any, namespace: Any) -> Any:
 def flattened(tools: list[Any], where: str) -> Iterator[tuple[Any, str]]:
     """Each tool with where it sits in the request, hosted web search left out; a namespace's children renamed
     for the upstream (their description led by the namespace's, which the upstream would otherwise never see)."""
+    if not isinstance(tools, list):
+        raise InvalidRequest(f"{where} must be an array.")
     for index, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, dict) else None
         if isinstance(kind, str) and kind.startswith(_HOSTED_SEARCH):
