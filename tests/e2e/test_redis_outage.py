@@ -91,6 +91,10 @@ def test_refused_limited_keys_and_local_picks_while_redis_is_gone(redis_stack: S
         try:
             refused = status(first_seen_in_outage)
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            # A key the edge allowed a moment ago too: auth answered it cannot decide, which the edge passes on
+            # rather than riding out on its last decision (that is for an auth it cannot reach).
+            refused_known = status(limited)
+            assert refused_known.status_code == 503 and refused_known.headers["retry-after"] == "1"
             assert [status(plain).status_code for _ in range(5)] == [200] * 5  # picks from the router's memory
             assert _gauge(auth_metrics, "switchboard_auth_redis_degraded") == 1.0
             assert _gauge(router_metrics, "switchboard_router_redis_degraded") == 1.0

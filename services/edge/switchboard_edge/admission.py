@@ -69,6 +69,11 @@ def denial(response: auth_pb2.AuthorizeResponse) -> SwitchboardError:
     return error
 
 
+class AuthUndecided(ServiceUnavailable):
+    """Auth was reached and answered that it cannot decide now (a store it needs is down, or its limits are set
+    to refuse without Redis): a 503 the edge passes on, never ridden out on its last decisions."""
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     identity: auth_pb2.KeyIdentity
@@ -302,6 +307,8 @@ class Admissions:
         platforms = tuple(request.platforms)
         try:
             auth = await self._authorize(request)
+        except AuthUndecided:
+            raise  # auth answered: it cannot decide now (e.g. limits it is set to refuse without Redis)
         except ServiceUnavailable:
             recalled = self._last_decisions.recall(digest, platforms, request.model)
             if recalled is None:
@@ -315,7 +322,7 @@ class Admissions:
         response = await self._authorizer.call(request)
         if response.unavailable:
             log.warning("auth unavailable: %s", response.message)
-            raise ServiceUnavailable(_AUTH_UNAVAILABLE)
+            raise AuthUndecided(_AUTH_UNAVAILABLE)
         return response
 
     def release(self, pick: router_pb2.PickResponse) -> None:

@@ -50,6 +50,7 @@ class Reports:
         self._flush_seconds = usage_flush_seconds
         self._batch_size = usage_batch_size
         self._usage_limit = 100_000
+        self._usage_failing = False
         self._flusher: asyncio.Task[None] | None = None
         self._outcomes: list[router_pb2.ReportOutcomeRequest] = []
         self._admissions: list[auth_pb2.ReleaseAdmissionsRequest.Admission] = []
@@ -206,8 +207,14 @@ class Reports:
                     await self._auth.RecordUsage(auth_pb2.RecordUsageRequest(records=batch),
                                                  timeout=5 * self._timeout)
                 except grpc.aio.AioRpcError as exc:
-                    log.warning("usage report failed (%d records kept): %s", self.usage_waiting, exc.code().name)
+                    # Once per outage: the flush comes back every second.
+                    log.log(logging.DEBUG if self._usage_failing else logging.WARNING,
+                            "usage report failed (%d records kept): %s", self.usage_waiting, exc.code().name)
+                    self._usage_failing = True
                     return
+                if self._usage_failing:
+                    self._usage_failing = False
+                    log.info("usage reports accepted again (%d records still waiting)", self.usage_waiting)
                 del segment.records[: len(batch)]
             if segment.path is not None:
                 segment.path.unlink(missing_ok=True)
