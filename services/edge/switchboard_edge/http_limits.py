@@ -8,9 +8,10 @@ bounds the request head as it arrives and puts a deadline on every wait for the 
 - a header line (`name: value` and its CRLF) over `max_header_line_bytes` → 431;
 - header lines together over `max_header_bytes` → 431;
 - a request target over `max_header_line_bytes` → 414;
-- a `Transfer-Encoding` other than `chunked` alone (`gzip, chunked`: a coding the edge would hand on undecoded)
-  → 400; the framing conflicts request smuggling relies on (Content-Length with Transfer-Encoding, two
-  Content-Lengths, an obfuscated Transfer-Encoding) httptools refuses itself → 400;
+- a `Transfer-Encoding` other than `chunked` alone → 400 before the request reaches the app (`gzip, chunked`
+  would hand it a body still coded; `identity` or a repeated header httptools refuses only once the app has
+  the request); the other framing conflicts request smuggling relies on (Content-Length with
+  Transfer-Encoding, two Content-Lengths, an obfuscated Transfer-Encoding) httptools refuses in the head → 400;
 - a head httptools refuses (control bytes, bad syntax) → 401 if the line is a key header, else 400;
 - no complete head `header_timeout` after the connection opened (on a kept-alive connection: after the
   request's first byte) → 408, or closed without an answer if the connection sent nothing;
