@@ -35,6 +35,7 @@ class SecuredEdge:
     app: FastAPI
     settings: EdgeSettings
     key: str  # a valid Switchboard key, any platform and model
+    router: FakeRouter
 
     def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
         """A client whose requests come from `address` (the TCP peer the edge sees)."""
@@ -69,7 +70,7 @@ async def secured_edge(workdir: Path, upstream: web.Application | None = None,
     app = create_app(edge_settings)
     try:
         async with app.router.lifespan_context(app):
-            yield SecuredEdge(app, edge_settings, key)
+            yield SecuredEdge(app, edge_settings, key, router)
     finally:
         await server.stop(None)
         await ledger.close()

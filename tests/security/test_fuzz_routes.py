@@ -4,6 +4,7 @@ simulator as an OpenAI chat upstream, so the other formats go through their tran
 every refusal is a 4xx in the endpoint's own error format.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from switchboard.router.v1 import router_pb2
 from switchboard_edge.errors import ClientFormat
 
 from .edge_testing import SecuredEdge, secured_edge
@@ -82,3 +84,19 @@ async def test_no_body_gets_a_5xx_and_every_refusal_is_in_the_endpoints_format(e
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert in_format(response.json()), response.text
+
+
+async def test_a_request_a_translator_refuses_gives_its_lease_back(edge: SecuredEdge) -> None:
+    """The refusal comes after an account was picked: its lease is reported back, not left to expire."""
+    async with edge.client() as client:
+        response = await client.post("/claude/v1/messages", headers={
+            "authorization": f"Bearer {edge.key}", "anthropic-version": "2023-06-01"}, json={
+            "model": MODEL, "max_tokens": 8, "top_k": 3, "messages": [{"role": "user", "content": "Hi"}]})
+    assert response.status_code == 400 and "top_k" in response.json()["error"]["message"]
+    assert edge.router.issued == 1
+    for _ in range(100):
+        if not edge.router.held:
+            break
+        await asyncio.sleep(0.02)
+    assert edge.router.held == set()
+    assert [outcome.outcome for outcome in edge.router.outcomes] == [router_pb2.OUTCOME_CANCELLED]

@@ -239,6 +239,9 @@ class Relay:
                 return Response(payload, status, headers)
             return Response(status_code=CLIENT_CLOSED_STATUS)
         except SwitchboardError:
+            # Refused with an account picked and no outcome yet (a translator's 400): the lease goes back.
+            if exchange.lease_open:
+                self._report(exchange, router_pb2.OUTCOME_CANCELLED, 0, error_type=ERROR)
             raise
         except Exception:
             # A defect, not a client or upstream fault: still return the lease, then answer 500.
