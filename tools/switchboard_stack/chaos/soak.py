@@ -3,7 +3,8 @@
 Every `--sample-seconds` the RSS and open file descriptors of each edge, auth and router replica are read from
 /proc; every `--window-seconds` the p50 latency of the complete answers is taken. The faults are the ones that
 leave the replicas running (their memory is what is watched): upstream errors, cuts and stalls, a revoked key,
-Redis restarted, PostgreSQL down. At the end the chaos checks run over the whole load, then the summary:
+Redis restarted, PostgreSQL down. The load leaves out the OAuth account (see `faults.OAUTH_KINDS`). At the end
+the chaos checks run over the whole load, then the summary:
 
 - RSS: the median of the last fifth of the samples may exceed the median of the first fifth (after the
   warm-up) by at most max(`RSS_GROWTH_MB`, `RSS_GROWTH_SHARE` of it);
@@ -26,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from switchboard_stack.chaos import checks
-from switchboard_stack.chaos.faults import FAULTS, Fault
-from switchboard_stack.chaos.load import Load, Outcome
+from switchboard_stack.chaos.faults import API_KEY_KINDS, FAULTS, Fault
+from switchboard_stack.chaos.load import WEIGHTS, Load, Outcome
 from switchboard_stack.chaos.run import missing_servers, phase_keys
 from switchboard_stack.chaos.topology import Replica, Topology
 
@@ -151,7 +152,8 @@ async def soak(workdir: Path, minutes: float, workers: int, fault_every: float, 
         print(f"soak: {minutes:g} min, {workers} workers, a fault every {fault_every:.0f} s; logs in {workdir}",
               flush=True)
         keys = await phase_keys(topology, "soak")
-        load = Load(topology.base_url, keys, workers=workers, pause=0.05, label="soak", seed=seed)
+        load = Load(topology.base_url, keys, workers=workers, pause=0.05, label="soak", seed=seed,
+                    kinds=API_KEY_KINDS, weights=tuple(WEIGHTS[kind] for kind in API_KEY_KINDS))
         stop = asyncio.Event()
         begun, begun_wall = time.monotonic(), time.time()
         tasks = [asyncio.create_task(load.run(stop)),
@@ -172,6 +174,7 @@ async def soak(workdir: Path, minutes: float, workers: int, fault_every: float, 
             checks.failures_free(rows),
             checks.leases_returned(leases, per_router),
             checks.clean_answers(load.outcomes, together),
+            checks.no_false_not_found(load.outcomes),
             checks.retry_after(load.outcomes),
             checks.no_secrets(logs, [*topology.secrets(), *(key.secret for key in unique)]),
         ]
