@@ -246,7 +246,9 @@ def no_false_not_found(outcomes: Sequence[Outcome]) -> Check:
 
 def restarts_clean(problems: Sequence[str]) -> Check:
     """A replica restarted during the fault came up at once (no crash loop)."""
-    return Check("restarted replicas came up", not problems, "; ".join(problems[:3]) or "no restart failed")
+    counts = Counter(problems)
+    detail = "; ".join(f"{problem} ({count}x)" for problem, count in counts.items())
+    return Check("restarted replicas came up", not problems, detail or "no restart failed")
 
 
 def _statuses(outcomes: Sequence[Outcome]) -> str:

@@ -113,7 +113,7 @@ def print_summary(results: Sequence[PhaseResult]) -> None:
     print("\n== summary", flush=True)
     for result in results:
         failed = [check.name for check in result.checks if not check.passed]
-        print(f"  {'PASS' if not failed else 'FAIL'}  {result.fault.name:<20} "
+        print(f"  {'PASS' if not failed else 'FAIL'}  {result.fault.name:<27} "
               + ("; ".join(failed) if failed else "all checks hold"), flush=True)
 
 

@@ -295,7 +295,8 @@ class Topology:
                 break
             except RuntimeError as exc:
                 lines = str(exc).strip().splitlines()
-                self.restart_problems.append(f"{lines[0].rstrip(':')} on restart: {lines[-1][:220]}")
+                last = lines[-1].split(" ", 2)[-1] if lines[-1][:1].isdigit() else lines[-1]  # no timestamp
+                self.restart_problems.append(f"{lines[0].rstrip(':')} on restart: {last[:200]}")
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(1.0)
