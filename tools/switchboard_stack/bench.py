@@ -40,6 +40,7 @@ from typing import Any
 
 import aiohttp
 
+from switchboard_auth.keys import KeyLimits
 from switchboard_stack import auth_bench, conversion_bench, router_bench
 from switchboard_stack.bench_load import Result, Target, bursts, gaps, percentile, ratio, run
 from switchboard_stack.bench_proc import CpuReading, cpu_ms_per_request, rss_bytes
@@ -56,6 +57,10 @@ PACED_TOKENS_PER_SECOND = 100  # C's paced streams: one event every 10 ms
 SLOW_TOKENS_PER_SECOND = 2  # E's streams: open for 100 s unless closed
 PACED_MODEL = "paced-claude"  # served only by the paced simulator (its account, its forwarder)
 SLOW_MODEL = "slow-claude"
+# The bench key's limits: every kind set, none ever reached.
+UNBINDING_LIMITS = KeyLimits(requests_per_minute=10_000_000, tokens_per_minute=10_000_000_000,
+                             tokens_per_day=10_000_000_000_000, concurrency=100_000,
+                             daily_budget_micro_usd=10**15, monthly_budget_micro_usd=10**16)
 
 
 def claude_body(model: str = CLAUDE_MODEL, max_tokens: int = REPLY_TOKENS, stream: bool = False) -> bytes:
@@ -145,7 +150,10 @@ def servers(workdir: Path) -> Iterator[Servers]:
                       env={"SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_EDGE_DRAIN_SECONDS": "2"})
         started.enter_context(stack)
         pids = {process.name: process.popen.pid for process in stack.processes}
-        key = create_demo_key(stack.db_path)
+        # Every feature on: limits that never bind but are admitted and settled on every request (so Authorize
+        # is asked each time, a concurrency admission taken and released), besides stickiness, cooldowns,
+        # the ledger and metrics, which are always on.
+        key = create_demo_key(stack.db_path, limits=UNBINDING_LIMITS)
         fwd, paced_fwd, slow_fwd = (started.enter_context(forwarder_server(url))
                                     for url in (simulator_url, paced.url, slow.url))
 
