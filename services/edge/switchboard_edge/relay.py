@@ -364,7 +364,8 @@ class Relay:
             own = scrubbed(body, raw, exchange.endpoint.client_format, platform.id) if crossing is None else None
             if own is not None:
                 body, raw = own, orjson.dumps(own)
-            call = Call(account, pick.upstream_model, body, raw, exchange.stream, request.url.query, request.headers,
+            query = request.scope["query_string"].decode("latin-1")  # as request.url.query, without building a URL
+            call = Call(account, pick.upstream_model, body, raw, exchange.stream, query, request.headers,
                         exchange.endpoint.operation, self._settings.codex_default_instructions)
         else:
             # The client's query string belongs to its own API (`?beta=true`, `?alt=sse`): not sent across.
