@@ -53,6 +53,14 @@ def test_catalog_reload_replaces_what_it_resolved() -> None:
     assert catalog.platforms_for("gpt-4o", ("openai",)) == ()
 
 
+def test_an_account_in_error_still_serves_its_models_so_the_router_refuses_with_503_not_404() -> None:
+    catalog = ModelCatalog()
+    catalog.load([status("claude-official", "claude-*", state=router_pb2.ACCOUNT_STATE_ERROR),
+                  status("openai", "gpt-*", state=router_pb2.ACCOUNT_STATE_COOLING)])
+    assert catalog.platforms_for("claude-sonnet-4", ("claude-official", "openai")) == ("claude-official",)
+    assert catalog.platforms_for("gpt-4o", ("claude-official", "openai")) == ("openai",)
+
+
 def test_natives_come_first_and_are_named() -> None:
     for client_format in ClientFormat:
         platforms = reachable(client_format)

@@ -20,7 +20,9 @@ from switchboard_edge.errors import SwitchboardError
 
 log = logging.getLogger(__name__)
 
-_USABLE = (router_pb2.ACCOUNT_STATE_READY, router_pb2.ACCOUNT_STATE_COOLING)
+# Accounts held or in error still serve their models: a request for one is the router's to refuse (503 naming
+# why, with Retry-After where known), not a model nobody serves (404). Only disabled accounts serve nothing.
+_USABLE = (router_pb2.ACCOUNT_STATE_READY, router_pb2.ACCOUNT_STATE_COOLING, router_pb2.ACCOUNT_STATE_ERROR)
 # Model names come from clients: the resolution cache is bounded.
 _CACHE_SIZE = 4096
 
