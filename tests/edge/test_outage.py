@@ -1,8 +1,11 @@
 """The last answers the edge rides on while auth or the router is unreachable: bounded in time, stripped of what
 only a live service grants, forgotten when a key changes."""
 
+import pytest
+
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
+from switchboard_edge.errors import RateLimited
 from switchboard_edge.outage import LastDecisions, LastPicks
 
 
@@ -79,3 +82,34 @@ def test_picks_rotate_among_the_accounts_seen_skip_the_excluded_and_carry_no_lea
     assert picks.recall(("openai",), "o3", ()) is None
     clock.now += 61
     assert picks.recall(("openai",), "gpt-4o", ()) is None
+
+
+def test_a_keys_requests_per_minute_are_counted_while_riding_on_its_last_allow() -> None:
+    clock = Clock()
+    decisions = LastDecisions(300, clock)
+    answer = _allow()  # its limits say 10 requests per minute
+    decisions.remember(b"d", ("openai",), "gpt-4o", answer)
+    for _ in range(10):
+        assert decisions.recall(b"d", ("openai",), "gpt-4o") is not None
+    with pytest.raises(RateLimited) as refused:
+        decisions.recall(b"d", ("openai",), "gpt-4o")
+    assert refused.value.retry_after is not None and 1 <= refused.value.retry_after <= 60
+    clock.now += 60
+    assert decisions.recall(b"d", ("openai",), "gpt-4o") is not None  # a minute on: room again
+    unlimited = _allow("k9")
+    del unlimited.limits[:]
+    decisions.remember(b"u", ("openai",), "gpt-4o", unlimited)
+    assert all(decisions.recall(b"u", ("openai",), "gpt-4o") is not None for _ in range(50))
+
+
+def test_a_conversation_keeps_the_account_the_router_last_gave_it() -> None:
+    picks = LastPicks(60, Clock())
+    picks.remember(("openai",), "gpt-4o", _pick("a"), session="conv-1")
+    picks.remember(("openai",), "gpt-4o", _pick("b"), session="conv-2")
+    for _ in range(4):
+        first = picks.recall(("openai",), "gpt-4o", (), session="conv-1")
+        second = picks.recall(("openai",), "gpt-4o", (), session="conv-2")
+        assert first is not None and first.account.id == "a"
+        assert second is not None and second.account.id == "b"
+    moved = picks.recall(("openai",), "gpt-4o", ("a",), session="conv-1")  # its account failed: another
+    assert moved is not None and moved.account.id == "b"

@@ -290,11 +290,11 @@ class Admissions:
         try:
             response = await self._picker.pick(request)
         except ServiceUnavailable:
-            recalled = self._last_picks.recall(platforms, model, exclude)
+            recalled = self._last_picks.recall(platforms, model, exclude, session)
             if recalled is None:
                 raise
             return recalled
-        self._last_picks.remember(platforms, model, response)
+        self._last_picks.remember(platforms, model, response, session)
         return response
 
     def _remember(self, digest: bytes, identity: auth_pb2.KeyIdentity) -> None:
