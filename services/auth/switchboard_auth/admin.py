@@ -27,7 +27,14 @@ import grpc
 
 from switchboard.auth.v1 import admin_pb2, admin_pb2_grpc, auth_pb2
 from switchboard_auth import key_views, keys
-from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
+from switchboard_auth.errors import (
+    AuthError,
+    DatabaseUnreachable,
+    InvalidKeySpec,
+    KeyNameTaken,
+    KeyNotFound,
+    StoreError,
+)
 from switchboard_auth.key_views import public
 from switchboard_auth.keys import KeyHasher, KeyLimits, KeyPolicy, KeyRecord, KeyState
 from switchboard_auth.limits import Limiter, LimitStatus, LimitsUnavailable, day_end, month_end
@@ -45,6 +52,7 @@ _STATUS: dict[type[AuthError], grpc.StatusCode] = {
     InvalidKeySpec: grpc.StatusCode.INVALID_ARGUMENT,
     KeyNameTaken: grpc.StatusCode.ALREADY_EXISTS,
     StoreError: grpc.StatusCode.UNAVAILABLE,
+    DatabaseUnreachable: grpc.StatusCode.UNAVAILABLE,
 }
 _STATES = {admin_pb2.KEY_STATE_ACTIVE: KeyState.ACTIVE, admin_pb2.KEY_STATE_DISABLED: KeyState.DISABLED}
 _POLICY_FIELDS = tuple(f.name for f in dataclasses.fields(KeyPolicy))

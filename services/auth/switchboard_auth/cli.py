@@ -28,7 +28,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from switchboard_auth import settings as auth_settings
-from switchboard_auth.errors import AuthError, InvalidKeySpec, KeyNameTaken, KeyNotFound, StoreError
+from switchboard_auth.errors import (
+    AuthError,
+    DatabaseUnreachable,
+    InvalidKeySpec,
+    KeyNameTaken,
+    KeyNotFound,
+    StoreError,
+)
 from switchboard_auth.key_views import iso as _iso
 from switchboard_auth.key_views import public as _public
 from switchboard_auth.keys import (
@@ -51,6 +58,7 @@ EXIT_CODES: dict[type[AuthError], int] = {
     InvalidKeySpec: EXIT_USAGE,
     KeyNameTaken: EXIT_USAGE,
     StoreError: EXIT_STORE,
+    DatabaseUnreachable: EXIT_STORE,
 }
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

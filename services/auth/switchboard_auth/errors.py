@@ -6,6 +6,7 @@ AuthError
 ├── InvalidKeySpec     bad name, platform, model glob, expiry  → CLI exit 2
 ├── KeyNameTaken       another key already has that name       → CLI exit 2
 └── StoreError         the backend cannot serve (schema, I/O)  → CLI exit 3 · gRPC UNAVAILABLE
+    └── DatabaseUnreachable  no connection to the database at all  → auth waits at start, then exit 3
 ```
 The CLI maps these to exit codes in `cli.EXIT_CODES`; the service maps
 store failures to a gRPC status in `service.AuthServicer`. Nowhere else.
@@ -34,3 +35,8 @@ class KeyNameTaken(AuthError):
 
 class StoreError(AuthError):
     """The storage backend is unusable (schema too new, file unreadable, ...)."""
+
+
+class DatabaseUnreachable(StoreError):
+    """No connection to the database could be made (refused, timed out, the server starting or going away):
+    worth trying again later, unlike a refused login, an unknown database or a schema too new."""

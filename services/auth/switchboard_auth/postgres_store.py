@@ -20,6 +20,7 @@ Rules owned here (the same contract as `sqlite_store`, `store` states it):
 
 import contextlib
 import json
+import ssl
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -28,7 +29,7 @@ from typing import Any, Self
 import asyncpg
 
 from switchboard_auth import postgres_migrations
-from switchboard_auth.errors import KeyNameTaken, StoreError
+from switchboard_auth.errors import DatabaseUnreachable, KeyNameTaken, StoreError
 from switchboard_auth.keys import KeyRecord, KeyState, details_fields
 from switchboard_auth.store import CHANGE_LOG_KEPT
 from switchboard_auth.usage import (
@@ -48,6 +49,9 @@ _SCHEMES = ("postgresql", "postgres")
 # What asyncpg and the network raise when the database cannot serve.
 _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+# Of those, what means no connection could be made at all (worth trying again): refused, reset, timed out, the
+# name not resolved, the server starting up or shutting down. Not a TLS failure (OSError too, but configuration).
+_UNREACHABLE_ERRORS = (OSError, TimeoutError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError)
 
 
 def display_url(url: str) -> str:
@@ -76,14 +80,18 @@ def _masked(text: str, url: str) -> str:
 
 
 async def connect(url: str) -> asyncpg.Pool:
-    """A pool on the database at `url` (postgresql://…), schema untouched; StoreError when it cannot be had."""
+    """A pool on the database at `url` (postgresql://…), schema untouched; StoreError when it cannot be had,
+    DatabaseUnreachable (a StoreError) when no connection could be made at all."""
     if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
         raise StoreError(f"not a PostgreSQL URL: {display_url(url)!r} (expected postgresql://USER@HOST:PORT/DB)")
     try:
         pool = await asyncpg.create_pool(url, min_size=_POOL_MIN, max_size=_POOL_MAX,
                                          timeout=_CONNECT_TIMEOUT_SECONDS, command_timeout=_COMMAND_TIMEOUT_SECONDS)
     except (*_DATABASE_ERRORS, ValueError) as exc:
-        raise StoreError(f"cannot open database {display_url(url)}: {_masked(str(exc), url)}") from None
+        message = f"cannot open database {display_url(url)}: {_masked(str(exc) or type(exc).__name__, url)}"
+        if isinstance(exc, _UNREACHABLE_ERRORS) and not isinstance(exc, ssl.SSLError):
+            raise DatabaseUnreachable(message) from None
+        raise StoreError(message) from None
     assert pool is not None
     return pool
 

@@ -20,6 +20,10 @@ class AuthSettings:
     # PostgreSQL holding keys and the usage ledger for every auth replica (postgresql://USER:PASSWORD@HOST:PORT/DB,
     # `?search_path=SCHEMA` for a schema of its own); empty: the SQLite file at db_path.
     database_url: str = dataclasses.field(default="", repr=False)  # may hold a password
+    # At start, while database_url cannot be reached (refused, timed out), how long auth keeps trying (backoff
+    # 0.5 s doubling to 5 s) before it exits with status 3; 0: exits at once. It listens only once connected.
+    # A refused login, an unknown database or a schema too new exits at once whatever this is.
+    database_wait_seconds: float = 60.0
     # How long a key lookup (found or not) is reused; bounds how late a CLI change takes effect.
     cache_ttl_seconds: float = 2.0
     # How long the edge may reuse an ALLOW without asking again (0: ask on every request). A disabled
