@@ -8,6 +8,7 @@ few events the edge must read. Line endings may be LF, CRLF or CR.
 from dataclasses import dataclass
 
 _SEPARATORS = (b"\r\n\r\n", b"\n\n", b"\r\r")
+_LF_ONLY = (b"\n\n",)
 
 
 @dataclass(slots=True)
@@ -39,35 +40,40 @@ class SSEEvent:
         return self._data or b""
 
 
-def _next_boundary(buffer: bytes | bytearray, start: int) -> tuple[int, int]:
-    """(index, separator length) of the first event end at or after `start`, or (-1, 0)."""
-    best, size = -1, 0
-    for separator in _SEPARATORS:
-        index = buffer.find(separator, start)
-        if index != -1 and (best == -1 or index < best):
-            best, size = index, len(separator)
-    return best, size
-
-
 class SSEDecoder:
-    """Feed it chunks as they arrive; it returns the events each chunk completes."""
+    """Feed it chunks as they arrive; it returns the events each chunk completes.
+
+    Linear in the chunk: each separator is searched for from where its last match was, never from the start
+    of every event again (a chunk of many events would cost its length once per event), and a stream without
+    a CR in it is searched for LF-LF alone.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         self._buffer += chunk
+        buffer = self._buffer
+        separators = _SEPARATORS if b"\r" in buffer else _LF_ONLY
+        # The next match of each separator at or after `start`, found lazily (-1: none in the buffer).
+        found = [buffer.find(separator) for separator in separators]
         events: list[SSEEvent] = []
         start = 0
         while True:
-            index, size = _next_boundary(self._buffer, start)
-            if index == -1:
+            best, size = -1, 0
+            for position, separator in enumerate(separators):
+                index = found[position]
+                if index != -1 and index < start:
+                    index = found[position] = buffer.find(separator, start)
+                if index != -1 and (best == -1 or index < best):
+                    best, size = index, len(separator)
+            if best == -1:
                 break
-            end = index + size
-            events.append(SSEEvent(bytes(self._buffer[start:end])))
+            end = best + size
+            events.append(SSEEvent(bytes(buffer[start:end])))
             start = end
         if start:
-            del self._buffer[:start]
+            del buffer[:start]
         return events
 
     def flush(self) -> bytes:
