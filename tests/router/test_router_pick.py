@@ -232,3 +232,18 @@ async def test_contract_violations_are_invalid_argument(router: Router, request_
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await router.stub.Pick(router_pb2.PickRequest(**request_fields), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_large_tier_is_sampled_yet_spreads_over_every_account_and_keeps_the_tiers(router: Router) -> None:
+    """Past 64 accounts in a tier, a few drawn at random are ranked instead of all (the cost stays flat); the
+    load still reaches every account, a better tier still wins, and excluded accounts are never chosen."""
+    router.set_accounts([account(f"big-{i:03d}", priority=10) for i in range(100)] + [account("worse", priority=11)])
+    names = await picked_names(router, 1000)
+    counts = Counter(names)
+    assert "worse" not in counts
+    assert len(counts) == 100  # every account of the tier served
+    assert max(counts.values()) <= 30  # no account singled out (10 each on average)
+    excluded = [f"claude-console/big-{i:03d}" for i in range(95)]
+    assert set(await picked_names(router, 40, exclude_account_ids=excluded)) <= {f"big-{i:03d}" for i in range(95, 100)}
+    everyone = [*excluded, *(f"claude-console/big-{i:03d}" for i in range(95, 100))]
+    assert set(await picked_names(router, 5, exclude_account_ids=everyone)) == {"worse"}

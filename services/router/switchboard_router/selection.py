@@ -31,6 +31,7 @@ requested model.
 """
 
 import enum
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -154,6 +155,11 @@ _REFUSAL_CLASS: dict[object, str] = {
     HoldKind.BREAKER: "failing", HoldKind.ERROR: "in error", "probing": "failing",
     "window": "usage window", "concurrency": "concurrency limit", "unschedulable": "draining",
 }
+# A tier larger than this is chosen from by sampling: _SAMPLES candidates that can serve, drawn at random (at
+# most _DRAWS draws), the best-ranked of them taken; with fewer usable among the draws, the whole tier is scanned.
+_SAMPLE_ABOVE = 64
+_SAMPLES = 4
+_DRAWS = 16
 _REFUSAL_TEXT = {
     "rate-limited": "is rate-limited{until}",
     "overloaded": "is overloaded upstream{until}",
@@ -217,6 +223,7 @@ class Selector:
         # Round robin: account id → sequence number of its last pick (0 = never).
         self._last_pick: dict[str, int] = {}
         self._sequence = 0
+        self._random = random.Random()
 
     def tiers(self, snapshot: PoolSnapshot, query: PickQuery) -> Tiers:
         if snapshot is not self._cached_for:
@@ -256,29 +263,64 @@ class Selector:
         # `Live.blocked`; the rest are ranked at once (a 1,000-account tier stays well under a millisecond).
         troubled = live.troubled(model_family) if live is not None else frozenset()
         exclude = query.exclude
+
+        def blocked(account: Account) -> str | None:
+            """Why this account cannot take the request now (None: it can)."""
+            if account.id in exclude or (filters and not all(f(account, query) for f in filters)):
+                return "excluded"
+            if live is not None and (account.id in troubled or account.max_concurrency or not account.schedulable):
+                return live.blocked(account, model_family)
+            return None
+
         for tier in tiers:
             best: Candidate | None = None
+            if len(tier) > _SAMPLE_ABOVE:
+                best = self._sampled(tier, blocked, in_flight, skips)
+                if best is not None:
+                    self._sequence += 1
+                    last_pick[best.account.id] = self._sequence
+                    return best
             best_rank = (0.0, 0)
             for candidate in tier:
                 account = candidate.account
-                account_id = account.id
-                if account_id in exclude or (filters and not all(f(account, query) for f in filters)):
+                why = blocked(account)
+                if why is not None:
                     if skips is not None:
-                        skips["excluded"] = skips.get("excluded", 0) + 1
+                        skips[why] = skips.get(why, 0) + 1
                     continue
-                if live is not None and (account_id in troubled or account.max_concurrency
-                                         or not account.schedulable):
-                    why = live.blocked(account, model_family)
-                    if why is not None:
-                        if skips is not None:
-                            skips[why] = skips.get(why, 0) + 1
-                        continue
-                rank = (in_flight.get(account_id, 0) / account.weight, last_pick.get(account_id, 0))
+                rank = (in_flight.get(account.id, 0) / account.weight, last_pick.get(account.id, 0))
                 if best is None or rank < best_rank:
                     best, best_rank = candidate, rank
             if best is not None:
                 self._sequence += 1
                 last_pick[best.account.id] = self._sequence
+                return best
+        return None
+
+    def _sampled(self, tier: Sequence[Candidate], blocked: Callable[[Account], str | None],
+                 in_flight: Mapping[str, int], skips: dict[str, int] | None) -> Candidate | None:
+        """The best-ranked of a few candidates drawn at random from a large tier (the least-request choice of
+        Envoy and others: the load spreads as with a full scan, at a cost that does not grow with the tier).
+        None when too few of the drawn can serve: the caller then scans the whole tier."""
+        last_pick = self._last_pick
+        uniform = self._random.random  # int(uniform() * size): randrange's checks cost more than the rest
+        size = len(tier)
+        best: Candidate | None = None
+        best_rank = (0.0, 0)
+        usable = 0
+        for _ in range(_DRAWS):
+            candidate = tier[int(uniform() * size)]
+            account = candidate.account
+            why = blocked(account)
+            if why is not None:
+                if skips is not None:
+                    skips[why] = skips.get(why, 0) + 1
+                continue
+            rank = (in_flight.get(account.id, 0) / account.weight, last_pick.get(account.id, 0))
+            if best is None or rank < best_rank:
+                best, best_rank = candidate, rank
+            usable += 1
+            if usable == _SAMPLES:
                 return best
         return None
 
