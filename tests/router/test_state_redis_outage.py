@@ -96,6 +96,30 @@ async def test_local_state_while_redis_is_gone_then_redis_again(proxy: FaultProx
         await other.close()
 
 
+async def test_a_slot_taken_before_the_outage_and_ended_during_it_is_free_here_and_in_redis_after(
+        proxy: FaultProxy, namespace: str) -> None:
+    state = _through(proxy, namespace, "local")
+    other = RedisState(REDIS_URL, namespace)  # another replica, straight on Redis
+    await state.start()
+    await other.start()
+    try:
+        until = time.time() + 600
+        assert await state.acquire("p/one", "before", 1, until)  # the account's only slot, in Redis
+        await proxy.down()
+        assert not await state.acquire("p/one", "during-1", 1, until)  # Redis's lease still runs: full
+        await state.release("p/one", "before")  # its request ends during the outage
+        assert state.in_flight().get("p/one", 0) == 0
+        assert await state.acquire("p/one", "during-2", 1, until)  # so the slot is free here
+        await state.release("p/one", "during-2")
+        await proxy.resume()
+        await _until_recovered(state)
+        # Redis was told: the slot is free there too (not held until the lease TTL), for every replica.
+        assert await other.acquire("p/one", "after", 1, until)
+    finally:
+        await state.close()
+        await other.close()
+
+
 async def test_refuse_policy_refuses_picks_while_redis_is_gone(proxy: FaultProxy, namespace: str,
                                                                 router: Router) -> None:
     router.set_accounts([account("a")])

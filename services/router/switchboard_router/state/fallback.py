@@ -44,10 +44,15 @@ class FallbackState:
         self._refuse = policy == REFUSE
         self._clock = clock
         self._local = MemoryState(clock)
+        # During an outage: the leases taken here, and how many of Redis's last-seen leases have ended since
+        # (their slots free again, though Redis cannot be told).
+        self._local_leases: set[str] = set()
+        self._shared_ended: dict[str, int] = {}
+        self._owed_releases: list[tuple[str, str]] = []  # those leases, returned to Redis once it answers
         self._degraded_operations = degraded_operations
         self._merged: tuple[Health, Health, Health] | None = None  # (shared view, local view, both)
         self.outage = RedisOutage(shared.ping, what="router state", policy=policy, log=log, degraded=degraded,
-                                  probe_interval=probe_interval)
+                                  probe_interval=probe_interval, on_recovery=self._recovered)
 
     def refusing(self) -> bool:
         return self._refuse and self.outage.down
@@ -96,8 +101,11 @@ class FallbackState:
         async def take(state: RouterState) -> bool:
             if state is self._shared or limit <= 0:
                 return await state.acquire(account_id, lease_id, limit, expires_at)
-            held = self._shared.in_flight().get(account_id, 0)  # Redis's, as last seen: they still run
-            return held < limit and await state.acquire(account_id, lease_id, limit - held, expires_at)
+            held = self._shared_held(account_id)  # Redis's, as last seen, less those ended since: they still run
+            taken = held < limit and await state.acquire(account_id, lease_id, limit - held, expires_at)
+            if taken:
+                self._local_leases.add(lease_id)
+            return taken
 
         return await self._either(take)
 
@@ -108,13 +116,37 @@ class FallbackState:
         await self._either(lambda state: state.extend_all(leases, expires_at))
 
     async def release(self, account_id: str, lease_id: str) -> None:
-        await self._either(lambda state: state.release(account_id, lease_id))
+        async def end(state: RouterState) -> None:
+            if state is not self._shared:
+                if lease_id in self._local_leases:
+                    self._local_leases.discard(lease_id)
+                else:  # one of Redis's last-seen leases (taken before the outage) has ended
+                    self._shared_ended[account_id] = self._shared_ended.get(account_id, 0) + 1
+                    self._owed_releases.append((account_id, lease_id))
+            await state.release(account_id, lease_id)
+
+        await self._either(end)
+
+    async def _recovered(self) -> None:
+        """Redis answers again: the leases it holds that ended during the outage are returned there (else their
+        slots would stay taken until the lease TTL)."""
+        owed, self._owed_releases = self._owed_releases, []
+        for done, (account_id, lease_id) in enumerate(owed):
+            try:
+                await self._shared.release(account_id, lease_id)
+            except StateUnavailable:
+                self._owed_releases = owed[done:] + self._owed_releases
+                raise
+        self._shared_ended = {}
+
+    def _shared_held(self, account_id: str) -> int:
+        return max(0, self._shared.in_flight().get(account_id, 0) - self._shared_ended.get(account_id, 0))
 
     def in_flight(self) -> Mapping[str, int]:
         shared = self._shared.in_flight()
         if not self.outage.down:
             return shared
-        both = dict(shared)
+        both = {account_id: self._shared_held(account_id) for account_id in shared}
         for account_id, count in self._local.in_flight().items():
             both[account_id] = both.get(account_id, 0) + count
         return both
@@ -142,6 +174,7 @@ class FallbackState:
             except StateUnavailable as exc:
                 if not self.outage.down:
                     self._local, self._merged = MemoryState(self._clock), None
+                    self._local_leases, self._shared_ended, self._owed_releases = set(), {}, []
                     self.outage.failed(exc)
         if self._refuse:
             raise StateUnavailable("redis unreachable, and SWITCHBOARD_ROUTER_REDIS_UNAVAILABLE=refuse")
