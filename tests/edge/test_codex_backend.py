@@ -211,6 +211,9 @@ class Reports:
                          error: str = "") -> None:
         self.stored.append((account_id, credential, error))
 
+    async def current_credential(self, account_id: str) -> router_pb2.Credential | None:
+        return None  # the router cannot say: a refused refresh is an error
+
 
 async def test_an_expired_chatgpt_token_is_refreshed_once_and_stored_with_the_account_id() -> None:
     auth = AuthOpenAI()

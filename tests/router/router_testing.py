@@ -1,10 +1,14 @@
 """Helpers for the router tests: YAML accounts on disk, a manual clock, a harness around the servicer."""
 
+import asyncio
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
@@ -14,7 +18,7 @@ from switchboard_router.leases import LeaseTable
 from switchboard_router.managed_accounts import ManagedAccounts
 from switchboard_router.pool import AccountPool
 from switchboard_router.server import RouterServicer
-from switchboard_router.state import MemoryState
+from switchboard_router.state import MemoryState, RouterState
 
 
 def credential(name: str, platform: str) -> dict[str, Any]:
@@ -110,3 +114,57 @@ class Router:
     async def list_accounts(self, platform: str = "") -> dict[str, router_pb2.AccountStatus]:
         reply = await self.stub.ListAccounts(router_pb2.ListAccountsRequest(platform=platform), timeout=5)
         return {status.account.id: status for status in reply.accounts}
+
+
+# The claude-official account `account("sub", platform="claude-official")` defines.
+OFFICIAL = "claude-official/sub"
+
+
+class Replica:
+    """One router as its process runs it: its own credentials file, the shared state, the managed-accounts
+    watcher (`serving`), a gRPC stub."""
+
+    def __init__(self, accounts_file: Path, credentials_file: Path, state: RouterState) -> None:
+        self.credentials_file = credentials_file
+        self.pool = AccountPool(YamlFileSource(accounts_file).load(), CredentialOverlay(credentials_file))
+        self.state = state
+        self.servicer = RouterServicer(self.pool, LeaseTable(ttl_seconds=600, holder_ttl_seconds=30), state=state)
+        self.stub: router_pb2_grpc.RouterServiceStub
+        self.target = ""  # host:port while served
+
+    async def store(self, **secrets: str) -> None:
+        await self.stub.StoreCredential(router_pb2.StoreCredentialRequest(
+            account_id=OFFICIAL, credential=router_pb2.Credential(secrets=secrets)), timeout=5)
+
+    async def picked(self) -> dict[str, str]:
+        reply = await self.stub.Pick(router_pb2.PickRequest(platforms=["claude-official"], model="claude-sonnet-4"),
+                                     timeout=5)
+        assert reply.status == router_pb2.PICK_STATUS_OK, reply.message
+        await self.stub.Release(router_pb2.ReleaseRequest(lease_id=reply.lease_id), timeout=5)
+        return dict(reply.account.credential.secrets)
+
+    async def current(self) -> dict[str, str]:
+        reply = await self.stub.GetCredential(router_pb2.GetCredentialRequest(account_id=OFFICIAL), timeout=5)
+        return dict(reply.credential.secrets)
+
+
+@contextlib.asynccontextmanager
+async def serving(replica: Replica) -> AsyncIterator[Replica]:
+    """The replica's state started, its managed-accounts watcher running and its gRPC server up; all stopped
+    afterwards."""
+    await replica.state.start()
+    watcher = asyncio.create_task(replica.servicer.managed.watch())
+    server = grpc.aio.server()
+    replica.servicer.register(server)
+    replica.target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(replica.target) as channel:
+            replica.stub = router_pb2_grpc.RouterServiceStub(channel)
+            yield replica
+    finally:
+        await server.stop(None)
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await replica.state.close()

@@ -8,10 +8,14 @@ no signature check: the vendor checks it), else a conservative hour.
 
 A token is refreshed with the account's refresh token shortly before it expires
 (`oauth_refresh_margin_seconds`) and once after the upstream refuses it (401). However many requests
-wait, one refresh per account is in flight. The new credential goes to the router (`StoreCredential`),
-which persists it and hands it to every edge with later picks; a refresh that fails puts the account in
-error there, and the request fails over. The vendor rotates refresh tokens: the spent one must never be
-used again, so the newest credential this edge knows wins over an older one a pick still carries.
+wait, one refresh per account is in flight (per edge). The new credential goes to the router
+(`StoreCredential`), which persists it, shares it with the other router replicas, and hands it to every edge
+with later picks. Edges do not coordinate their refreshes: when two refresh at once, the second one's refresh
+token is spent (`invalid_grant`), so a refused refresh first asks the router for the account's credential
+(`GetCredential`) and uses it when another edge stored a newer one. Only a refresh that fails with nothing
+newer there puts the account in error at the router, and the request fails over. The vendor rotates refresh
+tokens: the spent one must never be used again, so the newest credential this edge knows wins over an older
+one a pick still carries.
 """
 
 import asyncio
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # The expiry assumed when the answer says none and the token is no JWT with `exp`.
 DEFAULT_LIFETIME_SECONDS = 3600.0
+# After a refused refresh the router is asked this long after it, and again: another edge that refreshed first
+# may still be storing its credential.
+REREAD_DELAYS = (0.0, 0.5)
 # What Codex CLI asks for when it refreshes a ChatGPT sign-in.
 OPENAI_SCOPE = "openid profile email"
 
@@ -120,8 +127,10 @@ class OAuthTokens:
     """`token_url` and `client_id`: the endpoint of calls that name none (claude-official's, Anthropic's)."""
 
     def __init__(self, reports: Reports, upstreams: Upstreams, *, token_url: str, client_id: str,
-                 margin_seconds: float, timeout_seconds: float = 30.0) -> None:
+                 margin_seconds: float, timeout_seconds: float = 30.0,
+                 reread_delays: tuple[float, ...] = REREAD_DELAYS) -> None:
         self._reports = reports
+        self._reread_delays = reread_delays
         self._upstreams = upstreams
         self._default = anthropic_endpoint(token_url, client_id)
         self._margin = margin_seconds
@@ -168,18 +177,57 @@ class OAuthTokens:
         try:
             fresh = await self._request(account, tokens.refresh_token, endpoint)
         except RefreshFailed as exc:
+            try:
+                elsewhere = await self._refreshed_elsewhere(account, tokens, endpoint, exc)
+            except Exception:  # the waiters must have an answer whatever happens
+                log.exception("OAuth refresh for account %s: the router's credential could not be read", account.id)
+                elsewhere = None
+            if elsewhere is not None:
+                self._known[account.id] = elsewhere
+                result.set_result(elsewhere)
+                return
             log.warning("OAuth refresh for account %s failed: %s", account.id, exc)
             self._reports.store_credential(account.id, error=f"OAuth refresh failed: {exc}")
             result.set_exception(exc)
             result.exception()  # retrieved here: waiters may all have gone
             return
         self._known[account.id] = fresh
+        self._store(account, fresh)
+        result.set_result(fresh)
+
+    def _store(self, account: router_pb2.Account, fresh: Tokens) -> None:
         credential = router_pb2.Credential()
         credential.CopyFrom(account.credential)
         _write(credential, fresh)
         self._reports.store_credential(account.id, credential=credential)
         log.info("OAuth access token of account %s refreshed", account.id)
-        result.set_result(fresh)
+
+    async def _refreshed_elsewhere(self, account: router_pb2.Account, tried: Tokens, endpoint: TokenEndpoint,
+                                   failure: RefreshFailed) -> Tokens | None:
+        """After a refused refresh: the tokens another edge refreshed first, as the router has them now (it
+        rotated the refresh token this one tried, hence `invalid_grant`); None when the router has none newer.
+        Its access token is used while it lives, else refreshed once with its refresh token."""
+        for delay in self._reread_delays:
+            await asyncio.sleep(delay)  # the other edge's StoreCredential may still be on its way
+            credential = await self._reports.current_credential(account.id)
+            if credential is None:
+                return None
+            current = Tokens.of(router_pb2.Account(credential=credential))
+            if not current.refresh_token or current.refresh_token == tried.refresh_token:
+                continue
+            log.info("OAuth refresh for account %s refused (%s): another edge refreshed it first, its credential "
+                     "is used", account.id, failure)
+            if current.access_token and current.expires_at - time.time() >= self._margin:
+                return current
+            try:
+                fresh = await self._request(account, current.refresh_token, endpoint)
+            except RefreshFailed as exc:
+                log.warning("OAuth refresh for account %s with the router's newer credential failed too: %s",
+                            account.id, exc)
+                return None
+            self._store(account, fresh)
+            return fresh
+        return None
 
     async def _request(self, account: router_pb2.Account, refresh_token: str, endpoint: TokenEndpoint) -> Tokens:
         if not refresh_token:

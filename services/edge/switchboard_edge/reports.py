@@ -115,6 +115,16 @@ class Reports:
             request.credential.CopyFrom(credential)
         self._spawn(self._call(self._router.StoreCredential, request))
 
+    async def current_credential(self, account_id: str) -> router_pb2.Credential | None:
+        """The credential the router hands out for the account now (`GetCredential`); None when it cannot say."""
+        try:
+            reply = await self._router.GetCredential(router_pb2.GetCredentialRequest(account_id=account_id),
+                                                     timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("router: current credential of %s not read: %s", account_id, exc.code().name)
+            return None
+        return reply.credential
+
     def record_usage(self, record: auth_pb2.UsageRecord) -> None:
         if self._spool is not None:
             try:

@@ -13,6 +13,10 @@ The rules this module owns:
   unreachable, and an account in error is never picked, so a restart is the way to try it again.
 - Two edges may refresh one account: a stored credential that expires before the one held (both with
   `expires_at`) arrived late and is ignored, so the rotated refresh token is not replaced by a spent one.
+- Router replicas sharing a state backend (Redis) share stored credentials: each one stored here is also
+  put there (`record`), and every replica takes the newest there (`adopt`, by the same expiry rule), so an
+  edge refreshing through any replica finds the rotated refresh token. The file stays this replica's own
+  copy (the embedded store, and what a restart starts from).
 - An account whose file credential cannot be read (an unset `*_env` variable) keeps its entry untouched;
   entries of accounts gone from the file are kept too, so adding the account back does not bring back a
   spent refresh token.
@@ -119,6 +123,39 @@ class CredentialOverlay:
         current = self._current(account)
         base = current or Stored(_file_credential(account))
         self._entries[account.id] = replace(base, error=reason)
+
+    def record(self, account: Account) -> bytes | None:
+        """The credential stored for `account` as one JSON record (the file's entry), to share with other
+        router replicas (`RouterState.put_credential`); None when none is stored."""
+        entry = self.stored(account)
+        return None if entry is None else json.dumps(_entry_json(entry), sort_keys=True).encode()
+
+    def adopt(self, account: Account, record: bytes) -> bool:
+        """Takes a credential another replica stored for `account` (a `record`) when it replaces the file's
+        current credential and is newer than the one held: it expires later, or (neither dated) was stored
+        later. Clears the error, as `store` does, and persists. True when taken; a malformed record is
+        logged (by account id) and ignored. Raises `CredentialNotSaved` after the change when the file cannot
+        be written."""
+        try:
+            shared = _entry_of(json.loads(record))
+        except ValueError:
+            shared = None
+        if shared is None:
+            log.warning("shared stored credential of %s is malformed: ignored", account.id)
+            return False
+        if shared.replaces != _file_credential(account):
+            return False  # stored over a file credential that has changed since
+        current = self.stored(account)
+        if current is not None:
+            if (current.api_key, dict(current.secrets)) == (shared.api_key, dict(shared.secrets)):
+                return False
+            if _expires_before(shared.secrets, current.secrets):
+                return False
+            if not _expires_before(current.secrets, shared.secrets) and shared.stored_at < current.stored_at:
+                return False
+        self._entries[account.id] = shared
+        self.save()
+        return True
 
     def stored(self, account: Account) -> Stored | None:
         """The credential stored for `account` that is served instead of its own, if any."""

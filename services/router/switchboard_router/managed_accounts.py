@@ -7,6 +7,10 @@ watches the backend's accounts version and republishes the whole managed list to
 change is served everywhere within 2 seconds. An account the accounts file defines cannot be managed
 here: the file stays the embedded default's source of truth for what it names.
 
+Credentials stored at run time (StoreCredential: refreshed OAuth tokens, of file and managed accounts alike)
+are shared the same way: `share_credential` puts the one a replica took in the backend, which moves the
+accounts version, and every replica's reload takes each one newer than its own (`AccountPool.adopt_shared`).
+
 Records hold the account's secrets inline, so the backend (Redis) must be as trusted as the accounts file.
 """
 
@@ -86,6 +90,18 @@ class ManagedAccounts:
             except (ValueError, AccountsInvalid) as exc:
                 log.error("managed account %s cannot be used: %s", account_id[:200], exc)
         self._pool.replace_managed(accounts)
+        self._pool.adopt_shared(await self._state.credentials())
+
+    async def share_credential(self, account_id: str) -> None:
+        """Puts the credential just stored for the account (StoreCredential) in the state backend, for every
+        replica to serve. While it cannot be reached the credential stays this replica's (logged)."""
+        record = self._pool.stored_record(account_id)
+        if record is None:
+            return
+        try:
+            await self._state.put_credential(account_id, record)
+        except StateUnavailable as exc:
+            log.warning("stored credential of %s not shared with other routers: %s", account_id, exc)
 
     async def watch(self) -> None:
         """Runs until cancelled: loads the managed accounts, then again whenever any replica changes them."""

@@ -14,7 +14,7 @@ from switchboard.router.v1 import router_pb2
 from switchboard_router import metrics, wire
 from switchboard_router.accounts import Account, State
 from switchboard_router.credential_overlay import CredentialOverlay
-from switchboard_router.errors import InvalidCredential, UnknownAccount
+from switchboard_router.errors import CredentialNotSaved, InvalidCredential, UnknownAccount
 from switchboard_router.platform_fields import PLATFORMS
 
 log = logging.getLogger(__name__)
@@ -92,16 +92,19 @@ class AccountPool:
             ", ".join(f"{s.value} {states.count(s)}" for s in State if states.count(s)) or "empty",
         )
 
-    def store_credential(self, account_id: str, api_key: str, secrets: Mapping[str, str]) -> None:
-        """The account's new credential, live at once and persisted. Raises `UnknownAccount`,
+    def store_credential(self, account_id: str, api_key: str, secrets: Mapping[str, str]) -> bool:
+        """The account's new credential, live at once and persisted; False when it was ignored as older than
+        the one held. Raises `UnknownAccount`,
         `InvalidCredential` (naming fields, never values) or, after applying it, `CredentialNotSaved`."""
         account = self._sourced_account(account_id)
         problems = PLATFORMS[account.platform].check_credential(api_key, secrets)
         if problems:
             raise InvalidCredential(f"account {account_id}: " + "; ".join(problems))
         try:
-            if self.overlay.store(account, api_key, secrets):
+            stored = self.overlay.store(account, api_key, secrets)
+            if stored:
                 log.info("account %s: new credential stored", account_id)
+            return stored
         finally:
             self._publish(self.overlay.apply(tuple(self._sourced.values())))
 
@@ -113,6 +116,30 @@ class AccountPool:
         log.error("account %s is unusable until a new credential is stored, the accounts file's changes or "
                   "the router restarts: %s", account_id, reason)
         self._publish(self.overlay.apply(tuple(self._sourced.values())))
+
+    def stored_record(self, account_id: str) -> bytes | None:
+        """The account's stored credential as a record to share with other replicas; None without one."""
+        account = self._sourced.get(account_id)
+        return None if account is None else self.overlay.record(account)
+
+    def adopt_shared(self, records: Mapping[str, bytes]) -> None:
+        """Credentials other replicas stored (the shared state's records by account id): each newer than this
+        replica's is taken and served at once. A record for an account not in the pool waits for the next
+        time the shared records are read."""
+        adopted: list[str] = []
+        for account_id, record in sorted(records.items()):
+            account = self._sourced.get(account_id)
+            if account is None or account.error is not None:
+                continue
+            try:
+                if self.overlay.adopt(account, record):
+                    adopted.append(account_id)
+            except CredentialNotSaved as exc:  # taken, in memory only
+                adopted.append(account_id)
+                log.error("%s", exc)
+        if adopted:
+            log.info("account(s) %s: newer credential stored by another router taken", ", ".join(adopted))
+            self._publish(self.overlay.apply(tuple(self._sourced.values())))
 
     def stored_credential(self, account_id: str) -> tuple[str, Mapping[str, str]] | None:
         """The credential an edge stored for a managed account, served instead of the upserted one; None

@@ -339,13 +339,29 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             if request.error:
                 self.pool.credential_failed(request.account_id, _reason(request.error))
             else:
-                self.pool.store_credential(request.account_id, *wire.credential_of(request.credential))
+                try:
+                    stored = self.pool.store_credential(request.account_id, *wire.credential_of(request.credential))
+                except CredentialNotSaved:  # live here all the same: the other replicas should have it too
+                    await self.managed.share_credential(request.account_id)
+                    raise
+                if stored:
+                    await self.managed.share_credential(request.account_id)
         except CredentialNotSaved as exc:
             log.error("account %s: %s", request.account_id, exc)
             await context.abort(exc.grpc_code, str(exc))
         except RouterError as exc:
             await context.abort(exc.grpc_code, str(exc))
         return router_pb2.StoreCredentialResponse()
+
+    async def GetCredential(
+        self, request: router_pb2.GetCredentialRequest, context: grpc.aio.ServicerContext
+    ) -> router_pb2.GetCredentialResponse:
+        """The credential Pick hands out for the account now (an edge re-reads it after a refused refresh)."""
+        message = self.pool.snapshot.messages.get(request.account_id)
+        if message is not None:
+            return router_pb2.GetCredentialResponse(credential=message.credential)
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"no account {request.account_id[:200]!r} in the pool")
+        raise AssertionError("unreachable: abort raises")
 
     async def ListAccounts(
         self, request: router_pb2.ListAccountsRequest, context: grpc.aio.ServicerContext

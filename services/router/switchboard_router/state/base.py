@@ -207,3 +207,12 @@ class RouterState(Protocol):
     async def wait_accounts_changed(self, since: int) -> int:
         """Waits until `accounts_version()` differs from `since`, and returns it."""
         ...
+
+    # Credentials stored at run time (StoreCredential), shared like managed accounts: a change moves
+    # `accounts_version`. Records are `credential_overlay` entries (JSON, with the credential: a secret).
+    async def put_credential(self, account_id: str, record: bytes) -> bool:
+        """Stores the account's credential record unless the one held for the same file credential expires
+        later (it arrived late); atomic across replicas. False when ignored."""
+        ...
+
+    async def credentials(self) -> dict[str, bytes]: ...

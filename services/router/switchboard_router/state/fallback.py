@@ -12,7 +12,8 @@ second) finds Redis answering again:
 - "refuse": the same calls raise `StateUnavailable`, and `refusing()` tells Pick to refuse (the edge answers
   503 with Retry-After).
 
-Managed accounts are never per replica: those calls always go to Redis, and fail while it is down.
+Managed accounts and shared stored credentials are never per replica: those calls always go to Redis, and fail
+while it is down (a stored credential stays live in the replica that took it, and in its credentials file).
 """
 
 import logging
@@ -159,6 +160,12 @@ class FallbackState:
 
     async def accounts(self) -> dict[str, bytes]:
         return await self._shared.accounts()
+
+    async def put_credential(self, account_id: str, record: bytes) -> bool:
+        return await self._shared.put_credential(account_id, record)
+
+    async def credentials(self) -> dict[str, bytes]:
+        return await self._shared.credentials()
 
     def accounts_version(self) -> int:
         return self._shared.accounts_version()

@@ -11,6 +11,7 @@ on the event loop without a lock.
 
 import asyncio
 import heapq
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -183,6 +184,7 @@ class MemoryState:
         self._sessions: dict[str, tuple[str, float]] = {}  # key → (account, expires at)
         self._session_expiry: list[tuple[float, str]] = []  # heap; stale entries are skipped
         self._accounts: dict[str, bytes] = {}
+        self._credentials: dict[str, bytes] = {}
         self._accounts_changes = ChangeCounter()
 
     async def start(self) -> None:
@@ -275,6 +277,17 @@ class MemoryState:
     async def accounts(self) -> dict[str, bytes]:
         return dict(self._accounts)
 
+    async def put_credential(self, account_id: str, record: bytes) -> bool:
+        held = self._credentials.get(account_id)
+        if held is not None and credential_arrived_late(record, held):
+            return False
+        self._credentials[account_id] = record
+        self._accounts_changes.bump()
+        return True
+
+    async def credentials(self) -> dict[str, bytes]:
+        return dict(self._credentials)
+
     def accounts_version(self) -> int:
         return self._accounts_changes.version
 
@@ -292,6 +305,20 @@ class MemoryState:
             bound = self._sessions.get(key)
             if bound is not None and bound[1] <= now:
                 del self._sessions[key]
+
+
+def credential_arrived_late(record: bytes, held: bytes) -> bool:
+    """A stored-credential record (`credential_overlay` entry JSON) for the same file credential as the one
+    held, expiring before it: another replica stored a newer one first (`redis_scripts.PUT_CREDENTIAL` is the
+    same rule in Redis)."""
+    try:
+        new, old = json.loads(record), json.loads(held)
+        if new["replaces"] != old["replaces"]:
+            return False
+        a, b = new["credential"]["secrets"].get("expires_at", ""), old["credential"]["secrets"].get("expires_at", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return isinstance(a, str) and isinstance(b, str) and a.isdigit() and b.isdigit() and int(a) < int(b)
 
 
 def breaker_hold(threshold: int, until: float) -> Hold:

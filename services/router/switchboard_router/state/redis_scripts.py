@@ -203,3 +203,25 @@ local version = redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[2], 'accounts')
 return version
 """
+
+# KEYS: credentials, accounts:version; ARGV: account, record, channel. Returns the new accounts version, or 0
+# when the record was ignored: the one held replaces the same file credential and expires later (the same rule
+# as `memory.credential_arrived_late`).
+PUT_CREDENTIAL = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local ok, late = pcall(function()
+    local new, old = cjson.decode(ARGV[2]), cjson.decode(held)
+    if new.replaces ~= old.replaces then return false end
+    local a = tostring(new.credential.secrets.expires_at or '')
+    local b = tostring(old.credential.secrets.expires_at or '')
+    if not a:match('^%d+$') or not b:match('^%d+$') then return false end
+    return tonumber(a) < tonumber(b)
+  end)
+  if ok and late then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local version = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[3], 'accounts')
+return version
+"""

@@ -10,7 +10,8 @@ breaker:{account}   int   consecutive failures                            expire
 live                zset  account             → when its keys above expire (ms, +inf)   expires with its last account
 session:{key}       str   account id                                      the session TTL, renewed on read
 accounts            hash  account id          → record (bytes)
-accounts:version    int   bumped on every change to `accounts`
+accounts:version    int   bumped on every change to `accounts` or `credentials`
+credentials         hash  account id          → stored credential (`credential_overlay` entry JSON: a secret)
 changed             pub/sub channel: "health" or "accounts" after a change
 ```
 
@@ -87,6 +88,7 @@ class RedisState:
         self._snapshot = script(scripts.SNAPSHOT)
         self._put_account = script(scripts.PUT_ACCOUNT)
         self._delete_account = script(scripts.DELETE_ACCOUNT)
+        self._put_credential = script(scripts.PUT_CREDENTIAL)
         self._tables = StateTables()
         self._journal: list[Change] | None = None  # this replica's changes while a reload is out
         self._accounts_remote: int | None = None
@@ -233,6 +235,23 @@ class RedisState:
     async def accounts(self) -> dict[str, bytes]:
         with _reaching_redis():
             records = await self._redis.hgetall(self._prefix + "accounts")
+        return {
+            _text(account_id): record.encode() if isinstance(record, str) else record
+            for account_id, record in records.items()
+        }
+
+    async def put_credential(self, account_id: str, record: bytes) -> bool:
+        keys = [self._prefix + "credentials", self._prefix + "accounts:version"]
+        with _reaching_redis():
+            version = await self._put_credential(keys, [account_id, record, self._channel])
+        if not version:
+            return False
+        self._saw_accounts_version(int(version))
+        return True
+
+    async def credentials(self) -> dict[str, bytes]:
+        with _reaching_redis():
+            records = await self._redis.hgetall(self._prefix + "credentials")
         return {
             _text(account_id): record.encode() if isinstance(record, str) else record
             for account_id, record in records.items()
