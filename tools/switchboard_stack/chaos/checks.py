@@ -156,7 +156,8 @@ def leases_returned(count: int, detail: str) -> Check:
 def limits_held(keys: Sequence[Key], rows: Sequence[Mapping[str, Any]], fault: Fault) -> Check:
     """Admitted requests of an rpm-limited key (its ledger records) never more than GCRA allows over the
     phase: `rpm` at once plus `rpm` per minute since the first, plus one (a record's start is the edge's, a
-    moment before the admission). Without Redis each auth replica may admit that much on its own (x2)."""
+    moment before the admission). Without Redis each auth replica may admit that much on its own (x2); an edge
+    whose auth is gone counts the key's rpm on its own from its last ALLOW meanwhile (one more rpm's worth)."""
     notes: list[str] = []
     passed = True
     for key in keys:
@@ -167,7 +168,8 @@ def limits_held(keys: Sequence[Key], rows: Sequence[Mapping[str, Any]], fault: F
             notes.append(f"{key.name}: no records")
             continue
         span = max(times) - min(times)
-        allowed = key.rpm * (1 + span / 60.0) * (2 if fault.loses_redis else 1) + 1
+        counters = (2 if fault.loses_redis else 1) + (1 if fault.loses_auth else 0)
+        allowed = key.rpm * (1 + span / 60.0) * counters + 1
         passed = passed and len(times) <= allowed
         notes.append(f"{key.name}: {len(times)} admitted in {span:.0f} s, at most {allowed:.0f}")
     return Check("limits never exceeded", passed, "; ".join(notes) or "no limited key")

@@ -34,6 +34,9 @@ class Fault:
     resets: bool = False
     # Redis is lost: per-key limits and session bindings may restart from nothing.
     loses_redis: bool = False
+    # An edge's auth is lost: that edge counts a key's requests per minute on its own meanwhile (README,
+    # Degradation), from its last ALLOW.
+    loses_auth: bool = False
     # What the load sends: the OAuth account's requests only where it is the subject (see `OAUTH_KINDS`).
     kinds: tuple[str, ...] = API_KEY_KINDS
 
@@ -155,13 +158,13 @@ FAULTS: dict[str, Fault] = {fault.name: fault for fault in (
     Fault("redis-restart", "Redis connections cut, its keys gone, refused for 3 s", _redis_restart,
           loses_redis=True),
     Fault("postgres-down", "PostgreSQL unreachable for 10 s", _postgres_down),
-    Fault("auth-kill", "auth-1 SIGKILLed, restarted after 3 s", _kill("auths", 0), resets=False),
+    Fault("auth-kill", "auth-1 SIGKILLed, restarted after 3 s", _kill("auths", 0), resets=False, loses_auth=True),
     Fault("auth-restart-postgres-down", "auth-1 SIGKILLed and restarted while PostgreSQL is unreachable (10 s)",
-          _auth_restart_postgres_down),
+          _auth_restart_postgres_down, loses_auth=True),
     Fault("router-kill", "router-1 SIGKILLed, restarted after 3 s", _kill("routers", 0)),
     Fault("edge-kill", "edge-1 SIGKILLed with requests open, restarted after 3 s", _kill("edges", 0), resets=True),
     Fault("edge-sigterm", "edge-2 SIGTERMed with streams open (drains), restarted", _edge_term),
     Fault("together", "5xx, cuts, Redis restart, PostgreSQL down, auth-1 and router-2 killed, edge-2 SIGTERM",
           _together, frozenset({"claude-console-a", "gemini-a", "openai-a", "openai-responses-b"}),
-          resets=True, loses_redis=True),
+          resets=True, loses_redis=True, loses_auth=True),
 )}
