@@ -2,7 +2,8 @@
 
 Auth and router replicas share one PostgreSQL schema and one Redis namespace of their own, each reached through
 a `FaultProxy` (so PostgreSQL and Redis can be cut or refused without touching the machine's servers); the
-edges' Anthropic OAuth token endpoint goes through a third proxy. Edge N talks to auth N and router N. Accounts
+edges' Anthropic OAuth token endpoint goes through a third proxy. Edge N talks to auth N and router N, and to
+the other set's while those cannot be reached. Accounts
 live in one file both routers read; a fault rewrites an account's key there (`set_account_key`).
 """
 
@@ -210,8 +211,9 @@ class Topology:
         await self.simulator.wait_listening()
         self.accounts = _accounts(self.simulator_url, self.tag)
         self.write_accounts()
+        ports = {index: (free_port(), free_port(), free_port()) for index in (1, 2)}
         for index in (1, 2):
-            auth, router, edge = self._replicas(index)
+            auth, router, edge = self._replicas(index, ports)
             self.auths.append(auth)
             self.routers.append(router)
             self.edges.append(edge)
@@ -321,9 +323,13 @@ class Topology:
         return Replica("simulator", "switchboard_simulator", self._environment({}), self.workdir / "simulator.log",
                        port, args)
 
-    def _replicas(self, index: int) -> tuple[Replica, Replica, Replica]:
+    def _replicas(self, index: int, ports: Mapping[int, tuple[int, int, int]]) -> tuple[Replica, Replica, Replica]:
+        """Replica set `index` on its `ports` (auth, router, edge). Its edge reaches its own auth and router
+        first and the other set's when those cannot be reached (gRPC's pick_first over both addresses, as a
+        Service in front of the pods would do)."""
         assert self.postgres_proxy and self.redis_proxy and self.oauth_proxy
-        auth_port, router_port, edge_port = free_port(), free_port(), free_port()
+        auth_port, router_port, edge_port = ports[index]
+        other_auth, other_router, _ = ports[3 - index]
         database = f"{_with_port(POSTGRES_URL, self.postgres_proxy.port)}?search_path={self.schema}"
         redis = _with_port(REDIS_URL, self.redis_proxy.port)
         auth = Replica(f"auth-{index}", "switchboard_auth", self._environment({
@@ -348,8 +354,8 @@ class Topology:
             "SWITCHBOARD_EDGE_HOST": "127.0.0.1",
             "SWITCHBOARD_EDGE_PORT": str(edge_port),
             "SWITCHBOARD_EDGE_METRICS_PORT": "-1",
-            "SWITCHBOARD_EDGE_AUTH_TARGET": f"127.0.0.1:{auth_port}",
-            "SWITCHBOARD_EDGE_ROUTER_TARGET": f"127.0.0.1:{router_port}",
+            "SWITCHBOARD_EDGE_AUTH_TARGET": f"ipv4:127.0.0.1:{auth_port},127.0.0.1:{other_auth}",
+            "SWITCHBOARD_EDGE_ROUTER_TARGET": f"ipv4:127.0.0.1:{router_port},127.0.0.1:{other_router}",
             "SWITCHBOARD_EDGE_SPOOL_DIR": str(self.workdir / f"edge-{index}-spool"),
             "SWITCHBOARD_EDGE_INSTANCE_ID": f"edge-{index}",
             "SWITCHBOARD_EDGE_DRAIN_SECONDS": str(self.edge_drain_seconds),
