@@ -27,6 +27,7 @@ from switchboard_auth.postgres_store import PostgresKeyStore, PostgresLedger, di
 from switchboard_auth.sqlite_store import SqliteKeyStore, SqliteLedger
 from switchboard_auth.store import KeyStore, Ledger, Stores, open_stores
 
+from ..required import unavailable
 from .auth_testing import Completed, subprocess_env
 
 POSTGRES_URL = os.environ.get("SWITCHBOARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -37,9 +38,7 @@ async def postgres_admin() -> asyncpg.Connection:
     try:
         return await asyncpg.connect(POSTGRES_URL, timeout=3)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {display_url(POSTGRES_URL)} is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {display_url(POSTGRES_URL)}: {exc}")
+        unavailable(f"PostgreSQL at {display_url(POSTGRES_URL)}", exc)
 
 
 def with_search_path(url: str, schema: str) -> str:

@@ -5,12 +5,11 @@ machine's PostgreSQL and Redis: skipped without them on a developer's machine, f
 """
 
 import asyncio
-import os
 from pathlib import Path
 
-import pytest
-
 from switchboard_stack.chaos.run import Pacing, missing_servers, run_chaos
+
+from ..required import unavailable
 
 # Left out until the services pass them: "none" (the baseline, whose OAuth account ends in error when both edges
 # refresh its token through different routers; its held account answered 404), "oauth-refresh-down" (404 too),
@@ -22,9 +21,7 @@ FAULTS = ["upstream-5xx", "mid-stream-cut", "postgres-down", "edge-sigterm"]
 def test_faults_keep_every_promise(tmp_path: Path) -> None:
     problems = missing_servers()
     if problems:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the chaos suite needs PostgreSQL and Redis in CI: {'; '.join(problems)}")
-        pytest.skip("; ".join(problems))
+        unavailable("PostgreSQL and Redis for the chaos suite", "; ".join(problems))
     results = asyncio.run(run_chaos(tmp_path, FAULTS, Pacing(workers=6, warmup=2.0, hold=4.0, cooldown=4.0),
                                     verbose=False))
     failed = [f"{result.fault.name}: {check.name}: {check.detail}"

@@ -20,6 +20,7 @@ from switchboard_stack.faultproxy import ThreadedFaultProxy
 from switchboard_stack.launcher import SIMULATOR_OPENAI_KEY, Ports, Stack
 
 from ..auth.store_backends import POSTGRES_URL, with_search_path
+from ..required import unavailable
 
 OPENAI = "/openai/v1/chat/completions"
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "postgres outage"}]}
@@ -39,7 +40,7 @@ def schema() -> Iterator[str]:
     try:
         asyncio.run(_admin(f'CREATE SCHEMA "{name}"'))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: {exc}")
+        unavailable(f"PostgreSQL at {POSTGRES_URL}", exc)
     yield name
     asyncio.run(_admin(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 

@@ -21,6 +21,7 @@ from switchboard_stack.faultproxy import ThreadedFaultProxy
 from switchboard_stack.launcher import SIMULATOR_OPENAI_KEY, Ports, Stack
 
 from ..redis_testing import REDIS_URL
+from ..required import unavailable
 from .conftest import cli
 
 OPENAI = "/openai/v1/chat/completions"
@@ -34,7 +35,7 @@ def proxy() -> Iterator[ThreadedFaultProxy]:
     try:
         client.ping()
     except redis.RedisError as exc:
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+        unavailable(f"Redis at {REDIS_URL}", exc)
     namespace = f"sbtest-{uuid.uuid4().hex[:12]}"
     with ThreadedFaultProxy(target.hostname or "127.0.0.1", target.port or 6379) as running:
         running.namespace = namespace  # type: ignore[attr-defined]

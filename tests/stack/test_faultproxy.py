@@ -16,6 +16,8 @@ from switchboard_stack.faultproxy import FaultProxy, ThreadedFaultProxy
 from switchboard_stack.ports import free_port
 from tests.stack.conftest import Lines, wait_until
 
+from ..required import unavailable
+
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
@@ -134,8 +136,8 @@ def test_threaded_proxy_in_front_of_redis() -> None:
                              retry=Retry(NoBackoff(), 0))
         try:
             client.ping()
-        except redis.ConnectionError:
-            pytest.skip("no Redis at 127.0.0.1:6379")
+        except redis.ConnectionError as exc:
+            unavailable("Redis at 127.0.0.1:6379", exc)
         try:
             proxy.down()
             with pytest.raises(redis.ConnectionError):
