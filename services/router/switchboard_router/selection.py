@@ -272,44 +272,32 @@ class Selector:
                 return live.blocked(account, model_family)
             return None
 
+        uniform = self._random.random  # int(uniform() * size): randrange's checks cost more than the rest
         for tier in tiers:
             best: Candidate | None = None
             if len(tier) > _SAMPLE_ABOVE:
-                best = self._sampled(tier, blocked, in_flight, skips)
-                if best is not None:
-                    self._sequence += 1
-                    last_pick[best.account.id] = self._sequence
-                    return best
-            best_rank = (0.0, 0)
-            for candidate in tier:
-                account = candidate.account
-                why = blocked(account)
-                if why is not None:
-                    if skips is not None:
-                        skips[why] = skips.get(why, 0) + 1
-                    continue
-                rank = (in_flight.get(account.id, 0) / account.weight, last_pick.get(account.id, 0))
-                if best is None or rank < best_rank:
-                    best, best_rank = candidate, rank
+                # Least-request sampling (Envoy's, and others'): the best of a few candidates drawn at random
+                # spreads the load as a full scan does, at a cost that does not grow with the tier.
+                size = len(tier)
+                draws = (tier[int(uniform() * size)] for _ in range(_DRAWS))
+                best = self._best(draws, blocked, in_flight, skips, enough=_SAMPLES)
+            if best is None:
+                best = self._best(tier, blocked, in_flight, skips)
             if best is not None:
                 self._sequence += 1
                 last_pick[best.account.id] = self._sequence
                 return best
         return None
 
-    def _sampled(self, tier: Sequence[Candidate], blocked: Callable[[Account], str | None],
-                 in_flight: Mapping[str, int], skips: dict[str, int] | None) -> Candidate | None:
-        """The best-ranked of a few candidates drawn at random from a large tier (the least-request choice of
-        Envoy and others: the load spreads as with a full scan, at a cost that does not grow with the tier).
-        None when too few of the drawn can serve: the caller then scans the whole tier."""
+    def _best(self, candidates: Iterable[Candidate], blocked: Callable[[Account], str | None],
+              in_flight: Mapping[str, int], skips: dict[str, int] | None, enough: int = 0) -> Candidate | None:
+        """The best-ranked of `candidates` that can serve (least in flight per weight, then least recently
+        picked). With `enough`: as soon as that many could serve, and None when fewer did."""
         last_pick = self._last_pick
-        uniform = self._random.random  # int(uniform() * size): randrange's checks cost more than the rest
-        size = len(tier)
         best: Candidate | None = None
         best_rank = (0.0, 0)
         usable = 0
-        for _ in range(_DRAWS):
-            candidate = tier[int(uniform() * size)]
+        for candidate in candidates:
             account = candidate.account
             why = blocked(account)
             if why is not None:
@@ -320,9 +308,9 @@ class Selector:
             if best is None or rank < best_rank:
                 best, best_rank = candidate, rank
             usable += 1
-            if usable == _SAMPLES:
+            if usable == enough:
                 return best
-        return None
+        return None if enough else best
 
     def explain(self, snapshot: PoolSnapshot, query: PickQuery, live: Live | None = None) -> Refusal:
         """Why `pick` found nothing, safe to show a client (no account names, no secrets): the reason class
