@@ -2,11 +2,9 @@
 refused ("refuse"), one warning and a gauge per outage, and back to Redis, missing none of the outage's
 charges, once it answers."""
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client import REGISTRY
@@ -15,18 +13,14 @@ from switchboard_auth.keys import KeyLimits
 from switchboard_auth.limits import DAILY, RPM, FallbackLimiter, LimitsUnavailable, RedisLimiter
 from switchboard_stack.faultproxy import FaultProxy
 
-from ..redis_testing import REDIS_URL, fresh_namespace, redis_client
+from ..redis_testing import fresh_namespace, redis_proxy, through, until_recovered
 from .test_limits import NOW
 
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[FaultProxy]:
-    await (await redis_client()).aclose()  # skips without Redis
-    target = urlsplit(REDIS_URL)
-    proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    async with redis_proxy() as running:
+        yield running
 
 
 def _degraded() -> float:
@@ -37,15 +31,8 @@ def _degraded_operations() -> float:
     return REGISTRY.get_sample_value("switchboard_auth_redis_degraded_operations_total") or 0.0
 
 
-async def _until_recovered(limiter: FallbackLimiter, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while limiter.outage.down:
-        assert time.monotonic() < deadline, "Redis answered again, but the limiter did not go back to it"
-        await asyncio.sleep(0.05)
-
-
 async def _limiter(proxy: FaultProxy, namespace: str, policy: str) -> FallbackLimiter:
-    shared = RedisLimiter(f"redis://127.0.0.1:{proxy.port}{urlsplit(REDIS_URL).path}", namespace)
+    shared = RedisLimiter(through(proxy), namespace)
     return FallbackLimiter(shared, policy=policy, probe_interval=0.1)
 
 
@@ -71,7 +58,7 @@ async def test_local_limits_while_redis_is_gone_then_redis_again(proxy: FaultPro
             assert "redis unreachable for auth limits" in caplog.records[0].message
 
             await proxy.resume()
-            await _until_recovered(limiter)
+            await until_recovered(limiter.outage)
             assert _degraded() == 0.0
             third = await limiter.admit("k", limits, NOW)  # Redis's minute: the third of three
             assert third.allowed
@@ -92,7 +79,7 @@ async def test_an_admission_from_before_the_outage_ended_during_it_is_ended_in_r
             await proxy.down()
             await limiter.settle("k", limits, held.admission_id, 10, 0, NOW + 1)  # its usage arrives meanwhile
             await proxy.resume()
-            await _until_recovered(limiter)
+            await until_recovered(limiter.outage)
             assert (await limiter.admit("k", limits, NOW + 2)).allowed, "the slot is free in Redis too"
         finally:
             await limiter.close()
@@ -109,7 +96,7 @@ async def test_a_stalled_redis_does_not_hang_admissions(proxy: FaultProxy) -> No
             assert time.monotonic() - started < 2.0
             assert limiter.outage.down
             await proxy.resume()
-            await _until_recovered(limiter)
+            await until_recovered(limiter.outage)
         finally:
             await limiter.close()
 
@@ -126,7 +113,7 @@ async def test_refuse_policy_refuses_while_redis_is_gone(proxy: FaultProxy) -> N
                     await limiter.admit("k", limits, NOW)
             assert _degraded() == 1.0
             await proxy.resume()
-            await _until_recovered(limiter)
+            await until_recovered(limiter.outage)
             assert (await limiter.admit("k", limits, NOW)).allowed
         finally:
             await limiter.close()

@@ -1,11 +1,9 @@
 """The router's state while its Redis cannot be reached (a fault proxy in between): per replica in memory
 ("local") or picks refused ("refuse"), one warning and a gauge per outage, and Redis again once it answers."""
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client import REGISTRY
@@ -15,18 +13,14 @@ from switchboard_router import metrics
 from switchboard_router.state import FallbackState, Hold, HoldKind, RedisState, StateUnavailable
 from switchboard_stack.faultproxy import FaultProxy
 
-from ..redis_testing import REDIS_URL, fresh_namespace, redis_client
+from ..redis_testing import REDIS_URL, fresh_namespace, redis_proxy, through, until_recovered
 from .router_testing import Router, account
 
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[FaultProxy]:
-    await (await redis_client()).aclose()  # skips without Redis
-    target = urlsplit(REDIS_URL)
-    proxy = FaultProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    async with redis_proxy() as running:
+        yield running
 
 
 @pytest.fixture
@@ -36,21 +30,13 @@ async def namespace() -> AsyncIterator[str]:
 
 
 def _through(proxy: FaultProxy, namespace: str, policy: str, **options: object) -> FallbackState:
-    url = f"redis://127.0.0.1:{proxy.port}{urlsplit(REDIS_URL).path}"
-    shared = RedisState(url, namespace, **options)  # type: ignore[arg-type]
+    shared = RedisState(through(proxy), namespace, **options)  # type: ignore[arg-type]
     return FallbackState(shared, policy=policy, degraded=metrics.REDIS_DEGRADED,
                          degraded_operations=metrics.REDIS_DEGRADED_OPERATIONS, probe_interval=0.1)
 
 
 def _degraded() -> float:
     return REGISTRY.get_sample_value("switchboard_router_redis_degraded") or 0.0
-
-
-async def _until_recovered(state: FallbackState, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while state.outage.down:
-        assert time.monotonic() < deadline, "Redis answered again, but the state did not go back to it"
-        await asyncio.sleep(0.05)
 
 
 async def test_local_state_while_redis_is_gone_then_redis_again(proxy: FaultProxy, namespace: str,
@@ -85,7 +71,7 @@ async def test_local_state_while_redis_is_gone_then_redis_again(proxy: FaultProx
         assert state.in_flight()["p/b"] == 2
 
         await proxy.resume()
-        await _until_recovered(state)
+        await until_recovered(state.outage)
         assert _degraded() == 0.0
         assert await state.session("conv", 600) == "p/a"  # Redis's binding from before the outage
         assert await state.session("conv-2", 600) is None  # the outage's was this replica's alone
@@ -112,7 +98,7 @@ async def test_a_slot_taken_before_the_outage_and_ended_during_it_is_free_here_a
         assert await state.acquire("p/one", "during-2", 1, until)  # so the slot is free here
         await state.release("p/one", "during-2")
         await proxy.resume()
-        await _until_recovered(state)
+        await until_recovered(state.outage)
         # Redis was told: the slot is free there too (not held until the lease TTL), for every replica.
         assert await other.acquire("p/one", "after", 1, until)
     finally:
@@ -139,7 +125,7 @@ async def test_refuse_policy_refuses_picks_while_redis_is_gone(proxy: FaultProxy
         with pytest.raises(StateUnavailable):
             await state.bind("conv", "claude-console/a", 60)
         await proxy.resume()
-        await _until_recovered(state)
+        await until_recovered(state.outage)
         assert (await router.pick(session_hint="conv", key_id="k")).status == router_pb2.PICK_STATUS_OK
     finally:
         await state.close()
