@@ -8,6 +8,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_common import platforms
+from switchboard_common.answer_streams import answer_stream
 
 ALLOW = auth_pb2.AuthorizeResponse(
     decision=auth_pb2.DECISION_ALLOW, identity=auth_pb2.KeyIdentity(key_id="k1"),
@@ -83,24 +84,8 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
 
     async def PickStream(self, requests, context):  # type: ignore[no-untyped-def]
         """The router's stream: each request answered by this fake's `Pick` as soon as it is ready."""
-        ready: asyncio.Queue[router_pb2.PickResponse | None] = asyncio.Queue()
-
-        async def answer(request: router_pb2.PickRequest) -> None:
-            response = await self.Pick(request, context)
-            response.call_id = request.call_id
-            ready.put_nowait(response)
-
-        async def read() -> None:
-            answering = [asyncio.create_task(answer(request)) async for request in requests]
-            await asyncio.gather(*answering)
-            ready.put_nowait(None)
-
-        reading = asyncio.create_task(read())
-        try:
-            while (response := await ready.get()) is not None:
-                yield response
-        finally:
-            reading.cancel()
+        async for response in answer_stream(requests, lambda request: self.Pick(request, context), lambda _: None):
+            yield response
 
     async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
         for outcome in request.outcomes:
