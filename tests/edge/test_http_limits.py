@@ -17,21 +17,20 @@ from unittest import mock
 import httpx
 import orjson
 import pytest
-import uvicorn
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.http_parser import HttpRequestParserC, HttpRequestParserPy
 
 from switchboard.router.v1 import router_pb2
 from switchboard_edge import __main__ as edge_main
-from switchboard_edge.app import create_app
-from switchboard_edge.http_limits import HttpLimits, protocol_for
+from switchboard_edge.http_limits import HttpLimits
 from switchboard_edge.settings import EdgeSettings
 from switchboard_simulator import config as simulator_config
 from switchboard_simulator.app import create_app as create_simulator
 from switchboard_stack.ports import free_port
 
 from .control_fakes import FakeAuth, FakeRouter, serve_fakes
+from .upstream_fakes import edge_listening
 
 DEADLINE = 0.5  # header, body and idle deadlines here
 LINE_LIMIT = 8 * 1024
@@ -74,21 +73,10 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
                             spool_dir=str(tmp_path / "spool"), instance_id="edge-unit",
                             header_timeout_seconds=DEADLINE, body_timeout_seconds=DEADLINE,
                             idle_timeout_seconds=DEADLINE)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, ws="none",
-                            http=protocol_for(HttpLimits.from_settings(settings)), access_log=False,
-                            log_config=None)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
     try:
-        for _ in range(200):
-            if server.started or serving.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started
-        yield Edge(settings.port, auth, simulator)
+        async with edge_listening(settings):
+            yield Edge(settings.port, auth, simulator)
     finally:
-        server.should_exit = True
-        await serving
         await grpc_server.stop(None)
         await runner.cleanup()
 

@@ -1,16 +1,19 @@
 """A scripted vendor upstream (aiohttp on a free local port) and an edge wired to the auth and router fakes,
 for the edge's tests that drive whole requests through it."""
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from aiohttp import web
 from fastapi import FastAPI
 
 from switchboard_edge.app import create_app
+from switchboard_edge.http_limits import HttpLimits, protocol_for
 from switchboard_edge.settings import EdgeSettings
 
 from .control_fakes import FakeAuth, FakeRouter, serve_fakes
@@ -51,3 +54,24 @@ async def edge_client(edge: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with edge.router.lifespan_context(edge):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=edge), base_url="http://edge") as client:
             yield client
+
+
+@asynccontextmanager
+async def edge_listening(settings: EdgeSettings, ws: str = "none") -> AsyncIterator[None]:
+    """The edge app served by a real uvicorn on `settings.port`, with the edge's own HTTP protocol (limits,
+    deadlines, framing checks), as `python -m switchboard_edge` serves it; stopped after."""
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, ws=ws,
+                            http=protocol_for(HttpLimits.from_settings(settings)), access_log=False,
+                            log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(300):
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.01)
+        assert server.started
+        yield
+    finally:
+        server.should_exit = True
+        await serving

@@ -11,14 +11,12 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-import uvicorn
 
-from switchboard_edge.app import create_app
-from switchboard_edge.http_limits import HttpLimits, protocol_for
 from switchboard_edge.settings import EdgeSettings
 from switchboard_stack.ports import free_port
 
 from ..edge.control_fakes import FakeAuth, FakeRouter, serve_fakes
+from ..edge.upstream_fakes import edge_listening
 
 # One server for the module: each test reads the change it makes to the fake auth's count.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -44,21 +42,10 @@ async def edge(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Edge]:
     grpc_server, target = await serve_fakes(auth, router)
     settings = EdgeSettings(port=free_port(), auth_target=target, router_target=target,
                             spool_dir=str(tmp_path_factory.mktemp("smuggling") / "spool"), instance_id="edge-smuggling")
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, ws="websockets-sansio",
-                            http=protocol_for(HttpLimits.from_settings(settings)), access_log=False,
-                            log_config=None)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
     try:
-        for _ in range(300):
-            if server.started or serving.done():
-                break
-            await asyncio.sleep(0.01)
-        assert server.started
-        yield Edge(settings.port, auth, router)
+        async with edge_listening(settings, ws="websockets-sansio"):
+            yield Edge(settings.port, auth, router)
     finally:
-        server.should_exit = True
-        await serving
         await grpc_server.stop(None)
 
 
