@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
@@ -30,6 +30,14 @@ _SIZE = 10_000
 _MINUTE = 60.0
 _RPM = "requests_per_minute"  # auth's name of the limit (LimitStatus.name)
 Answer = TypeVar("Answer")
+Value = TypeVar("Value")
+
+
+def _bounded_put(table: dict[Any, Value], key: Hashable, value: Value) -> None:
+    """table[key] = value, the oldest entry dropped first when the table is full (keys come from clients)."""
+    if len(table) >= _SIZE and key not in table:
+        table.pop(next(iter(table)))
+    table[key] = value
 
 
 class _Outage(Generic[Answer]):
@@ -49,9 +57,7 @@ class _Outage(Generic[Answer]):
         if self._riding:
             self._riding = False
             log.info("%s answering again: its answers are used, not the last ones remembered", self._service)
-        if len(self._answers) >= _SIZE and key not in self._answers:
-            self._answers.pop(next(iter(self._answers)))
-        self._answers[key] = (self._clock(), answer)
+        _bounded_put(self._answers, key, (self._clock(), answer))
 
     def _get(self, key: Hashable) -> Answer | None:
         found = self._answers.get(key)
@@ -85,9 +91,7 @@ class LastDecisions(_Outage[auth_pb2.AuthorizeResponse]):
     def seen(self, digest: bytes) -> None:
         """Auth found this key valid just now."""
         if self._grace > 0:
-            if len(self._allowed) >= _SIZE and digest not in self._allowed:
-                self._allowed.pop(next(iter(self._allowed)))
-            self._allowed[digest] = self._clock()
+            _bounded_put(self._allowed, digest, self._clock())
 
     def admits_key(self, digest: bytes) -> bool:
         """Whether the key was found valid within the grace (its body may be read while auth is down)."""
@@ -125,9 +129,8 @@ class LastDecisions(_Outage[auth_pb2.AuthorizeResponse]):
         now = self._clock()
         times = self._admitted.get(digest)
         if times is None:
-            if len(self._admitted) >= _SIZE:
-                self._admitted.pop(next(iter(self._admitted)))
-            times = self._admitted[digest] = deque()
+            times = deque()
+            _bounded_put(self._admitted, digest, times)
         while times and now - times[0] >= _MINUTE:
             times.popleft()
         if len(times) >= per_minute:
@@ -152,9 +155,7 @@ class LastPicks(_Outage[list[router_pb2.PickResponse]]):
         if pick.status != router_pb2.PICK_STATUS_OK:
             return
         if session and self._grace > 0:
-            if len(self._sessions) >= _SIZE and session not in self._sessions:
-                self._sessions.pop(next(iter(self._sessions)))
-            self._sessions[session] = pick.account.id
+            _bounded_put(self._sessions, session, pick.account.id)
         key = (tuple(platforms), model)
         found = self._answers.get(key)
         if found is not None and found[1][0].account.id == pick.account.id:  # the usual case: the same account
