@@ -131,14 +131,15 @@ class FakePool(FakeRouter):
         return router_pb2.StoreCredentialResponse()
 
 
-async def serve_fakes(auth: FakeAuth, router: FakeRouter,
-                      health: health.aio.HealthServicer | None = None) -> tuple[grpc.aio.Server, str]:
-    """Both fakes on one in-process server (with `health`, if given); returns it and its target."""
+async def serve_fakes(auth: FakeAuth, router: FakeRouter, health: health.aio.HealthServicer | None = None,
+                      port: int = 0) -> tuple[grpc.aio.Server, str]:
+    """Both fakes on one in-process server (with `health`, if given) on `port` (any free one if 0); returns it
+    and its target."""
     server = grpc.aio.server()
     auth_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
     router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
     if health is not None:
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     return server, f"127.0.0.1:{port}"

@@ -41,6 +41,33 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         await server.stop(None)
 
 
+async def test_a_control_plane_backing_off_from_the_same_address_does_not_fail_a_new_one(tmp_path: Path) -> None:
+    """gRPC shares subchannels between a process's channels of equal settings by default: an edge's channels left
+    behind by an earlier server at the address would hand their backoff to a new edge's calls."""
+    auth, router = FakeAuth(), FakeRouter()
+    earlier, target = await serve_fakes(auth, router)
+
+    def control_plane(name: str) -> ControlPlane:
+        return ControlPlane(target, target, rpc_timeout=2, usage_flush_seconds=3600, usage_batch_size=100,
+                            holder=f"edge-test:{name}", spool=UsageSpool(tmp_path / name))
+
+    left_behind = control_plane("left-behind")
+    await left_behind.admission.key("good", _client())
+    await earlier.stop(None)
+    with pytest.raises(ServiceUnavailable):  # now backing off from the address
+        await left_behind.admission.key("good", _client())
+    server, _ = await serve_fakes(auth, router, port=int(target.rsplit(":", 1)[1]))
+    control = control_plane("new")
+    asked_before = auth.authenticated
+    try:
+        await control.admission.key("good", _client())
+        assert auth.authenticated == asked_before + 1
+    finally:
+        await control.close()
+        await left_behind.close()
+        await server.stop(None)
+
+
 def _client(request_id: str = "r1") -> auth_pb2.ClientMetadata:
     return auth_pb2.ClientMetadata(request_id=request_id)
 

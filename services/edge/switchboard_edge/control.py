@@ -34,7 +34,12 @@ class ControlPlane:
         auth_outage_grace: float = 0.0,
         router_outage_grace: float = 0.0,
     ) -> None:
-        options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)]
+        options = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1),
+                   # A restarted replica is reached again within a second or two, not after gRPC's 120 s backoff.
+                   ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 2_000),
+                   # Subchannels of its own: another channel in the process backing off from a dead server that
+                   # held the same address earlier must not fail this one's calls.
+                   ("grpc.use_local_subchannel_pool", 1)]
         self.auth_channel = grpc.aio.insecure_channel(auth_target, options=options)
         self.router_channel = grpc.aio.insecure_channel(router_target, options=options)
         auth = auth_pb2_grpc.AuthServiceStub(self.auth_channel)
