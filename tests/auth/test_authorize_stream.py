@@ -1,4 +1,5 @@
-"""AuthorizeStream: Authorize's answers over one long-lived stream (real grpc.aio server, generated stub)."""
+"""AuthorizeBatches: Authorize's answers over one long-lived stream, in batches (real grpc.aio server, generated
+stub)."""
 
 import asyncio
 import time
@@ -25,10 +26,10 @@ def _request(credential: str, call_id: int) -> auth_pb2.AuthorizeRequest:
 async def test_each_answer_echoes_its_call_id_and_is_the_unary_decision(harness: Harness) -> None:
     good, record = await harness.create("streamed")
     requests = [_request(good, 7), _request("sk-sb-" + "q" * 40, 8), _request("", 9)]
-    call = harness.stub.AuthorizeStream(iter(requests))
+    call = harness.stub.AuthorizeBatches(iter([auth_pb2.AuthorizeBatch(requests=requests)]))
     answers = {}
-    async for answer in call:
-        answers[answer.call_id] = answer
+    async for message in call:
+        answers.update((answer.call_id, answer) for answer in message.responses)
         if len(answers) == len(requests):
             break
     call.cancel()
@@ -43,21 +44,27 @@ async def test_a_store_failure_is_answered_unavailable_and_the_stream_stays_open
     good, _ = await harness.create("streamed")
     outbox: asyncio.Queue[auth_pb2.AuthorizeRequest] = asyncio.Queue()
 
-    async def requests() -> AsyncIterator[auth_pb2.AuthorizeRequest]:
+    async def requests() -> AsyncIterator[auth_pb2.AuthorizeBatch]:
         while True:
-            yield await outbox.get()
+            yield auth_pb2.AuthorizeBatch(requests=[await outbox.get()])
 
-    call = harness.stub.AuthorizeStream(requests())
+    call = harness.stub.AuthorizeBatches(requests())
+
+    async def answer() -> auth_pb2.AuthorizeResponse:
+        message = await call.read()
+        assert len(message.responses) == 1
+        return message.responses[0]
+
     outbox.put_nowait(_request(good, 1))
-    first = await call.read()
+    first = await answer()
     assert first.decision == ALLOW and not first.unavailable
     await harness.keys.close()
     outbox.put_nowait(_request("sk-sb-" + "r" * 40, 2))  # not cached: needs the store
-    second = await call.read()
+    second = await answer()
     assert second.call_id == 2 and second.unavailable and second.message == "key store unavailable"
     assert second.decision == auth_pb2.DECISION_UNSPECIFIED
     outbox.put_nowait(_request(good, 3))  # cached: still decided on the same stream
-    third = await call.read()
+    third = await answer()
     assert third.call_id == 3 and third.decision == ALLOW
     call.cancel()
 
@@ -89,7 +96,7 @@ async def test_an_admission_decided_after_its_caller_left_is_released(db_path: P
     try:
         good, record = await create_key(keys, "one-at-a-time", pepper=PEPPER, limits=KeyLimits(concurrency=1))
         stub = auth_pb2_grpc.AuthServiceStub(channel)
-        call = stub.AuthorizeStream(iter([_request(good, 1)]))
+        call = stub.AuthorizeBatches(iter([auth_pb2.AuthorizeBatch(requests=[_request(good, 1)])]))
         await asyncio.wait_for(limiter.waiting.wait(), 5)
         call.cancel()  # the caller leaves while its request is being decided
         await asyncio.sleep(0.1)

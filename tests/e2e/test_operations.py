@@ -30,12 +30,12 @@ def test_metrics_on_every_service(stack: Stack, http: httpx.Client, keys) -> Non
         assert family in edge
     assert keys.full not in edge
     auth = _metrics(stack.ports.auth_metrics)
-    # Authorize travels on the edge's AuthorizeStream; a key new to the edge is first checked with a unary call.
+    # Authorize travels on the edge's AuthorizeBatches stream; a key new to the edge is first checked with a unary call.
     assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="Authenticate"' in auth
     assert "switchboard_auth_decisions_total" in auth
     router = _metrics(stack.ports.router_metrics)
     assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="Heartbeat"' in router
-    assert 'switchboard_router_picks_total{account="' in router  # picks travel on the edge's PickStream
+    assert 'switchboard_router_picks_total{account="' in router  # picks travel on the edge's PickBatches stream
 
 
 def test_stream_first_token_metric(stack: Stack, http: httpx.Client, keys) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_common import platforms
-from switchboard_common.answer_streams import answer_stream
+from switchboard_common.answer_streams import answer_batches
 
 ALLOW = auth_pb2.AuthorizeResponse(
     decision=auth_pb2.DECISION_ALLOW, identity=auth_pb2.KeyIdentity(key_id="k1"),
@@ -64,6 +64,8 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         self.last_pick: router_pb2.PickRequest | None = None
         self.statuses: list[router_pb2.AccountStatus] = []
         self.outcomes: list[router_pb2.ReportOutcomeRequest] = []
+        self.outcomes_with_picks = 0  # of `outcomes`, those that came with a batch of picks
+        self.max_concurrency = 0  # leases held at once, as the router's slots (0: no bound)
         self.listed = 0
 
     async def Pick(self, request, context):  # type: ignore[no-untyped-def]
@@ -75,6 +77,8 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
             return router_pb2.PickResponse(status=self.status, message="no account serves model 'x'")
         if self.account.id in request.exclude_account_ids:  # one account: nothing left to fail over to
             return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_NO_ACCOUNT, message="all failed")
+        if self.max_concurrency and len(self.held) >= self.max_concurrency:
+            return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_NO_ACCOUNT, message="at its limit")
         self.issued += 1
         self.last_pick = request
         lease = f"lease-{self.issued}"
@@ -82,15 +86,26 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.PickResponse(status=router_pb2.PICK_STATUS_OK, lease_id=lease,
                                        account=self.account, upstream_model=request.model)
 
-    async def PickStream(self, requests, context):  # type: ignore[no-untyped-def]
+    async def PickBatches(self, batches, context):  # type: ignore[no-untyped-def]
         """The router's stream: each request answered by this fake's `Pick` as soon as it is ready."""
-        async for response in answer_stream(requests, lambda request: self.Pick(request, context), lambda _: None):
-            yield response
+        async for answers in answer_batches(batches, self._batch_picks,
+                                            lambda request: self.Pick(request, context), lambda _: None,
+                                            lambda responses: router_pb2.PickAnswers(responses=responses)):
+            yield answers
+
+    async def _batch_picks(self, batch: router_pb2.PickBatch) -> list[router_pb2.PickRequest]:
+        """As the router: the outcomes riding with the batch are applied before its picks."""
+        self._settle(batch.outcomes)
+        self.outcomes_with_picks += len(batch.outcomes)
+        return list(batch.requests)
+
+    def _settle(self, outcomes) -> None:  # type: ignore[no-untyped-def]
+        for outcome in outcomes:
+            self.held.discard(outcome.lease_id)
+        self.outcomes.extend(outcomes)
 
     async def ReportOutcomes(self, request, context):  # type: ignore[no-untyped-def]
-        for outcome in request.outcomes:
-            self.held.discard(outcome.lease_id)
-        self.outcomes.extend(request.outcomes)
+        self._settle(request.outcomes)
         return router_pb2.ReportOutcomeResponse()
 
     async def ListAccounts(self, request, context):  # type: ignore[no-untyped-def]

@@ -111,6 +111,29 @@ async def test_a_failover_pick_given_up_is_returned_too(harness: Harness) -> Non
     assert harness.router.issued == 1 and harness.router.held == set()
 
 
+async def test_a_lease_returned_travels_with_the_next_pick_whatever_the_outcome_window(tmp_path: Path) -> None:
+    """A client calling one after another on a one-slot account: its previous request's slot is free for the
+    next, though the outcome window (a minute here) has not ended."""
+    auth, router = FakeAuth(), FakeRouter()
+    router.max_concurrency = 1
+    server, target = await serve_fakes(auth, router)
+    control = ControlPlane(target, target, rpc_timeout=2, usage_flush_seconds=3600, usage_batch_size=100,
+                           outcome_flush_seconds=60, holder="edge-test:1", spool=UsageSpool(tmp_path / "spool"))
+    control.start()
+    try:
+        await control.admission.authenticate("good", _client())
+        for turn in range(3):
+            admitted = await control.admission.admit("good", ("openai",), "gpt-4o", _client(f"r{turn}"), False)
+            assert admitted.pick.lease_id == f"lease-{turn + 1}"
+            control.reports.report(router_pb2.ReportOutcomeRequest(
+                lease_id=admitted.pick.lease_id, account_id=admitted.pick.account.id,
+                outcome=router_pb2.OUTCOME_SUCCESS))
+        assert router.outcomes_with_picks == 2 and router.held == {"lease-3"}
+    finally:
+        await control.close()
+        await server.stop(None)
+
+
 async def test_invalid_key_is_refused_by_authenticate_and_a_valid_one_is_remembered(harness: Harness) -> None:
     with pytest.raises(AuthenticationFailed):
         await harness.control.admission.authenticate("bad", _client())

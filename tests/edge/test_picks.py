@@ -1,5 +1,5 @@
-"""The edge's picks over one PickStream: answers matched by call id, late answers' leases returned, a broken
-stream reopened, and unary Pick when the router has no stream."""
+"""The edge's picks over one PickBatches stream: requests waiting together sent together, answers matched by call
+id, late answers' leases returned, a broken stream reopened, and unary Pick when the router has no stream."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -19,18 +19,21 @@ class StreamRouter(router_pb2_grpc.RouterServiceServicer):
         self.received: asyncio.Queue[router_pb2.PickRequest] = asyncio.Queue()
         self.answers: asyncio.Queue[router_pb2.PickResponse | None] = asyncio.Queue()
         self.streams = 0
+        self.batch_sizes: list[int] = []
 
-    async def PickStream(self, requests, context):  # type: ignore[no-untyped-def]
+    async def PickBatches(self, batches, context):  # type: ignore[no-untyped-def]
         self.streams += 1
 
         async def read() -> None:
-            async for request in requests:
-                self.received.put_nowait(request)
+            async for batch in batches:
+                self.batch_sizes.append(len(batch.requests))
+                for request in batch.requests:
+                    self.received.put_nowait(request)
 
         reading = asyncio.create_task(read())
         try:
             while (answer := await self.answers.get()) is not None:
-                yield answer
+                yield router_pb2.PickAnswers(responses=[answer])
         finally:
             reading.cancel()
 
@@ -76,6 +79,22 @@ async def test_answers_out_of_order_reach_their_own_picks_on_one_stream(router) 
     answers = await asyncio.gather(*picks)
     assert [(a.upstream_model, a.lease_id) for a in answers] == [(f"model-{i}", f"lease-model-{i}") for i in range(3)]
     assert fake.streams == 1
+    await picker.close()
+
+
+async def test_picks_waiting_together_travel_in_one_message_and_a_lone_one_at_once(router) -> None:  # type: ignore[no-untyped-def]
+    fake, stub, _ = router
+    picker = Picker(stub, timeout=5, release=lambda _: None)
+    # Asked in one turn of the loop: all five are waiting when the stream takes its first message.
+    picks = [asyncio.create_task(picker.pick(ask(f"model-{i}"))) for i in range(5)]
+    requests = [await fake.received.get() for _ in range(5)]
+    assert fake.batch_sizes == [5]
+    for request in requests:
+        fake.answers.put_nowait(ok(request, f"lease-{request.model}"))
+    assert [a.lease_id for a in await asyncio.gather(*picks)] == [f"lease-model-{i}" for i in range(5)]
+    alone = asyncio.create_task(picker.pick(ask("alone")))  # nothing waits for company
+    fake.answers.put_nowait(ok(await fake.received.get(), "lease-alone"))
+    assert (await alone).lease_id == "lease-alone" and fake.batch_sizes == [5, 1]
     await picker.close()
 
 

@@ -1,4 +1,5 @@
-"""PickStream: many picks on one stream, each answered with its call id, as unary Pick would answer it."""
+"""PickBatches: many picks on one stream, in batches, each answered with its call id, as unary Pick would answer
+it."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -9,9 +10,9 @@ from switchboard_router.state import MemoryState
 from .router_testing import Router, account
 
 
-async def requests_from(queue: "asyncio.Queue[router_pb2.PickRequest | None]") -> AsyncIterator[router_pb2.PickRequest]:
+async def requests_from(queue: "asyncio.Queue[router_pb2.PickRequest | None]") -> AsyncIterator[router_pb2.PickBatch]:
     while (request := await queue.get()) is not None:
-        yield request
+        yield router_pb2.PickBatch(requests=[request])
 
 
 def ask(call_id: int, **fields: object) -> router_pb2.PickRequest:
@@ -21,15 +22,14 @@ def ask(call_id: int, **fields: object) -> router_pb2.PickRequest:
 
 async def test_picks_on_one_stream_are_answered_by_call_id_and_hold_their_slots(router: Router) -> None:
     router.set_accounts([account("one", max_concurrency=2), account("two", max_concurrency=1)])
-    outbox: asyncio.Queue[router_pb2.PickRequest | None] = asyncio.Queue()
-    call = router.stub.PickStream(requests_from(outbox))
-    for call_id in (11, 12, 13, 14):
-        outbox.put_nowait(ask(call_id))
-    outbox.put_nowait(router_pb2.PickRequest(call_id=15))  # breaks the contract: no platforms
-    outbox.put_nowait(ask(16, exclude_account_ids=["claude-console/one"]))
-    outbox.put_nowait(None)
-    answers = {answer.call_id: answer async for answer in call}
+    batch = router_pb2.PickBatch(requests=[
+        *(ask(call_id) for call_id in (11, 12, 13, 14)),
+        router_pb2.PickRequest(call_id=15),  # breaks the contract: no platforms
+        ask(16, exclude_account_ids=["claude-console/one"])])
+    messages = [message async for message in router.stub.PickBatches(iter([batch]))]
+    answers = {answer.call_id: answer for message in messages for answer in message.responses}
     assert sorted(answers) == [11, 12, 13, 14, 15, 16]
+    assert len(messages) < len(answers)  # answers ready together travel together
     served = [answers[i].account.name for i in (11, 12, 13, 14)]
     assert sorted(served[:3]) == ["one", "one", "two"] and answers[14].status == router_pb2.PICK_STATUS_NO_ACCOUNT
     assert answers[15].status == router_pb2.PICK_STATUS_INVALID and "platforms" in answers[15].message
@@ -60,7 +60,7 @@ async def test_an_answer_the_stream_could_not_deliver_returns_its_lease(router: 
     state = GatedState()
     router.servicer.state = state
     outbox: asyncio.Queue[router_pb2.PickRequest | None] = asyncio.Queue()
-    call = router.stub.PickStream(requests_from(outbox))
+    call = router.stub.PickBatches(requests_from(outbox))
     outbox.put_nowait(ask(1))
     await asyncio.wait_for(state.entered.wait(), 5)
     call.cancel()  # the edge goes away while its pick is being chosen
@@ -71,3 +71,28 @@ async def test_an_answer_the_stream_could_not_deliver_returns_its_lease(router: 
             break
         await asyncio.sleep(0.02)
     assert len(router.leases) == 0 and state.in_flight() == {}
+
+
+async def test_outcomes_riding_with_a_batch_free_their_slots_for_its_picks(router: Router) -> None:
+    router.set_accounts([account("one", max_concurrency=1)])
+    outbox: asyncio.Queue[router_pb2.PickBatch | None] = asyncio.Queue()
+
+    async def batches() -> AsyncIterator[router_pb2.PickBatch]:
+        while (batch := await outbox.get()) is not None:
+            yield batch
+
+    call = router.stub.PickBatches(batches())
+    outbox.put_nowait(router_pb2.PickBatch(requests=[ask(1)]))
+    [first] = (await call.read()).responses
+    assert first.status == router_pb2.PICK_STATUS_OK
+    outbox.put_nowait(router_pb2.PickBatch(requests=[ask(2)]))  # the slot is still held
+    [refused] = (await call.read()).responses
+    assert refused.status == router_pb2.PICK_STATUS_NO_ACCOUNT
+    returned = router_pb2.ReportOutcomeRequest(lease_id=first.lease_id, account_id=first.account.id,
+                                               outcome=router_pb2.OUTCOME_SUCCESS)
+    outbox.put_nowait(router_pb2.PickBatch(requests=[ask(3)], outcomes=[returned]))
+    [third] = (await call.read()).responses
+    assert third.status == router_pb2.PICK_STATUS_OK and third.call_id == 3
+    assert router.servicer.state.in_flight() == {"claude-console/one": 1}
+    outbox.put_nowait(None)
+    call.cancel()

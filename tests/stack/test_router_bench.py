@@ -33,7 +33,7 @@ async def test_every_scenario_at_every_size_reports_a_cost_and_its_outcome(capsy
     router_bench.compare(trip, {"claude non-stream, 1 concurrent": 0.002})
     printed = capsys.readouterr().out
     assert printed.count("no account") == 2 * len(router_bench.SIZES)
-    assert "127.0.0.1, sequential" in printed and "127.0.0.1, PickStream" in printed
+    assert "127.0.0.1, sequential" in printed and "127.0.0.1, PickBatches" in printed
     assert "one Pick round trip is" in printed
 
 

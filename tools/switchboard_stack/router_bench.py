@@ -15,7 +15,7 @@ Two measurements, printed by `make bench` before the HTTP scenarios and runnable
    choice over the run; p50/p99 are per-call wall times (this machine is shared: read the ratios).
 2. **A grpc.aio round trip**: the real servicer with one account on 127.0.0.1, sequential `Pick`s from a
    client in the same process (the `cpu µs` column is client and server together), unary and over one open
-   `PickStream` through the edge's own `Picker` (what the edge uses), next to the same `Pick` called
+   `PickBatches` through the edge's own `Picker` (what the edge uses), next to the same `Pick` called
    in-process, so their difference is what gRPC itself costs.
 
 Numbers are printed, never asserted.
@@ -81,7 +81,7 @@ class RoundTrip:
     p99_us: float
     cpu_us: float  # client and server together (same process)
     in_process_p50_us: float  # the same servicer's Pick without gRPC
-    # The same picks over one PickStream through the edge's own `Picker`, as the edge sends them.
+    # The same picks over one PickBatches stream through the edge's own `Picker`, as the edge sends them.
     stream_p50_us: float = 0.0
     stream_p99_us: float = 0.0
     stream_cpu_us: float = 0.0
@@ -356,7 +356,7 @@ def print_report(report: Report) -> None:
     print(f"{'127.0.0.1, sequential':26} {1:8d} {'':>8} {rt.calls:6d} {rt.cpu_us:8.1f} {rt.p50_us:8.1f} "
           f"{rt.p99_us:8.1f}  (client+server CPU; in-process Pick p50 {rt.in_process_p50_us:.1f} µs, "
           f"so gRPC adds {rt.p50_us - rt.in_process_p50_us:.0f} µs)")
-    print(f"{'127.0.0.1, PickStream':26} {1:8d} {'':>8} {rt.calls:6d} {rt.stream_cpu_us:8.1f} {rt.stream_p50_us:8.1f} "
+    print(f"{'127.0.0.1, PickBatches':26} {1:8d} {'':>8} {rt.calls:6d} {rt.stream_cpu_us:8.1f} {rt.stream_p50_us:8.1f} "
           f"{rt.stream_p99_us:8.1f}  (the edge's Picker on one open stream: "
           f"{rt.stream_p50_us / rt.p50_us:.0%} of a unary round trip)")
     print()

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import grpc
@@ -50,7 +50,7 @@ from switchboard_auth.policy import (
 from switchboard_auth.pricing import PriceTable, cost_micro_usd, default_prices
 from switchboard_auth.store import KeyStore, Ledger
 from switchboard_auth.usage import UsageEntry, last_used_by_key, upstream_failed
-from switchboard_common.answer_streams import answer_stream
+from switchboard_common.answer_streams import answer_batches, answer_stream
 
 SERVICE_NAME: str = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 _PROTO_REASON = {reason: auth_pb2.Reason.Value(f"REASON_{reason.name}") for reason in Reason}
@@ -146,12 +146,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise  # not reached: abort raises (grpc's stubs do not say so)
 
-    async def AuthorizeStream(
-        self, requests: AsyncIterator[auth_pb2.AuthorizeRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[auth_pb2.AuthorizeResponse]:
+    async def AuthorizeBatches(
+        self, batches: AsyncIterator[auth_pb2.AuthorizeBatch], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[auth_pb2.AuthorizeAnswers]:
         """Authorize's answers over one stream (see auth.proto); no decision is `unavailable`, not an abort."""
-        async for response in answer_stream(requests, self._stream_answer, self._release_undelivered):
-            yield response
+        async for answers in answer_batches(batches, _authorize_requests, self._stream_answer,
+                                            self._release_undelivered, _authorize_answers):
+            yield answers
 
     async def _stream_answer(self, request: auth_pb2.AuthorizeRequest) -> auth_pb2.AuthorizeResponse:
         try:
@@ -407,3 +408,11 @@ def _entry(record: auth_pb2.UsageRecord, received: datetime, prices: PriceTable)
         log.warning("usage record %r kept without a cost: %s", entry.request_id, exc)
         cost = None
     return dataclasses.replace(entry, cost_micro_usd=cost)
+
+
+async def _authorize_requests(batch: auth_pb2.AuthorizeBatch) -> Iterable[auth_pb2.AuthorizeRequest]:
+    return batch.requests
+
+
+def _authorize_answers(responses: list[auth_pb2.AuthorizeResponse]) -> auth_pb2.AuthorizeAnswers:
+    return auth_pb2.AuthorizeAnswers(responses=responses)

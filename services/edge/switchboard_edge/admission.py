@@ -16,14 +16,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import grpc
 
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
-from switchboard_edge.call_streams import CallStream
+from switchboard_edge.call_streams import Batches, CallStream
 from switchboard_edge.errors import (
     AuthenticationFailed,
     ModelNotFound,
@@ -101,14 +101,14 @@ class Admissions:
         self._reports = reports
         self._timeout = rpc_timeout
         self.holder = holder
-        self._picker = Picker(router, timeout=rpc_timeout, release=reports.release)
+        self._picker = Picker(router, timeout=rpc_timeout, release=reports.release, outcomes=reports.take_outcomes)
 
         def orphan(answer: auth_pb2.AuthorizeResponse) -> None:
             reports.release_admission(answer.identity.key_id, answer.admission_id)
 
         self._authorizer: CallStream[auth_pb2.AuthorizeRequest, auth_pb2.AuthorizeResponse] = CallStream(
-            auth.AuthorizeStream, auth.Authorize, timeout=rpc_timeout, orphan=orphan, service="auth",
-            unavailable=_AUTH_UNAVAILABLE)
+            auth.AuthorizeBatches, auth.Authorize, timeout=rpc_timeout, orphan=orphan, service="auth",
+            unavailable=_AUTH_UNAVAILABLE, batches=Batches(_pack_authorize, _unpack_authorize))
         # Key digest -> (monotonic expiry, identity) from its last Authenticate/Authorize; lets Pick run
         # alongside Authorize, and a known key send its body without another round trip.
         self._identities: dict[bytes, tuple[float, auth_pb2.KeyIdentity]] = {}
@@ -318,7 +318,7 @@ class Admissions:
         return auth
 
     async def _authorize(self, request: auth_pb2.AuthorizeRequest) -> auth_pb2.AuthorizeResponse:
-        """Over the long-lived `AuthorizeStream` (`switchboard_edge.call_streams`)."""
+        """Over the long-lived `AuthorizeBatches` stream (`switchboard_edge.call_streams`)."""
         response = await self._authorizer.call(request)
         if response.unavailable:
             log.warning("auth unavailable: %s", response.message)
@@ -374,3 +374,11 @@ def checked(pick: router_pb2.PickResponse) -> router_pb2.PickResponse:
 
 def _raise(error: SwitchboardError) -> router_pb2.PickResponse:
     raise error
+
+
+def _pack_authorize(requests: list[auth_pb2.AuthorizeRequest]) -> auth_pb2.AuthorizeBatch:
+    return auth_pb2.AuthorizeBatch(requests=requests)
+
+
+def _unpack_authorize(answers: auth_pb2.AuthorizeAnswers) -> Iterable[auth_pb2.AuthorizeResponse]:
+    return answers.responses

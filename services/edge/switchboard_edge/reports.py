@@ -93,6 +93,11 @@ class Reports:
         self._outcomes.append(outcome)
         self._schedule_flush()
 
+    def take_outcomes(self) -> list[router_pb2.ReportOutcomeRequest]:
+        """The outcomes waiting for the window to end, handed over to leave now with a batch of picks."""
+        batch, self._outcomes = self._outcomes, []
+        return batch
+
     def _schedule_flush(self) -> None:
         if self._outcome_flush is None:
             self._outcome_flush = asyncio.get_running_loop().call_later(self._outcome_window, self._send_outcomes)

@@ -7,14 +7,14 @@ takes and returns leases, counts metrics and maps `RouterError`s to gRPC codes.
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import replace
 from typing import Any
 
 import grpc
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
-from switchboard_common.answer_streams import answer_stream
+from switchboard_common.answer_streams import answer_batches, answer_stream
 from switchboard_router import metrics, wire
 from switchboard_router.accounts import Account
 from switchboard_router.errors import CredentialNotSaved, InvalidHeartbeat, InvalidPick, RouterError
@@ -80,12 +80,19 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         except RouterError as exc:
             await context.abort(exc.grpc_code, str(exc))
 
-    async def PickStream(
-        self, requests: AsyncIterator[router_pb2.PickRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[router_pb2.PickResponse]:
+    async def PickBatches(
+        self, batches: AsyncIterator[router_pb2.PickBatch], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[router_pb2.PickAnswers]:
         """Answers each request as soon as it is chosen (several at once); see router.proto."""
-        async for response in answer_stream(requests, self._stream_answer, self._return_undelivered):
-            yield response
+        async for answers in answer_batches(batches, self._batch_picks, self._stream_answer,
+                                            self._return_undelivered, _pick_answers):
+            yield answers
+
+    async def _batch_picks(self, batch: router_pb2.PickBatch) -> Iterable[router_pb2.PickRequest]:
+        """The batch's picks, once the outcomes it carries are applied (their slots free for these picks)."""
+        for outcome in batch.outcomes:
+            await self._settle(outcome)
+        return batch.requests
 
     async def _stream_answer(self, request: router_pb2.PickRequest) -> router_pb2.PickResponse:
         try:
@@ -490,3 +497,7 @@ def _query(request: router_pb2.PickRequest) -> PickQuery:
         exclude=frozenset(request.exclude_account_ids),
         session_hint=request.session_hint,
     )
+
+
+def _pick_answers(responses: list[router_pb2.PickResponse]) -> router_pb2.PickAnswers:
+    return router_pb2.PickAnswers(responses=responses)
