@@ -20,6 +20,8 @@ import logging
 import sys
 import time
 
+import uvloop
+
 from switchboard_auth import settings as auth_settings
 from switchboard_auth.admin import ADMIN_SERVICE_NAME, AdminServicer
 from switchboard_auth.errors import DatabaseUnreachable, StoreError
@@ -130,7 +132,7 @@ def main() -> None:
         sys.exit(2)
     prices = prices_or_exit(config)
     try:
-        asyncio.run(run(config, prices))
+        uvloop.run(run(config, prices))
     except StoreError as exc:
         log.error("keys and usage ledger unusable: %s", exc)
         sys.exit(3)

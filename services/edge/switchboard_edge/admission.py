@@ -24,6 +24,7 @@ import grpc
 from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_edge.call_streams import Batches, CallStream
+from switchboard_edge.durations import seconds_of
 from switchboard_edge.errors import (
     AuthenticationFailed,
     ModelNotFound,
@@ -63,7 +64,7 @@ _AUTH_UNAVAILABLE = "The gateway cannot check keys right now; try again shortly.
 def denial(response: auth_pb2.AuthorizeResponse) -> SwitchboardError:
     """The client-facing error for a DENY decision (401 / 403 / 429)."""
     error_class = _DENIALS.get(response.reason, AuthenticationFailed)
-    retry_after = response.retry_after.ToTimedelta().total_seconds() if response.HasField("retry_after") else None
+    retry_after = seconds_of(response.retry_after) if response.HasField("retry_after") else None
     error = error_class(response.message or "Request not authorized.", retry_after=retry_after)
     error.headers = limit_headers(response.limits)
     return error
@@ -240,7 +241,7 @@ class Admissions:
                auth: auth_pb2.AuthorizeResponse) -> None:
         if not auth.HasField("reuse_for"):
             return
-        seconds = auth.reuse_for.ToTimedelta().total_seconds()
+        seconds = seconds_of(auth.reuse_for)
         if seconds <= 0:
             return
         if len(self._decisions) >= _IDENTITY_CACHE_SIZE:
@@ -367,7 +368,7 @@ def checked(pick: router_pb2.PickResponse) -> router_pb2.PickResponse:
         return pick
     if pick.status == router_pb2.PICK_STATUS_NO_MODEL:
         return _raise(ModelNotFound(pick.message or "No account serves this model."))
-    retry_after = pick.retry_after.ToTimedelta().total_seconds() if pick.HasField("retry_after") else None
+    retry_after = seconds_of(pick.retry_after) if pick.HasField("retry_after") else None
     return _raise(NoAvailableAccount(pick.message or "No upstream account is available for this model.",
                                      retry_after=retry_after))
 

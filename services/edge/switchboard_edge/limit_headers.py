@@ -8,6 +8,7 @@ named the same way; money in USD. The upstream account's own limits never reach 
 from collections.abc import Iterable
 
 from switchboard.auth.v1 import auth_pb2
+from switchboard_edge.durations import seconds_of
 
 # Auth's limit name → the header suffix; budgets (micro-dollars) are shown in USD.
 _SUFFIXES = {
@@ -30,7 +31,7 @@ def limit_headers(limits: Iterable[auth_pb2.LimitStatus]) -> dict[str, str]:
         money = suffix.endswith("-usd")
         headers[f"x-ratelimit-limit-{suffix}"] = _usd(status.limit) if money else str(status.limit)
         headers[f"x-ratelimit-remaining-{suffix}"] = _usd(status.remaining) if money else str(status.remaining)
-        reset = status.reset.ToTimedelta().total_seconds() if status.HasField("reset") else 0.0
+        reset = seconds_of(status.reset)  # zero when unset
         if reset > 0:
             headers[f"x-ratelimit-reset-{suffix}"] = f"{reset:.3f}".rstrip("0").rstrip(".") + "s"
     return headers

@@ -40,6 +40,7 @@ from switchboard_edge import callers, failover, inbound, metrics, wire
 from switchboard_edge.admission import Admission
 from switchboard_edge.body import BodyBudget, ClientLeft, read_body
 from switchboard_edge.control import ControlPlane
+from switchboard_edge.durations import seconds_of
 from switchboard_edge.errors import (
     ClientFormat,
     InvalidRequest,
@@ -541,11 +542,8 @@ class Relay:
         return passthrough
 
     def _timeout(self, account: router_pb2.Account) -> aiohttp.ClientTimeout:
-        read = account.timeout.ToTimedelta().total_seconds() if account.HasField("timeout") else 0.0
-        read = read or self._settings.upstream_timeout_seconds
-        connect = (account.connect_timeout.ToTimedelta().total_seconds()
-                   if account.HasField("connect_timeout") else 0.0)
-        connect = connect or self._settings.upstream_connect_timeout_seconds
+        read = seconds_of(account.timeout) or self._settings.upstream_timeout_seconds  # zero when unset
+        connect = seconds_of(account.connect_timeout) or self._settings.upstream_connect_timeout_seconds
         timeout = self._timeouts.get((read, connect))
         if timeout is None:
             # No total: a stream may run long. Bound the silence between reads instead.

@@ -19,6 +19,7 @@ from switchboard.auth.v1 import auth_pb2, auth_pb2_grpc
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
 from switchboard_edge import metrics
 from switchboard_edge.call_streams import CallStream
+from switchboard_edge.durations import seconds_of
 from switchboard_edge.errors import ServiceUnavailable
 from switchboard_edge.spool import Segment, UsageSpool
 
@@ -190,7 +191,7 @@ class Reports:
             if release_held and reply.released:
                 log.info("router returned %d leases held by this edge before it restarted", reply.released)
             release_held = False
-            ttl = reply.holder_ttl.ToTimedelta().total_seconds() if reply.HasField("holder_ttl") else 0.0
+            ttl = seconds_of(reply.holder_ttl)
             interval = max(0.2, ttl / 3) if ttl > 0 else _DEFAULT_HEARTBEAT
             await asyncio.sleep(interval)
 

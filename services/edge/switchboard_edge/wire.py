@@ -2,11 +2,11 @@
 
 import time
 
-from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.auth.v1 import auth_pb2
 from switchboard.router.v1 import router_pb2
+from switchboard_edge.durations import duration
 from switchboard_edge.exchange import ERROR, Exchange
 
 
@@ -26,17 +26,11 @@ def outcome(exchange: Exchange, result: int, status: int, error_type: str) -> ro
     )
 
 
-def duration(seconds: float) -> Duration:
-    duration = Duration()
-    duration.FromNanoseconds(int(seconds * 1e9))
-    return duration
-
-
 def usage_record(exchange: Exchange, status: int, truncated: bool, elapsed: float) -> auth_pb2.UsageRecord:
     admission = exchange.admission
     assert admission is not None
-    started = Timestamp()
-    started.FromNanoseconds(int(exchange.started_wall * 1e9))
+    whole, nanos = divmod(int(exchange.started_wall * 1e9), 1_000_000_000)
+    started = Timestamp(seconds=whole, nanos=nanos)
     usage = exchange.usage
     return auth_pb2.UsageRecord(
         request_id=exchange.request_id,

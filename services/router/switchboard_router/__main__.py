@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import sys
 
+import uvloop
 from prometheus_client import REGISTRY
 
 from switchboard_common import logs
@@ -90,4 +91,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(uvloop.run(main()))
