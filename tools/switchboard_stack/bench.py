@@ -588,8 +588,8 @@ async def http(servers: Servers, scale: float, record: dict[str, Any], sections:
 
 
 def default_json_path() -> Path:
-    """`.run/bench.json` when the working directory has a `.run` (as after `make run`), else `bench.json`."""
-    return Path(".run/bench.json") if Path(".run").is_dir() else Path("bench.json")
+    """`.run/bench.json` under the working directory (`.run` is the stack's own, ignored by git)."""
+    return Path(".run/bench.json")
 
 
 def _plain(value: Any) -> Any:

@@ -94,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts and durations")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
-                        help="where the numbers go (default .run/bench-peers.json or bench-peers.json)")
+                        help="where the numbers go (default .run/bench-peers.json)")
     args = parser.parse_args()
     json_path: Path = args.json or bench.default_json_path().with_name("bench-peers.json")
     record = bench.new_record(args.scale)
