@@ -66,6 +66,11 @@ def test_model_strings(model: str, platform: str | None, name: str) -> None:
     assert inbound.parse_model({"model": model}) == inbound.ModelRef(platform, name)
 
 
+def test_a_model_string_of_the_longest_allowed_length_is_read() -> None:
+    longest = "openai," + "m" * (inbound.MAX_MODEL_CHARS - len("openai,"))
+    assert inbound.parse_model({"model": longest}).model == longest.partition(",")[2]
+
+
 @pytest.mark.parametrize(
     "body, fragment",
     [
@@ -74,6 +79,7 @@ def test_model_strings(model: str, platform: str | None, name: str) -> None:
         pytest.param({"model": 5}, "field required", id="not-a-string"),
         pytest.param({"model": "nope,gpt-4o"}, "unknown platform 'nope'", id="unknown-platform"),
         pytest.param({"model": "openai,"}, "missing model name", id="platform-only"),
+        pytest.param({"model": "gpt-" + "x" * 253}, "at most 256 characters, got 257", id="too-long"),
     ],
 )
 def test_bad_model_strings_are_400(body: dict[str, object], fragment: str) -> None:
@@ -118,5 +124,5 @@ def test_malformed_model_strings_are_400(model: str) -> None:
 
 def test_a_model_string_in_an_error_is_cut_short() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        inbound.parse_model({"model": "x" * 10_000 + ",gpt-4o"})
+        inbound.parse_model({"model": "x" * 240 + ",gpt-4o"})  # an unknown platform, quoted in the message
     assert len(caught.value.message) < 500 and "…" in caught.value.message

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from switchboard.router.v1 import router_pb2, router_pb2_grpc
+from switchboard_edge.call_streams import MESSAGE_BYTES
 from switchboard_edge.errors import ServiceUnavailable
 from switchboard_edge.picks import Picker
 
@@ -20,6 +21,11 @@ class StreamRouter(router_pb2_grpc.RouterServiceServicer):
         self.answers: asyncio.Queue[router_pb2.PickResponse | None] = asyncio.Queue()
         self.streams = 0
         self.batch_sizes: list[int] = []
+        self.unary: list[router_pb2.PickRequest] = []
+
+    async def Pick(self, request, context):  # type: ignore[no-untyped-def]
+        self.unary.append(request)
+        return ok(request, "lease-unary")
 
     async def PickBatches(self, batches, context):  # type: ignore[no-untyped-def]
         self.streams += 1
@@ -95,6 +101,30 @@ async def test_picks_waiting_together_travel_in_one_message_and_a_lone_one_at_on
     alone = asyncio.create_task(picker.pick(ask("alone")))  # nothing waits for company
     fake.answers.put_nowait(ok(await fake.received.get(), "lease-alone"))
     assert (await alone).lease_id == "lease-alone" and fake.batch_sizes == [5, 1]
+    await picker.close()
+
+
+async def test_picks_too_big_for_one_message_together_travel_in_several(router) -> None:  # type: ignore[no-untyped-def]
+    fake, stub, _ = router
+    picker = Picker(stub, timeout=5, release=lambda _: None)
+    third = MESSAGE_BYTES // 3 - 1000  # three fit in a message, a fourth does not
+    picks = [asyncio.create_task(picker.pick(ask(f"{i}" + "m" * third))) for i in range(5)]
+    requests = [await fake.received.get() for _ in range(5)]
+    assert fake.batch_sizes == [3, 2]
+    for request in requests:
+        fake.answers.put_nowait(ok(request, f"lease-{request.model[0]}"))
+    assert [a.lease_id for a in await asyncio.gather(*picks)] == [f"lease-{i}" for i in range(5)]
+    await picker.close()
+
+
+async def test_a_pick_too_big_for_a_message_of_its_own_goes_alone_as_a_unary_call(router) -> None:  # type: ignore[no-untyped-def]
+    fake, stub, _ = router
+    picker = Picker(stub, timeout=5, release=lambda _: None)
+    answer = await picker.pick(ask("m" * (MESSAGE_BYTES + 1)))
+    assert answer.lease_id == "lease-unary" and len(fake.unary) == 1 and fake.batch_sizes == []
+    following = asyncio.create_task(picker.pick(ask("small")))  # the stream still serves the others
+    fake.answers.put_nowait(ok(await fake.received.get(), "lease-small"))
+    assert (await following).lease_id == "lease-small"
     await picker.close()
 
 

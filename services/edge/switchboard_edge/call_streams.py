@@ -34,12 +34,17 @@ log = logging.getLogger(__name__)
 
 # This many streams in a row refused (INTERNAL) before any answer, and calls go unary for good (see `call`).
 _UNANSWERED_LIMIT = 3
-# At most this many requests in one batch message (far below gRPC's 4 MiB message limit).
+# At most this many requests, and about this many bytes, in one batch message (gRPC refuses a message over
+# 4 MiB, and with it ends the stream every other call waits on). A request bigger than MESSAGE_BYTES on its
+# own goes as a unary call: if the service refuses it, it fails alone.
 BATCH_LIMIT = 256
+MESSAGE_BYTES = 1 << 20
 
 
 class _Call(Protocol):
     call_id: int
+
+    def ByteSize(self) -> int: ...  # noqa: N802 - protobuf's name
 
 
 Request = TypeVar("Request", bound=_Call)
@@ -99,7 +104,7 @@ class CallStream(Generic[Request, Answer]):
 
     async def call(self, request: Request) -> Answer:
         """The service's answer; raises `ServiceUnavailable` when it cannot be asked."""
-        if not self._unary:
+        if not self._unary and request.ByteSize() <= MESSAGE_BYTES:
             try:
                 return await self._over_stream(request)
             except _StreamGone as gone:
@@ -149,12 +154,18 @@ class CallStream(Generic[Request, Answer]):
                 yield request
 
         async def batches(pack: Callable[[list[Request]], Any]) -> AsyncIterator[Any]:
-            while (request := await outbox.get()) is not None:
-                batch = [request]
+            carried: Request | None = None  # taken from the outbox, too big for the batch before
+            while (request := carried or await outbox.get()) is not None:
+                carried = None
+                batch, size = [request], request.ByteSize()
                 while len(batch) < BATCH_LIMIT and not outbox.empty():
                     waiting = outbox.get_nowait()
                     if waiting is None:  # closing: what was taken still goes
                         outbox.put_nowait(None)
+                        break
+                    size += waiting.ByteSize()
+                    if size > MESSAGE_BYTES:
+                        carried = waiting
                         break
                     batch.append(waiting)
                 yield pack(batch)

@@ -97,10 +97,17 @@ class ModelRef:
     model: str
 
 
+# Longer than any vendor's model id by far; a longer one would only travel to auth and the router for nothing
+# (and there cost every other request on the same stream its message).
+MAX_MODEL_CHARS = 256
+
+
 def parse_model(body: Mapping[str, Any]) -> ModelRef:
     value = body.get("model")
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("model: field required (a model name, or 'platform,model').")
+    if len(value) > MAX_MODEL_CHARS:
+        raise InvalidRequest(f"model: at most {MAX_MODEL_CHARS} characters, got {len(value)}.")
     platform, sep, model = value.partition(",")
     if not sep:
         return ModelRef(None, value.strip())

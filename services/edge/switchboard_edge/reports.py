@@ -94,9 +94,10 @@ class Reports:
         self._outcomes.append(outcome)
         self._schedule_flush()
 
-    def take_outcomes(self) -> list[router_pb2.ReportOutcomeRequest]:
-        """The outcomes waiting for the window to end, handed over to leave now with a batch of picks."""
-        batch, self._outcomes = self._outcomes, []
+    def take_outcomes(self, at_most: int = 64) -> list[router_pb2.ReportOutcomeRequest]:
+        """Up to `at_most` of the outcomes waiting for the window to end (a message stays small), handed over
+        to leave now with a batch of picks; the rest leave with the next batch or at the window's end."""
+        batch, self._outcomes = self._outcomes[:at_most], self._outcomes[at_most:]
         return batch
 
     def _schedule_flush(self) -> None:
