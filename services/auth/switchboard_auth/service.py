@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
@@ -231,7 +232,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.RecordUsageResponse:
         received = datetime.now(UTC)
         entries: list[UsageEntry] = []
-        for record in request.records:
+        async for record in _in_turns(request.records):
             try:
                 entries.append(_entry(record, received, self._prices))
             except ValueError as exc:  # refusing the batch would make the edge resend it forever
@@ -303,7 +304,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def _settle(self, entries: list[UsageEntry]) -> None:
         """Charges each new record's tokens and cost to its key's limits and ends its concurrency admission.
         Best effort once the ledger has the records: a limits store that cannot be reached is logged."""
-        for entry in entries:
+        async for entry in _in_turns(entries):
             limits = await self._limits_of(entry.key_id)
             if limits is None:
                 continue
@@ -349,6 +350,20 @@ def _seconds(duration: duration_pb2.Duration) -> float:
 def _packaged_prices() -> PriceTable:
     """The packaged list prices, read once per process (a table is never changed once made)."""
     return default_prices()
+
+
+_T = TypeVar("_T")
+# Usage records handled between two turns of the event loop: an edge's batch (hundreds of records) must not
+# hold up the Authorize answers every request waits for.
+_RECORDS_PER_TURN = 32
+
+
+async def _in_turns(items: Iterable[_T]) -> AsyncIterator[_T]:
+    """`items`, letting the loop run other work every `_RECORDS_PER_TURN` of them."""
+    for count, item in enumerate(items, 1):
+        yield item
+        if count % _RECORDS_PER_TURN == 0:
+            await asyncio.sleep(0)
 
 
 def _entry(record: auth_pb2.UsageRecord, received: datetime, prices: PriceTable) -> UsageEntry:
