@@ -1,5 +1,6 @@
 """AuthService over a real in-process grpc.aio server and channel, with the generated stub."""
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -9,6 +10,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from prometheus_client import REGISTRY
 
 from switchboard.auth.v1 import auth_pb2
+from switchboard_auth import service
 from switchboard_auth.keys import KeyHasher, KeyState
 from switchboard_auth.service import AuthServicer
 
@@ -322,3 +324,34 @@ async def test_a_cache_write_split_that_cannot_be_right_is_dropped(
     assert (await harness.stub.RecordUsage(batch, timeout=5)).accepted == 1
     with sqlite3.connect(harness.db_path) as conn:
         assert conn.execute("SELECT request_id FROM usage_records").fetchall() == [("ok-1",)]
+
+
+async def test_a_big_usage_batch_lets_other_work_run_while_it_is_priced(harness: Harness,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Authorize answers share auth's event loop with RecordUsage: an edge's batch of hundreds of records is
+    priced in turns, not in one stretch."""
+    _, record = await harness.create("busy")
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    turns_at_pricing: list[int] = []
+    price = service._entry
+
+    def counted(*args: object) -> object:
+        turns_at_pricing.append(turns)
+        return price(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "_entry", counted)
+    records = [usage(f"req-turns-{n}", record.key_id, usage=auth_pb2.TokenUsage(input_tokens=1)) for n in range(200)]
+    running = asyncio.create_task(other_work())
+    try:
+        response = await harness.stub.RecordUsage(auth_pb2.RecordUsageRequest(records=records), timeout=5)
+    finally:
+        running.cancel()
+    assert response.accepted == 200 and len(turns_at_pricing) == 200
+    assert turns_at_pricing[-1] - turns_at_pricing[0] >= 200 // service._RECORDS_PER_TURN - 1
