@@ -22,18 +22,24 @@ _SUFFIXES = {
 }
 
 
+# Auth's limit name → its three header names and whether it is money (on every answer: built once).
+_NAMES = {name: (f"x-ratelimit-limit-{suffix}", f"x-ratelimit-remaining-{suffix}", f"x-ratelimit-reset-{suffix}",
+                 suffix.endswith("-usd"))
+          for name, suffix in _SUFFIXES.items()}
+
+
 def limit_headers(limits: Iterable[auth_pb2.LimitStatus]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for status in limits:
-        suffix = _SUFFIXES.get(status.name)
-        if suffix is None:
+        names = _NAMES.get(status.name)
+        if names is None:
             continue
-        money = suffix.endswith("-usd")
-        headers[f"x-ratelimit-limit-{suffix}"] = _usd(status.limit) if money else str(status.limit)
-        headers[f"x-ratelimit-remaining-{suffix}"] = _usd(status.remaining) if money else str(status.remaining)
+        limit, remaining, reset_name, money = names
+        headers[limit] = _usd(status.limit) if money else str(status.limit)
+        headers[remaining] = _usd(status.remaining) if money else str(status.remaining)
         reset = seconds_of(status.reset)  # zero when unset
         if reset > 0:
-            headers[f"x-ratelimit-reset-{suffix}"] = f"{reset:.3f}".rstrip("0").rstrip(".") + "s"
+            headers[reset_name] = f"{reset:.3f}".rstrip("0").rstrip(".") + "s"
     return headers
 
 

@@ -145,8 +145,8 @@ def event_object(data: bytes) -> dict[str, Any]:
 
 
 def response_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers
-            if name.lower() in RESPONSE_HEADERS or name.lower().startswith(RESPONSE_HEADER_PREFIXES)}
+    return {lower: value for name, value in headers
+            if (lower := name.lower()) in RESPONSE_HEADERS or lower.startswith(RESPONSE_HEADER_PREFIXES)}
 
 
 class StreamTap(ABC):
