@@ -61,6 +61,7 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
         self.pick_delay = 0.0
         self.status = router_pb2.PICK_STATUS_OK
         self.beats: list[router_pb2.HeartbeatRequest] = []
+        self.holder_ttl = 30.0  # seconds; the edge beats every third of it
         self.last_pick: router_pb2.PickRequest | None = None
         self.statuses: list[router_pb2.AccountStatus] = []
         self.outcomes: list[router_pb2.ReportOutcomeRequest] = []
@@ -121,7 +122,7 @@ class FakeRouter(router_pb2_grpc.RouterServiceServicer):
     async def Heartbeat(self, request, context):  # type: ignore[no-untyped-def]
         self.beats.append(request)
         reply = router_pb2.HeartbeatResponse(released=0)
-        reply.holder_ttl.FromSeconds(30)
+        reply.holder_ttl.FromMilliseconds(int(self.holder_ttl * 1000))
         return reply
 
 

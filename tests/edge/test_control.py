@@ -134,6 +134,32 @@ async def test_a_lease_returned_travels_with_the_next_pick_whatever_the_outcome_
         await server.stop(None)
 
 
+async def test_the_heartbeat_lists_the_leases_whose_outcome_is_not_handed_over(tmp_path: Path) -> None:
+    """So the router returns any lease whose outcome was lost on the way (a stream that broke)."""
+    auth, router = FakeAuth(), FakeRouter()
+    router.holder_ttl = 0.6  # a beat every 0.2 s
+    server, target = await serve_fakes(auth, router)
+    control = ControlPlane(target, target, rpc_timeout=2, usage_flush_seconds=3600, usage_batch_size=100,
+                           holder="edge-test:1", spool=UsageSpool(tmp_path / "spool"))
+    control.start()
+    try:
+        await control.admission.authenticate("good", _client())
+        done = await control.admission.admit("good", ("openai",), "gpt-4o", _client("r1"), False)
+        running = await control.admission.admit("good", ("openai",), "gpt-4o", _client("r2"), False)
+        control.reports.report(router_pb2.ReportOutcomeRequest(
+            lease_id=done.pick.lease_id, account_id=done.pick.account.id, outcome=router_pb2.OUTCOME_SUCCESS))
+        beats_before = len(router.beats)
+        for _ in range(100):
+            if len(router.beats) > beats_before:
+                break
+            await asyncio.sleep(0.02)
+        beat = router.beats[-1]
+        assert beat.reconcile and not beat.release_held and list(beat.leases) == [running.pick.lease_id]
+    finally:
+        await control.close()
+        await server.stop(None)
+
+
 async def test_invalid_key_is_refused_by_authenticate_and_a_valid_one_is_remembered(harness: Harness) -> None:
     with pytest.raises(AuthenticationFailed):
         await harness.control.admission.authenticate("bad", _client())

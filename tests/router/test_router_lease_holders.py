@@ -55,6 +55,17 @@ def test_a_pick_with_the_holder_counts_as_a_heartbeat(table: LeaseTable, clock: 
     assert table.in_flight(A) == 2
 
 
+def test_reconcile_returns_only_old_leases_the_holder_no_longer_holds(table: LeaseTable, clock: FakeClock) -> None:
+    kept, lost = table.acquire(A, EDGE_1), table.acquire(A, EDGE_1)
+    table.acquire(B, EDGE_2)
+    clock.now += 10
+    young = table.acquire(A, EDGE_1)  # perhaps answered after the holder listed its leases
+    assert table.reconcile(EDGE_1, {kept}, older_than=10) == [(A, lost)]
+    assert (table.in_flight(A), table.in_flight(B)) == (2, 1)
+    assert table.reconcile(EDGE_1, {kept, young}, older_than=10) == []
+    assert table.release(kept) == A and table.release(young) == A
+
+
 def test_holderless_leases_keep_the_long_ttl(table: LeaseTable, clock: FakeClock) -> None:
     table.acquire(A)
     clock.now += 599
@@ -174,3 +185,22 @@ async def test_bad_holders_are_invalid_argument(router: Router, call) -> None:
         await call(router)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert await in_flight(router) == 0
+
+
+async def test_a_reconciling_heartbeat_returns_old_leases_the_edge_no_longer_holds(router: Router) -> None:
+    router.set_accounts([account("a")])
+    running, lost = await router.pick(holder=EDGE_1), await router.pick(holder=EDGE_1)  # lost: no outcome came
+    await router.pick(holder=EDGE_2)
+    router.clock.now += 11
+    young = await router.pick(holder=EDGE_1)  # answered after the edge listed its leases
+    assert await in_flight(router) == 4
+
+    older_edge = await router.stub.Heartbeat(router_pb2.HeartbeatRequest(holder=EDGE_1), timeout=5)
+    assert older_edge.released == 0 and await in_flight(router) == 4  # an edge that lists nothing loses nothing
+    reply = await router.stub.Heartbeat(router_pb2.HeartbeatRequest(
+        holder=EDGE_1, leases=[running.lease_id], reconcile=True), timeout=5)
+    assert reply.released == 1 and await in_flight(router) == 3
+    # The lost outcome arriving after all changes nothing.
+    await router.stub.ReportOutcome(router_pb2.ReportOutcomeRequest(
+        lease_id=lost.lease_id, account_id=A, outcome=router_pb2.OUTCOME_SUCCESS), timeout=5)
+    assert await in_flight(router) == 3 and young.lease_id

@@ -290,6 +290,8 @@ class Admissions:
         )
         try:
             response = await self._picker.pick(request)
+            if response.lease_id:
+                self._reports.hold(response.lease_id)
         except ServiceUnavailable:
             recalled = self._last_picks.recall(platforms, model, exclude, session)
             if recalled is None:

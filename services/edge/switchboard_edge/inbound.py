@@ -15,6 +15,7 @@ from switchboard_common.platforms import is_platform
 from switchboard_edge.errors import (
     AuthenticationFailed,
     InvalidRequest,
+    ModelNotFound,
     RequestTooLarge,
     UnsupportedMediaType,
 )
@@ -97,19 +98,24 @@ class ModelRef:
     model: str
 
 
-# Longer than any vendor's model id by far; a longer one would only travel to auth and the router for nothing
-# (and there cost every other request on the same stream its message).
+# Longer than any vendor's model id by far: no account serves a longer one, and it would only travel to auth
+# and the router for nothing (and there cost every other request on the same stream its message).
 MAX_MODEL_CHARS = 256
 
 
+def unknown_model(model: str) -> ModelNotFound:
+    return ModelNotFound(f"The model '{shown(model)}' does not exist or no account here serves it.")
+
+
 def parse_model(body: Mapping[str, Any]) -> ModelRef:
+    """The model string, `model` or `platform,model`; 400 when malformed, 404 when longer than any model."""
     value = body.get("model")
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("model: field required (a model name, or 'platform,model').")
-    if len(value) > MAX_MODEL_CHARS:
-        raise InvalidRequest(f"model: at most {MAX_MODEL_CHARS} characters, got {len(value)}.")
     platform, sep, model = value.partition(",")
     if not sep:
+        if len(value) > MAX_MODEL_CHARS:
+            raise unknown_model(value)
         return ModelRef(None, value.strip())
     platform, model = platform.strip(), model.strip()
     if not is_platform(platform):
@@ -119,4 +125,6 @@ def parse_model(body: Mapping[str, Any]) -> ModelRef:
         raise InvalidRequest(f"model: missing model name after '{platform},'.")
     if "," in model:
         raise InvalidRequest(f"model: expected 'platform,model' with one comma, got '{shown(value)}'.")
+    if len(model) > MAX_MODEL_CHARS:
+        raise unknown_model(model)
     return ModelRef(platform, model)

@@ -44,7 +44,6 @@ from switchboard_edge.durations import seconds_of
 from switchboard_edge.errors import (
     ClientFormat,
     InvalidRequest,
-    ModelNotFound,
     ServiceUnavailable,
     SwitchboardError,
     UpstreamTimeout,
@@ -190,8 +189,7 @@ class Relay:
         if ref.platform is None:
             platforms = self._catalog.platforms_for(ref.model, endpoint.platforms)
             if not platforms:
-                raise ModelNotFound(
-                    f"The model '{inbound.shown(ref.model)}' does not exist or no account here serves it.")
+                raise inbound.unknown_model(ref.model)
         elif ref.platform in endpoint.platforms:
             platforms = (ref.platform,)
         else:

@@ -43,6 +43,7 @@ class Reports:
         self._spool = spool
         self._background: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._held: set[str] = set()  # leases picked whose outcome is not handed over yet
         # Usage settled since the last flush, then sealed segments waiting for auth, oldest first.
         self._usage: list[auth_pb2.UsageRecord] = []
         self._segments: deque[Segment] = deque()
@@ -88,7 +89,13 @@ class Reports:
         except ServiceUnavailable:
             log.warning("admission release failed (they expire by themselves)")
 
+    def hold(self, lease_id: str) -> None:
+        """A lease the router granted this edge, held until its outcome is handed over (`report`); the
+        heartbeat lists them, so the router returns any whose outcome was lost on the way."""
+        self._held.add(lease_id)
+
     def report(self, outcome: router_pb2.ReportOutcomeRequest) -> None:
+        self._held.discard(outcome.lease_id)
         if self._closed:  # too late to send; the router returns the lease when this holder goes silent
             return
         self._outcomes.append(outcome)
@@ -183,7 +190,8 @@ class Reports:
         while True:
             try:
                 reply = await self._router.Heartbeat(
-                    router_pb2.HeartbeatRequest(holder=self.holder, release_held=release_held),
+                    router_pb2.HeartbeatRequest(holder=self.holder, release_held=release_held,
+                                                leases=self._held, reconcile=True),
                     timeout=self._timeout)
             except grpc.aio.AioRpcError as exc:
                 log.warning("router heartbeat failed: %s", exc.code().name)

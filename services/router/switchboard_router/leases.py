@@ -20,7 +20,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from itertools import count
 from typing import NamedTuple
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 class _Lease(NamedTuple):
     account_id: str
     holder: str  # "" for a holderless lease
+    taken_at: float
 
 
 class LeaseTable:
@@ -62,7 +63,7 @@ class LeaseTable:
         now = self._clock()
         self.expire(now)
         lease_id = f"{self._prefix}-{next(self._ids):x}"
-        self._leases[lease_id] = _Lease(account_id, holder)
+        self._leases[lease_id] = _Lease(account_id, holder, now)
         if holder:
             self._touch(holder, now)
             self._held.setdefault(holder, {})[lease_id] = None
@@ -95,6 +96,17 @@ class LeaseTable:
         released = self._release_holder(holder) if release_held else 0
         self._touch(holder, now)
         return released
+
+    def reconcile(self, holder: str, holds: Collection[str], older_than: float) -> list[tuple[str, str]]:
+        """Returns the leases of `holder` it no longer `holds` that were taken more than `older_than` seconds
+        ago (younger ones may be answers on their way to it); (account id, lease id) of each."""
+        now = self._clock()
+        self.expire(now)
+        gone = [(lease.account_id, lease_id) for lease_id in self._held.get(holder, ())
+                if lease_id not in holds and (lease := self._leases[lease_id]).taken_at + older_than <= now]
+        for _, lease_id in gone:
+            self.release(lease_id)
+        return gone
 
     def in_flight(self, account_id: str) -> int:
         self.expire(self._clock())

@@ -36,6 +36,9 @@ _REFUSED = {
 }
 # Why a pick is refused while the shared state is down and SWITCHBOARD_ROUTER_REDIS_UNAVAILABLE=refuse.
 _STATE_DOWN = "The router's shared state cannot be reached; try again shortly."
+# A heartbeat's reconciliation spares leases younger than this: a pick answered after the holder listed its
+# leases, or still on its way to it (longer than any edge waits for a pick).
+_RECONCILE_AFTER_SECONDS = 10.0
 # Holder ids are edge instance names ("<hostname>:<port>"); anything longer is a caller bug.
 MAX_HOLDER_CHARS = 512
 # Edge instances whose last slot extension is remembered; a bound, as holder names come from callers.
@@ -330,6 +333,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         released = self.leases.heartbeat(request.holder, release_held=request.release_held)
         if released:
             log.info("lease holder %r restarted: returned the %d leases it held", request.holder, released)
+        if request.reconcile and not request.release_held:
+            lost = self.leases.reconcile(request.holder, frozenset(request.leases), _RECONCILE_AFTER_SECONDS)
+            if lost:
+                log.warning("lease holder %r no longer holds %d leases (their outcomes were lost): returned",
+                            request.holder, len(lost))
+            dropped, released = lost, len(lost)
         for account_id, lease_id in dropped:
             await self._free_slot(account_id, lease_id)
         await self._extend_slots(request.holder)
