@@ -45,9 +45,14 @@ async def start_auth(database_url: str, wait_seconds: float, grpc_port: int) -> 
 
 
 async def exit_status(proc: asyncio.subprocess.Process, timeout: float) -> tuple[int, str, float]:
-    """The status, stderr and seconds taken of a process expected to exit within `timeout`."""
+    """The status, stderr and seconds taken of a process expected to exit within `timeout` (killed if not)."""
     started = time.monotonic()
-    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    try:
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     assert proc.returncode is not None
     return proc.returncode, stderr.decode(), time.monotonic() - started
 
@@ -119,12 +124,7 @@ async def test_auth_waits_for_an_unreachable_database_then_serves(
 async def test_auth_exits_with_3_once_the_wait_is_over(refusing_proxy: tuple[FaultProxy, str]) -> None:
     proxy, direct_url = refusing_proxy
     proc = await start_auth(through(direct_url, proxy.port), 1, free_port())
-    try:
-        status, stderr, _ = await exit_status(proc, 15)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    status, stderr, _ = await exit_status(proc, 15)
     assert status == 3, stderr
     assert "database unreachable, retrying for up to 1 s" in stderr, stderr
     assert "after waiting 1 s" in stderr, stderr
@@ -140,12 +140,7 @@ async def test_a_database_that_answers_but_refuses_exits_at_once(change: str) ->
     else:
         parts = parts._replace(netloc=f"sb_no_such_role@{parts.hostname or '127.0.0.1'}:{parts.port or 5432}")
     proc = await start_auth(urllib.parse.urlunsplit(parts), 60, free_port())
-    try:
-        status, stderr, _ = await exit_status(proc, 20)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    status, stderr, _ = await exit_status(proc, 20)
     assert status == 3, stderr
     assert "cannot open database" in stderr, stderr
     assert "retrying" not in stderr, stderr

@@ -4,6 +4,7 @@
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from prometheus_client import REGISTRY
@@ -35,17 +36,26 @@ def _through(proxy: FaultProxy, namespace: str, policy: str, **options: object) 
                          degraded_operations=metrics.REDIS_DEGRADED_OPERATIONS, probe_interval=0.1)
 
 
+@asynccontextmanager
+async def _local_and_another(proxy: FaultProxy, namespace: str) -> AsyncIterator[tuple[FallbackState, RedisState]]:
+    """A replica reaching Redis through `proxy` with the "local" policy, and another straight on Redis."""
+    state, other = _through(proxy, namespace, "local"), RedisState(REDIS_URL, namespace)
+    await state.start()
+    await other.start()
+    try:
+        yield state, other
+    finally:
+        await state.close()
+        await other.close()
+
+
 def _degraded() -> float:
     return REGISTRY.get_sample_value("switchboard_router_redis_degraded") or 0.0
 
 
 async def test_local_state_while_redis_is_gone_then_redis_again(proxy: FaultProxy, namespace: str,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    state = _through(proxy, namespace, "local")
-    other = RedisState(REDIS_URL, namespace)  # another replica, straight on Redis
-    await state.start()
-    await other.start()
-    try:
+    async with _local_and_another(proxy, namespace) as (state, other):
         until = time.time() + 600
         await state.bind("conv", "p/a", 600)
         await state.put_hold("p/a", "", Hold(HoldKind.THROTTLED, until, "429"))
@@ -77,18 +87,11 @@ async def test_local_state_while_redis_is_gone_then_redis_again(proxy: FaultProx
         assert await state.session("conv-2", 600) is None  # the outage's was this replica's alone
         await state.bind("conv-3", "p/c", 600)
         assert await other.session("conv-3", 600) == "p/c"  # shared again
-    finally:
-        await state.close()
-        await other.close()
 
 
 async def test_a_slot_taken_before_the_outage_and_ended_during_it_is_free_here_and_in_redis_after(
         proxy: FaultProxy, namespace: str) -> None:
-    state = _through(proxy, namespace, "local")
-    other = RedisState(REDIS_URL, namespace)  # another replica, straight on Redis
-    await state.start()
-    await other.start()
-    try:
+    async with _local_and_another(proxy, namespace) as (state, other):
         until = time.time() + 600
         assert await state.acquire("p/one", "before", 1, until)  # the account's only slot, in Redis
         await proxy.down()
@@ -101,9 +104,6 @@ async def test_a_slot_taken_before_the_outage_and_ended_during_it_is_free_here_a
         await until_recovered(state.outage)
         # Redis was told: the slot is free there too (not held until the lease TTL), for every replica.
         assert await other.acquire("p/one", "after", 1, until)
-    finally:
-        await state.close()
-        await other.close()
 
 
 async def test_refuse_policy_refuses_picks_while_redis_is_gone(proxy: FaultProxy, namespace: str,

@@ -96,7 +96,7 @@ class CallStream(Generic[Request, Answer]):
         self._service = service
         self._unavailable = unavailable
         self._unary = False
-        self._outbox: asyncio.Queue[Request | None] | None = None
+        self._outbox: asyncio.Queue[tuple[Request, int] | None] | None = None  # (request, its size)
         self._pending: dict[int, asyncio.Future[Answer]] = {}
         self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
@@ -104,9 +104,10 @@ class CallStream(Generic[Request, Answer]):
 
     async def call(self, request: Request) -> Answer:
         """The service's answer; raises `ServiceUnavailable` when it cannot be asked."""
-        if not self._unary and request.ByteSize() <= MESSAGE_BYTES:
+        size = request.ByteSize()
+        if not self._unary and size <= MESSAGE_BYTES:
             try:
-                return await self._over_stream(request)
+                return await self._over_stream(request, size)
             except _StreamGone as gone:
                 if gone.answered:
                     raise ServiceUnavailable(self._unavailable) from None
@@ -125,14 +126,14 @@ class CallStream(Generic[Request, Answer]):
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
 
-    async def _over_stream(self, request: Request) -> Answer:
+    async def _over_stream(self, request: Request, size: int) -> Answer:
         outbox = self._open()
         call_id = next(self._ids)
         request.call_id = call_id
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Answer] = loop.create_future()
         self._pending[call_id] = answer
-        outbox.put_nowait(request)
+        outbox.put_nowait((request, size))
         # A timer, not asyncio.timeout/shield: this is every request's path. A caller that gives up (timeout,
         # or cancelled) leaves `answer` done, and the reader hands an answer that still comes to `orphan`.
         timer = loop.call_later(self._timeout, _expire, answer)
@@ -144,30 +145,30 @@ class CallStream(Generic[Request, Answer]):
         finally:
             timer.cancel()
 
-    def _open(self) -> "asyncio.Queue[Request | None]":
+    def _open(self) -> "asyncio.Queue[tuple[Request, int] | None]":
         if self._outbox is not None:
             return self._outbox
-        outbox: asyncio.Queue[Request | None] = asyncio.Queue()
+        outbox: asyncio.Queue[tuple[Request, int] | None] = asyncio.Queue()
 
         async def requests() -> AsyncIterator[Request]:
-            while (request := await outbox.get()) is not None:
-                yield request
+            while (sized := await outbox.get()) is not None:
+                yield sized[0]
 
         async def batches(pack: Callable[[list[Request]], Any]) -> AsyncIterator[Any]:
-            carried: Request | None = None  # taken from the outbox, too big for the batch before
-            while (request := carried or await outbox.get()) is not None:
+            carried: tuple[Request, int] | None = None  # taken from the outbox, too big for the batch before
+            while (sized := carried or await outbox.get()) is not None:
                 carried = None
-                batch, size = [request], request.ByteSize()
+                batch, size = [sized[0]], sized[1]
                 while len(batch) < BATCH_LIMIT and not outbox.empty():
                     waiting = outbox.get_nowait()
                     if waiting is None:  # closing: what was taken still goes
                         outbox.put_nowait(None)
                         break
-                    size += waiting.ByteSize()
+                    size += waiting[1]
                     if size > MESSAGE_BYTES:
                         carried = waiting
                         break
-                    batch.append(waiting)
+                    batch.append(waiting[0])
                 yield pack(batch)
 
         call = self._open_stream(requests() if self._batches is None else batches(self._batches.pack))
@@ -175,7 +176,8 @@ class CallStream(Generic[Request, Answer]):
         self._reader = asyncio.get_running_loop().create_task(self._read(call, outbox))
         return outbox
 
-    async def _read(self, call: grpc.aio.StreamStreamCall, outbox: "asyncio.Queue[Request | None]") -> None:
+    async def _read(self, call: grpc.aio.StreamStreamCall,
+                    outbox: "asyncio.Queue[tuple[Request, int] | None]") -> None:
         answered = False
         try:
             unpack = None if self._batches is None else self._batches.unpack

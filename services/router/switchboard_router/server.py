@@ -93,8 +93,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     async def _batch_picks(self, batch: router_pb2.PickBatch) -> Iterable[router_pb2.PickRequest]:
         """The batch's picks, once the outcomes it carries are applied (their slots free for these picks)."""
-        for outcome in batch.outcomes:
-            await self._settle(outcome)
+        await self._settle_all(batch.outcomes)
         return batch.requests
 
     async def _stream_answer(self, request: router_pb2.PickRequest) -> router_pb2.PickResponse:
@@ -265,9 +264,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             yield response
 
     async def _settle_batch(self, request: router_pb2.ReportOutcomesRequest) -> router_pb2.ReportOutcomeResponse:
-        for outcome in request.outcomes:
-            await self._settle(outcome)
+        await self._settle_all(request.outcomes)
         return router_pb2.ReportOutcomeResponse()
+
+    async def _settle_all(self, outcomes: Iterable[router_pb2.ReportOutcomeRequest]) -> None:
+        for outcome in outcomes:
+            await self._settle(outcome)
 
     async def _settle(self, request: router_pb2.ReportOutcomeRequest) -> None:
         """Returns the lease, counts the outcome and lets it steer later picks (`verdicts`)."""

@@ -233,12 +233,7 @@ class RedisState:
             self._saw_accounts_version(int(version))
 
     async def accounts(self) -> dict[str, bytes]:
-        with _reaching_redis():
-            records = await self._redis.hgetall(self._prefix + "accounts")
-        return {
-            _text(account_id): record.encode() if isinstance(record, str) else record
-            for account_id, record in records.items()
-        }
+        return await self._records("accounts")
 
     async def put_credential(self, account_id: str, record: bytes) -> bool:
         keys = [self._prefix + "credentials", self._prefix + "accounts:version"]
@@ -250,8 +245,12 @@ class RedisState:
         return True
 
     async def credentials(self) -> dict[str, bytes]:
+        return await self._records("credentials")
+
+    async def _records(self, table: str) -> dict[str, bytes]:
+        """Account id → stored record, of one of the per-account hashes ("accounts", "credentials")."""
         with _reaching_redis():
-            records = await self._redis.hgetall(self._prefix + "credentials")
+            records = await self._redis.hgetall(self._prefix + table)
         return {
             _text(account_id): record.encode() if isinstance(record, str) else record
             for account_id, record in records.items()
